@@ -1,0 +1,608 @@
+//! Tuning: every setting the controller reads at run time, defined once.
+//!
+//! Each tunable is one line of the `tunables!` table below: the ConfigMap key,
+//! the command-line flag, the environment variable, the default and the doc
+//! line. The struct, the flags, the ConfigMap parser and the generated docs all
+//! come from that table, so they cannot drift apart.
+//!
+//! Layering: defaults < flags/environment < ConfigMap. A ConfigMap is applied on
+//! top of the flags, not on top of the previous ConfigMap, so removing a key goes
+//! back to the flag's value. Parsing is pure; the watch lives in `config_watch`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use prometheus_http_query::reqwest::Url;
+
+use crate::alerts::Matcher;
+use crate::schedule::Intervals;
+
+/// A value a tunable can hold: parsed from and rendered to the string form used
+/// in flags, environment variables and ConfigMaps alike.
+pub trait Setting: Sized {
+    fn parse(raw: &str) -> Result<Self, String>;
+}
+
+impl Setting for Duration {
+    fn parse(raw: &str) -> Result<Self, String> {
+        humantime::parse_duration(raw.trim())
+            .map_err(|e| format!("not a duration such as 500ms, 30s or 2m ({e})"))
+    }
+}
+
+impl Setting for f64 {
+    fn parse(raw: &str) -> Result<Self, String> {
+        raw.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .ok_or_else(|| "not a finite number".to_owned())
+    }
+}
+
+impl Setting for bool {
+    fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err("must be true or false".to_owned()),
+        }
+    }
+}
+
+impl Setting for String {
+    fn parse(raw: &str) -> Result<Self, String> {
+        let value = raw.trim();
+        if value.is_empty() {
+            return Err("must not be empty".to_owned());
+        }
+        Ok(value.to_owned())
+    }
+}
+
+impl Setting for Url {
+    fn parse(raw: &str) -> Result<Self, String> {
+        let url = Url::parse(raw.trim()).map_err(|e| format!("not a URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("the scheme must be http or https".to_owned());
+        }
+        if url.host_str().is_none() {
+            return Err("the URL has no host".to_owned());
+        }
+        Ok(url)
+    }
+}
+
+/// An optional file path; the empty string means "none".
+impl Setting for Option<PathBuf> {
+    fn parse(raw: &str) -> Result<Self, String> {
+        let value = raw.trim();
+        Ok((!value.is_empty()).then(|| PathBuf::from(value)))
+    }
+}
+
+/// A size in bytes, written plain (`1048576`) or with a binary suffix (`16Mi`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bytes(pub u64);
+
+impl Setting for Bytes {
+    fn parse(raw: &str) -> Result<Self, String> {
+        let value = raw.trim();
+        let (digits, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+            Some(at) => value.split_at(at),
+            None => (value, ""),
+        };
+        let multiplier: u64 = match unit {
+            "" => 1,
+            "Ki" => 1 << 10,
+            "Mi" => 1 << 20,
+            "Gi" => 1 << 30,
+            _ => return Err("not a size such as 65536, 512Ki or 16Mi".to_owned()),
+        };
+        digits
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(multiplier))
+            .map(Bytes)
+            .ok_or_else(|| "not a size such as 65536, 512Ki or 16Mi".to_owned())
+    }
+}
+
+/// One entry of the generated documentation.
+#[derive(Clone, Copy, Debug)]
+pub struct SettingDoc {
+    pub key: &'static str,
+    pub flag: &'static str,
+    pub env: &'static str,
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+macro_rules! tunables {
+    ($(
+        $(#[doc = $doc:literal])+
+        $field:ident : $ty:ty = ($key:literal, $flag:literal, $env:literal, $default:literal);
+    )+) => {
+        /// The controller's run-time settings, validated.
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct Tuning {
+            $( $(#[doc = $doc])+ pub $field: $ty, )+
+        }
+
+        /// The same settings as flags with environment twins, kept as raw
+        /// strings so one parser serves flags and ConfigMap alike.
+        #[derive(clap::Args, Clone, Debug, Default)]
+        pub struct TuningArgs {
+            $(
+                $(#[doc = $doc])+
+                #[arg(long = $flag, env = $env, value_name = $key, global = true)]
+                pub $field: Option<String>,
+            )+
+        }
+
+        /// Every tunable, in table order, for docs and the default ConfigMap.
+        pub const SETTINGS: &[SettingDoc] = &[
+            $( SettingDoc {
+                key: $key,
+                flag: $flag,
+                env: $env,
+                default: $default,
+                doc: concat!($($doc),+),
+            }, )+
+        ];
+
+        impl Tuning {
+            /// The built-in defaults.
+            pub fn defaults() -> Tuning {
+                Tuning {
+                    $( $field: <$ty as Setting>::parse($default)
+                        .expect(concat!("the default of ", $key, " parses")), )+
+                }
+            }
+
+            /// ConfigMap keys whose values differ between `self` and `other`.
+            pub fn changed_keys(&self, other: &Tuning) -> Vec<&'static str> {
+                let mut keys = Vec::new();
+                $( if self.$field != other.$field { keys.push($key); } )+
+                keys
+            }
+
+            /// Sets one setting by its ConfigMap key. `Ok(false)` for an unknown key.
+            fn set(&mut self, key: &str, raw: &str) -> Result<bool, String> {
+                match key {
+                    $( $key => self.$field = <$ty as Setting>::parse(raw)?, )+
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            }
+        }
+
+        impl TuningArgs {
+            /// The flags that were given, as (key, raw value) pairs.
+            fn given(&self) -> Vec<(&'static str, &str)> {
+                let mut given = Vec::new();
+                $( if let Some(raw) = &self.$field { given.push(($key, raw.as_str())); } )+
+                given
+            }
+        }
+    };
+}
+
+tunables! {
+    /// Base URL of the Prometheus to poll (its /api/v1/alerts is asked).
+    prometheus_url: Url = ("prometheusUrl", "prometheus-url", "ALERT_POLLER_PROMETHEUS_URL", "http://127.0.0.1:9090");
+    /// Poll interval right after the alerts changed; the floor of all intervals.
+    min_interval: Duration = ("minInterval", "min-interval", "ALERT_POLLER_MIN_INTERVAL", "1s");
+    /// Poll interval ceiling while the alerts stay the same.
+    max_interval: Duration = ("maxInterval", "max-interval", "ALERT_POLLER_MAX_INTERVAL", "15s");
+    /// Growth of the interval after each poll that found no change (1 = fixed interval).
+    backoff_factor: f64 = ("backoffFactor", "backoff-factor", "ALERT_POLLER_BACKOFF_FACTOR", "1.5");
+    /// Ceiling of the delay between polls while Prometheus fails (jitter included).
+    error_max_interval: Duration = ("errorMaxInterval", "error-max-interval", "ALERT_POLLER_ERROR_MAX_INTERVAL", "60s");
+    /// Time limit of one poll, from connect to the last byte.
+    request_timeout: Duration = ("requestTimeout", "request-timeout", "ALERT_POLLER_REQUEST_TIMEOUT", "5s");
+    /// Time limit for opening the connection to Prometheus.
+    connect_timeout: Duration = ("connectTimeout", "connect-timeout", "ALERT_POLLER_CONNECT_TIMEOUT", "2s");
+    /// Without a successful poll for this long, pipelines turn Unknown (GatewayProbingFailed).
+    stale_after: Duration = ("staleAfter", "stale-after", "ALERT_POLLER_STALE_AFTER", "2m");
+    /// Type of the condition written on each MetricPipeline.
+    condition_type: String = ("conditionType", "condition-type", "ALERT_POLLER_CONDITION_TYPE", "TelemetryFlowHealthy");
+    /// Alerts whose name starts with this are about MetricPipelines.
+    alert_name_prefix: String = ("alertNamePrefix", "alert-name-prefix", "ALERT_POLLER_ALERT_NAME_PREFIX", "Metric");
+    /// Largest alerts response accepted; a bigger one is an error, never a memory spike.
+    max_response_bytes: Bytes = ("maxResponseBytes", "max-response-bytes", "ALERT_POLLER_MAX_RESPONSE_BYTES", "32Mi");
+    /// File holding a bearer token for Prometheus, read at every poll so rotation works (empty: none).
+    bearer_token_file: Option<PathBuf> = ("bearerTokenFile", "bearer-token-file", "ALERT_POLLER_BEARER_TOKEN_FILE", "");
+    /// PEM file with the CA that signs Prometheus' certificate (empty: system roots).
+    ca_file: Option<PathBuf> = ("caFile", "ca-file", "ALERT_POLLER_CA_FILE", "");
+    /// Skip TLS certificate verification towards Prometheus (unsafe; logged as a warning).
+    insecure_skip_verify: bool = ("insecureSkipVerify", "insecure-skip-verify", "ALERT_POLLER_INSECURE_SKIP_VERIFY", "false");
+}
+
+/// A setting that was refused, with enough context to fix it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{key}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, value: &str, reason: impl Into<String>) -> Self {
+        Self {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// All refused settings of one source, reported together.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning::defaults()
+    }
+}
+
+impl Tuning {
+    /// Defaults with the given flags/environment applied and validated.
+    pub fn from_args(args: &TuningArgs) -> Result<Tuning, ConfigErrors> {
+        Tuning::defaults().with(args.given())
+    }
+
+    /// `self` with the ConfigMap's keys applied and validated. Every bad key is
+    /// reported, not just the first; unknown keys are errors because a typo
+    /// (`minInteval`) would otherwise be silently ignored.
+    pub fn with_overrides(&self, data: &BTreeMap<String, String>) -> Result<Tuning, ConfigErrors> {
+        self.with(data.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    fn with<'a>(
+        &self,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Tuning, ConfigErrors> {
+        let mut tuning = self.clone();
+        let mut errors = Vec::new();
+        let mut given = BTreeMap::new();
+        for (key, raw) in pairs {
+            given.insert(key, raw);
+            match tuning.set(key, raw) {
+                Ok(true) => {}
+                Ok(false) => errors.push(ConfigError::new(key, raw, unknown_key_reason())),
+                Err(reason) => errors.push(ConfigError::new(key, raw, reason)),
+            }
+        }
+        if errors.is_empty() {
+            errors.extend(tuning.check(&given));
+        }
+        if errors.is_empty() {
+            Ok(tuning)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// Rules that span settings or bound a single one. `given` holds the raw
+    /// values of this source, so an error quotes what the user wrote.
+    fn check(&self, given: &BTreeMap<&str, &str>) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let mut refuse = |key: &str, reason: String| {
+            let value = given.get(key).copied().unwrap_or("(default)");
+            errors.push(ConfigError::new(key, value, reason));
+        };
+        let ms = |d: Duration| humantime::format_duration(d).to_string();
+        if self.min_interval < Duration::from_millis(100) {
+            refuse("minInterval", "must be at least 100ms".into());
+        }
+        if self.max_interval < self.min_interval {
+            refuse(
+                "maxInterval",
+                format!("must not be below minInterval ({})", ms(self.min_interval)),
+            );
+        }
+        if !(1.0..=10.0).contains(&self.backoff_factor) {
+            refuse("backoffFactor", "must be between 1 and 10".into());
+        }
+        if self.error_max_interval < self.min_interval {
+            refuse(
+                "errorMaxInterval",
+                format!("must not be below minInterval ({})", ms(self.min_interval)),
+            );
+        }
+        if self.request_timeout < Duration::from_millis(100) {
+            refuse("requestTimeout", "must be at least 100ms".into());
+        }
+        if self.connect_timeout.is_zero() || self.connect_timeout > self.request_timeout {
+            refuse(
+                "connectTimeout",
+                format!(
+                    "must be above 0 and at most requestTimeout ({})",
+                    ms(self.request_timeout)
+                ),
+            );
+        }
+        if self.stale_after <= self.request_timeout {
+            refuse(
+                "staleAfter",
+                format!(
+                    "must be longer than requestTimeout ({})",
+                    ms(self.request_timeout)
+                ),
+            );
+        }
+        if let Err(reason) = check_condition_type(&self.condition_type) {
+            refuse("conditionType", reason);
+        }
+        if self.max_response_bytes.0 < 1024 {
+            refuse("maxResponseBytes", "must be at least 1Ki".into());
+        }
+        errors
+    }
+
+    /// The schedule's view of the tuning.
+    pub fn intervals(&self) -> Intervals {
+        Intervals {
+            min: self.min_interval,
+            max: self.max_interval,
+            factor: self.backoff_factor,
+            error_max: self.error_max_interval,
+        }
+    }
+
+    /// The alert matching this tuning asks for.
+    pub fn matcher(&self) -> Matcher {
+        Matcher {
+            alertname_prefix: self.alert_name_prefix.clone(),
+            ..Matcher::default()
+        }
+    }
+}
+
+fn unknown_key_reason() -> String {
+    let keys: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+    format!("unknown key; known keys are {}", keys.join(", "))
+}
+
+/// A condition type is a Kubernetes qualified name: an optional DNS-subdomain
+/// prefix and a slash, then up to 63 alphanumerics, '-', '_' or '.', starting
+/// and ending alphanumeric. The API server rejects anything else, so we refuse
+/// it here, before every status write would fail.
+fn check_condition_type(value: &str) -> Result<(), String> {
+    let (prefix, name) = match value.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, value),
+    };
+    let inner_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(inner_ok)
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            })
+    });
+    if name_ok && prefix_ok {
+        Ok(())
+    } else {
+        Err(
+            "must be a qualified name such as TelemetryFlowHealthy or example.com/FlowHealthy"
+                .into(),
+        )
+    }
+}
+
+/// The settings as a Markdown table, for the README (kept in sync by a test).
+pub fn settings_markdown() -> String {
+    let mut out = String::from(
+        "| ConfigMap key | Flag | Environment | Default | Meaning |\n|---|---|---|---|---|\n",
+    );
+    for s in SETTINGS {
+        let default = if s.default.is_empty() {
+            "(none)"
+        } else {
+            s.default
+        };
+        out.push_str(&format!(
+            "| `{}` | `--{}` | `{}` | `{}` | {} |\n",
+            s.key,
+            s.flag,
+            s.env,
+            default,
+            s.doc.trim()
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_parse_and_pass_validation() {
+        let tuning = Tuning::defaults();
+        assert_eq!(tuning.with_overrides(&BTreeMap::new()), Ok(tuning.clone()));
+        assert_eq!(tuning.condition_type, "TelemetryFlowHealthy");
+        assert_eq!(tuning.max_response_bytes, Bytes(32 << 20));
+    }
+
+    #[test]
+    fn overrides_apply_every_key() {
+        let t = Tuning::defaults()
+            .with_overrides(&data(&[
+                ("prometheusUrl", "https://prom.example:9443/sub/"),
+                ("minInterval", "500ms"),
+                ("maxInterval", "2m"),
+                ("backoffFactor", "3"),
+                ("errorMaxInterval", "5m"),
+                ("requestTimeout", "10s"),
+                ("connectTimeout", "1s"),
+                ("staleAfter", "10m"),
+                ("conditionType", "example.com/FlowHealthy"),
+                ("alertNamePrefix", "Custom"),
+                ("maxResponseBytes", "512Ki"),
+                ("bearerTokenFile", "/var/run/token"),
+                ("caFile", "/etc/ca.pem"),
+                ("insecureSkipVerify", "true"),
+            ]))
+            .expect("valid overrides");
+        assert_eq!(t.prometheus_url.as_str(), "https://prom.example:9443/sub/");
+        assert_eq!(t.min_interval, Duration::from_millis(500));
+        assert_eq!(t.max_interval, Duration::from_secs(120));
+        assert_eq!(t.backoff_factor, 3.0);
+        assert_eq!(t.error_max_interval, Duration::from_secs(300));
+        assert_eq!(t.request_timeout, Duration::from_secs(10));
+        assert_eq!(t.connect_timeout, Duration::from_secs(1));
+        assert_eq!(t.stale_after, Duration::from_secs(600));
+        assert_eq!(t.condition_type, "example.com/FlowHealthy");
+        assert_eq!(t.matcher().alertname_prefix, "Custom");
+        assert_eq!(t.max_response_bytes, Bytes(512 * 1024));
+        assert_eq!(t.bearer_token_file, Some(PathBuf::from("/var/run/token")));
+        assert_eq!(t.ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        assert!(t.insecure_skip_verify);
+    }
+
+    #[test]
+    fn overrides_sit_on_the_base_not_on_each_other() {
+        let base = Tuning::defaults();
+        let first = base
+            .with_overrides(&data(&[("minInterval", "2s")]))
+            .unwrap();
+        assert_eq!(first.min_interval, Duration::from_secs(2));
+        // The next ConfigMap without the key goes back to the base value.
+        let second = base
+            .with_overrides(&data(&[("maxInterval", "20s")]))
+            .unwrap();
+        assert_eq!(second.min_interval, base.min_interval);
+    }
+
+    #[test]
+    fn every_bad_value_is_named_with_key_and_value() {
+        let err = Tuning::defaults()
+            .with_overrides(&data(&[
+                ("minInterval", "fast"),
+                ("backoffFactor", "NaN"),
+                ("prometheusUrl", "ftp://x"),
+                ("maxResponseBytes", "12MB"),
+                ("insecureSkipVerify", "yes"),
+            ]))
+            .unwrap_err();
+        let keys: Vec<_> = err.0.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "backoffFactor",
+                "insecureSkipVerify",
+                "maxResponseBytes",
+                "minInterval",
+                "prometheusUrl"
+            ]
+        );
+        let text = err.to_string();
+        assert!(text.contains(r#"minInterval="fast""#), "{text}");
+        assert!(text.contains(r#"prometheusUrl="ftp://x""#), "{text}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Tuning::defaults()
+            .with_overrides(&data(&[("minInteval", "2s")]))
+            .unwrap_err();
+        assert_eq!(err.0[0].key, "minInteval");
+        assert!(err.0[0].reason.contains("minInterval"));
+    }
+
+    #[test]
+    fn cross_field_rules_hold() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("minInterval", "10s"), ("maxInterval", "5s")],
+                "maxInterval",
+            ),
+            (&[("minInterval", "50ms")], "minInterval"),
+            (&[("backoffFactor", "0.5")], "backoffFactor"),
+            (&[("errorMaxInterval", "500ms")], "errorMaxInterval"),
+            (
+                &[("requestTimeout", "1s"), ("connectTimeout", "2s")],
+                "connectTimeout",
+            ),
+            (&[("staleAfter", "3s")], "staleAfter"),
+            (&[("conditionType", "Flow Healthy")], "conditionType"),
+            (&[("conditionType", "-Flow")], "conditionType"),
+            (&[("conditionType", "Bad_Prefix/Flow")], "conditionType"),
+            (&[("maxResponseBytes", "10")], "maxResponseBytes"),
+            (&[("conditionType", "  ")], "conditionType"),
+        ];
+        for (pairs, key) in cases {
+            let err = Tuning::defaults().with_overrides(&data(pairs)).unwrap_err();
+            assert_eq!(err.0.len(), 1, "{pairs:?}: {err}");
+            assert_eq!(err.0[0].key, *key, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn byte_sizes_parse() {
+        assert_eq!(Bytes::parse("1024"), Ok(Bytes(1024)));
+        assert_eq!(Bytes::parse("16Mi"), Ok(Bytes(16 << 20)));
+        assert_eq!(Bytes::parse("1Gi"), Ok(Bytes(1 << 30)));
+        assert!(Bytes::parse("1.5Mi").is_err());
+        assert!(Bytes::parse("99999999999999999999Gi").is_err());
+    }
+
+    #[test]
+    fn flags_are_validated_like_configmaps() {
+        let args = TuningArgs {
+            min_interval: Some("2s".into()),
+            ..TuningArgs::default()
+        };
+        assert_eq!(
+            Tuning::from_args(&args).unwrap().min_interval,
+            Duration::from_secs(2)
+        );
+        let args = TuningArgs {
+            stale_after: Some("1s".into()),
+            ..TuningArgs::default()
+        };
+        assert_eq!(Tuning::from_args(&args).unwrap_err().0[0].key, "staleAfter");
+    }
+
+    #[test]
+    fn settings_table_lists_every_key_once() {
+        let table = settings_markdown();
+        for s in SETTINGS {
+            assert_eq!(
+                table.matches(&format!("| `{}` |", s.key)).count(),
+                1,
+                "{}",
+                s.key
+            );
+        }
+    }
+}

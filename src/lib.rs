@@ -1,0 +1,23 @@
+//! alert-poller: keeps the `TelemetryFlowHealthy` condition of Kyma
+//! MetricPipelines current by polling Prometheus alerts.
+//!
+//! One poll travels through these modules, in this order:
+//! [`prometheus`] (the HTTP request) → [`alerts`] (snapshot and diff) →
+//! [`poller`] (loop, staleness, re-queue) → [`controller`] (reconcile and
+//! status write), with [`health`] deciding the condition and [`schedule`]
+//! deciding when to poll next. [`config`] defines the tuning and
+//! [`config_watch`] applies the ConfigMap at run time. The pure modules
+//! (`alerts`, `health`, `schedule`, `config`) do no I/O.
+
+pub mod alerts;
+pub mod check;
+pub mod config;
+pub mod config_watch;
+pub mod controller;
+pub mod health;
+pub mod metrics;
+pub mod pipeline;
+pub mod poller;
+pub mod prometheus;
+pub mod schedule;
+pub mod server;

@@ -1,0 +1,289 @@
+//! The `alert-poller` binary: command line, wiring of the tasks, and shutdown.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alert_poller::check::{self, PipelineReport};
+use alert_poller::config::{Tuning, TuningArgs};
+use alert_poller::config_watch::ConfigWatch;
+use alert_poller::controller::{self, Context};
+use alert_poller::metrics::Metrics;
+use alert_poller::pipeline;
+use alert_poller::poller::{PollView, Poller};
+use alert_poller::prometheus::install_crypto_provider;
+use alert_poller::server::{self, Readiness};
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use kube::runtime::events::{Recorder, Reporter};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// Keeps the TelemetryFlowHealthy condition of Kyma MetricPipelines current by
+/// polling Prometheus alerts.
+#[derive(Parser, Debug)]
+#[command(name = "alert-poller", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+    #[command(flatten, next_help_heading = "Tuning (each also a ConfigMap key)")]
+    tuning: TuningArgs,
+    /// Log format.
+    #[arg(long, env = "ALERT_POLLER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json, global = true)]
+    log_format: LogFormat,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the controller (the default).
+    Run,
+    /// Print the MetricPipeline CRD generated from the Rust types.
+    Crd,
+    /// Print the tuning settings as a Markdown table.
+    Settings,
+    /// Poll Prometheus once and print the condition each pipeline would get.
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Namespace of the tuning ConfigMap (the controller's own namespace).
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "alert-poller",
+        global = true
+    )]
+    namespace: String,
+    /// Name of the tuning ConfigMap.
+    #[arg(
+        long,
+        env = "ALERT_POLLER_CONFIGMAP",
+        default_value = "alert-poller",
+        global = true
+    )]
+    config_map: String,
+    /// Address of the metrics and probes port.
+    #[arg(
+        long,
+        env = "ALERT_POLLER_METRICS_ADDRESS",
+        default_value = "0.0.0.0:8080",
+        global = true
+    )]
+    metrics_address: SocketAddr,
+    /// This replica's name, in events and logs.
+    #[arg(long, env = "POD_NAME", default_value = "alert-poller", global = true)]
+    pod_name: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct CheckArgs {
+    /// Pipeline to judge; repeat for several.
+    #[arg(long = "pipeline", required = true)]
+    pipelines: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let tuning = match Tuning::from_args(&cli.tuning) {
+        Ok(t) => t,
+        Err(errors) => {
+            eprintln!("error: invalid settings: {errors}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Crd => {
+            print!("{}", pipeline::crd_yaml());
+            ExitCode::SUCCESS
+        }
+        Command::Settings => {
+            print!("{}", alert_poller::config::settings_markdown());
+            ExitCode::SUCCESS
+        }
+        Command::Check(args) => block_on(run_check(&tuning, &args)),
+        Command::Run => match block_on(run_controller(cli.run, tuning)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(error = format!("{error:#}"), "alert-poller stopped");
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+        .block_on(future)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn run_check(tuning: &Tuning, args: &CheckArgs) -> ExitCode {
+    match check::check(tuning, &args.pipelines).await {
+        Ok(reports) => {
+            print_reports(&reports, args.output);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_reports(reports: &[PipelineReport], output: Output) {
+    match output {
+        Output::Table => print!("{}", check::table(reports)),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(reports).expect("reports serialize")
+        ),
+    }
+}
+
+/// Time the tasks get to finish after a signal; the process must be gone
+/// within 5 s of SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(4_000);
+
+async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
+    install_crypto_provider();
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot create the Kubernetes client (in-cluster config or KUBECONFIG)")?;
+    let listener = TcpListener::bind(args.metrics_address)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.metrics_address))?;
+    tracing::info!(
+        address = %args.metrics_address,
+        prometheus = %base.prometheus_url,
+        namespace = %args.namespace,
+        configmap = %args.config_map,
+        "alert-poller starting"
+    );
+
+    let (metrics, registry) = Metrics::new();
+    let metrics = Arc::new(metrics);
+    let shutdown = CancellationToken::new();
+    let base = Arc::new(base);
+    let (tuning_tx, tuning_rx) = watch::channel(base.clone());
+    let (view_tx, view_rx) = watch::channel(Arc::new(PollView::default()));
+    let (polled_tx, polled_rx) = watch::channel(false);
+    let (synced_tx, synced_rx) = watch::channel(false);
+    let (requeue_tx, requeue_rx) = mpsc::unbounded_channel();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "alert-poller".into(),
+            instance: Some(args.pod_name.clone()),
+        },
+    );
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(server::serve(
+        listener,
+        Arc::new(registry),
+        Readiness {
+            polled: polled_rx,
+            synced: synced_rx,
+        },
+        shutdown.clone(),
+    ));
+    tasks.spawn(
+        ConfigWatch {
+            client: client.clone(),
+            namespace: args.namespace.clone(),
+            name: args.config_map.clone(),
+            base,
+            tuning: tuning_tx,
+            recorder: recorder.clone(),
+            metrics: metrics.clone(),
+        }
+        .run(shutdown.clone()),
+    );
+    tasks.spawn(
+        Poller {
+            tuning: tuning_rx.clone(),
+            view: view_tx,
+            requeue: requeue_tx,
+            metrics: metrics.clone(),
+            polled: polled_tx,
+        }
+        .run(shutdown.clone()),
+    );
+    let ctx = Arc::new(Context {
+        client,
+        view: view_rx,
+        tuning: tuning_rx,
+        recorder,
+        metrics,
+    });
+    tasks.spawn(controller::run(
+        ctx,
+        requeue_rx,
+        synced_tx,
+        shutdown.clone(),
+    ));
+
+    tokio::select! {
+        signal = shutdown_signal() => tracing::info!(signal, "shutting down"),
+        Some(ended) = tasks.join_next() => {
+            // Every task runs until shutdown; one ending early is a bug.
+            tracing::error!(?ended, "a task ended unexpectedly; shutting down");
+        }
+    }
+    shutdown.cancel();
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("tasks did not finish within the grace period; exiting anyway");
+    }
+    Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT and names it.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

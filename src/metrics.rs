@@ -1,0 +1,239 @@
+//! alert-poller's own metrics, served on `/metrics` in OpenMetrics text.
+//!
+//! Names follow Prometheus conventions: `alert_poller_` prefix, base units
+//! (seconds, bytes), `_total` on counters (added by the encoder).
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `success` or the error class.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChangeLabels {
+    /// `added` or `removed`.
+    pub change: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    /// The condition status written: `True`, `False` or `Unknown`.
+    pub status: String,
+}
+
+/// Every metric the controller exports, registered once at start.
+#[derive(Debug)]
+pub struct Metrics {
+    pub polls: Family<ResultLabels, Counter>,
+    pub poll_duration: Histogram,
+    pub response_bytes: Counter,
+    pub active_alerts: Family<StateLabels, Gauge>,
+    pub alert_changes: Family<ChangeLabels, Counter>,
+    pub pipelines_requeued: Counter,
+    pub full_requeues: Counter,
+    pub reconciles: Family<ResultLabels, Counter>,
+    pub reconcile_duration: Histogram,
+    pub status_writes: Family<StatusLabels, Counter>,
+    pub poll_interval: Gauge<f64, AtomicU64>,
+    pub last_success: Gauge<f64, AtomicU64>,
+    pub stale: Gauge,
+    pub config_valid: Gauge,
+    pub config_reloads: Family<ResultLabels, Counter>,
+    pub leader: Gauge,
+}
+
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+impl Metrics {
+    /// Creates the metrics and registers them in a fresh registry.
+    pub fn new() -> (Metrics, Registry) {
+        let mut registry = Registry::with_prefix("alert_poller");
+        let m = Metrics {
+            polls: Family::default(),
+            poll_duration: Histogram::new(LATENCY_BUCKETS),
+            response_bytes: Counter::default(),
+            active_alerts: Family::default(),
+            alert_changes: Family::default(),
+            pipelines_requeued: Counter::default(),
+            full_requeues: Counter::default(),
+            reconciles: Family::default(),
+            reconcile_duration: Histogram::new(LATENCY_BUCKETS),
+            status_writes: Family::default(),
+            poll_interval: Gauge::default(),
+            last_success: Gauge::default(),
+            stale: Gauge::default(),
+            config_valid: Gauge::default(),
+            config_reloads: Family::default(),
+            leader: Gauge::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "polls",
+            "Polls of Prometheus alerts, by result",
+            m.polls.clone(),
+        );
+        r.register_with_unit(
+            "poll_duration",
+            "Time of one poll, request and decoding",
+            Unit::Seconds,
+            m.poll_duration.clone(),
+        );
+        r.register_with_unit(
+            "prometheus_response",
+            "Bytes of alerts responses read (after decompression)",
+            Unit::Bytes,
+            m.response_bytes.clone(),
+        );
+        r.register(
+            "active_alerts",
+            "Alerts of the pipeline kind at the last successful poll, by state",
+            m.active_alerts.clone(),
+        );
+        r.register(
+            "alert_changes",
+            "Firing alerts that appeared or went away between polls",
+            m.alert_changes.clone(),
+        );
+        r.register(
+            "pipelines_requeued",
+            "Pipelines queued for reconcile because their alerts changed",
+            m.pipelines_requeued.clone(),
+        );
+        r.register(
+            "full_requeues",
+            "Times every pipeline was queued (unscoped alert change, staleness, recovery, tuning change)",
+            m.full_requeues.clone(),
+        );
+        r.register("reconciles", "Reconciles, by result", m.reconciles.clone());
+        r.register_with_unit(
+            "reconcile_duration",
+            "Time of one reconcile",
+            Unit::Seconds,
+            m.reconcile_duration.clone(),
+        );
+        r.register(
+            "status_writes",
+            "Condition writes to the API server, by written status",
+            m.status_writes.clone(),
+        );
+        r.register_with_unit(
+            "poll_interval",
+            "Delay until the next poll, as last scheduled",
+            Unit::Seconds,
+            m.poll_interval.clone(),
+        );
+        r.register_with_unit(
+            "last_successful_poll_timestamp",
+            "Unix time of the last successful poll",
+            Unit::Seconds,
+            m.last_success.clone(),
+        );
+        r.register(
+            "stale",
+            "1 while no poll succeeded within staleAfter and pipelines are Unknown",
+            m.stale.clone(),
+        );
+        r.register(
+            "config_valid",
+            "1 if the last ConfigMap read was valid, 0 if it was refused",
+            m.config_valid.clone(),
+        );
+        r.register(
+            "config_reloads",
+            "ConfigMap reads, by result",
+            m.config_reloads.clone(),
+        );
+        r.register(
+            "leader",
+            "1 while this replica holds the leader lease and runs the poller and controller",
+            m.leader.clone(),
+        );
+        m.config_valid.set(1);
+        (m, registry)
+    }
+
+    pub fn record_poll(&self, result: &str, took: Duration) {
+        self.polls
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+        self.poll_duration.observe(took.as_secs_f64());
+    }
+
+    pub fn record_reconcile(&self, result: &str, took: Duration) {
+        self.reconciles
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+        self.reconcile_duration.observe(took.as_secs_f64());
+    }
+
+    pub fn record_status_write(&self, status: &str) {
+        self.status_writes
+            .get_or_create(&StatusLabels {
+                status: status.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn record_config(&self, valid: bool) {
+        self.config_valid.set(i64::from(valid));
+        let result = if valid { "valid" } else { "invalid" };
+        self.config_reloads
+            .get_or_create(&ResultLabels {
+                result: result.into(),
+            })
+            .inc();
+    }
+}
+
+/// Renders the registry in OpenMetrics text.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry)
+        .expect("writing to a String cannot fail");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_prefix_units_and_total() {
+        let (m, registry) = Metrics::new();
+        m.record_poll("success", Duration::from_millis(3));
+        m.record_status_write("False");
+        m.poll_interval.set(1.5);
+        let text = render(&registry);
+        for name in [
+            "alert_poller_polls_total{result=\"success\"} 1",
+            "alert_poller_poll_duration_seconds_count 1",
+            "alert_poller_status_writes_total{status=\"False\"} 1",
+            "alert_poller_poll_interval_seconds 1.5",
+            "alert_poller_config_valid 1",
+            "alert_poller_prometheus_response_bytes_total 0",
+        ] {
+            assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+    }
+}

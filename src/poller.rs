@@ -1,0 +1,272 @@
+//! The poll loop: the only place that talks to Prometheus.
+//!
+//! One task asks for the alerts, turns the answer into a [`Snapshot`], diffs it
+//! against the previous one and sends the affected pipelines to the controller.
+//! It publishes what it knows as a [`PollView`]; reconciles read that view and
+//! never call Prometheus. Between polls it waits for the schedule's delay, a
+//! tuning change (which polls at once) or the staleness deadline (which turns
+//! every pipeline Unknown), whichever comes first.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::alerts::{Affected, Snapshot};
+use crate::config::Tuning;
+use crate::health::Knowledge;
+use crate::metrics::{ChangeLabels, Metrics, StateLabels};
+use crate::prometheus::{AlertsResponse, ClientSettings, PollError, PrometheusClient};
+use crate::schedule::{Outcome, Schedule};
+
+/// What the poller knows, as reconciles see it.
+#[derive(Clone, Debug, Default)]
+pub struct PollView {
+    /// The last successful poll's alerts; `None` before the first success.
+    pub snapshot: Option<Arc<Snapshot>>,
+    /// Set while no poll has succeeded for longer than `staleAfter`: the class
+    /// of the last error.
+    pub stale_cause: Option<&'static str>,
+}
+
+impl PollView {
+    pub fn knowledge(&self) -> Knowledge<'_> {
+        match (&self.snapshot, self.stale_cause) {
+            (_, Some(cause)) => Knowledge::Stale { cause },
+            (Some(snapshot), None) => Knowledge::Fresh(snapshot),
+            (None, None) => Knowledge::Nothing,
+        }
+    }
+}
+
+/// The poller's connections to the rest of the process.
+pub struct Poller {
+    pub tuning: watch::Receiver<Arc<Tuning>>,
+    pub view: watch::Sender<Arc<PollView>>,
+    pub requeue: mpsc::UnboundedSender<Affected>,
+    pub metrics: Arc<Metrics>,
+    /// Flipped to true once the first poll has finished, whatever its result.
+    pub polled: watch::Sender<bool>,
+}
+
+/// State carried from one poll to the next.
+struct Memory {
+    started: Instant,
+    previous: Option<Arc<Snapshot>>,
+    last_success: Option<Instant>,
+    stale: bool,
+    last_error: &'static str,
+}
+
+impl Poller {
+    /// Polls until `shutdown` is cancelled.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut tuning = self.tuning.borrow_and_update().clone();
+        let mut schedule = Schedule::new(&tuning.intervals());
+        let mut client: Option<PrometheusClient> = None;
+        let mut watching_tuning = true;
+        let mut memory = Memory {
+            started: Instant::now(),
+            previous: None,
+            last_success: None,
+            stale: false,
+            last_error: "none",
+        };
+        loop {
+            let settings = ClientSettings::from(&*tuning);
+            if client.as_ref().map(PrometheusClient::settings) != Some(&settings) {
+                client = match PrometheusClient::new(settings) {
+                    Ok(c) => {
+                        tracing::info!(url = c.url(), "polling Prometheus");
+                        Some(c)
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "cannot build the Prometheus client");
+                        None
+                    }
+                };
+            }
+
+            let started = Instant::now();
+            let result = match &client {
+                Some(c) => tokio::select! {
+                    result = c.alerts() => Some(result),
+                    () = shutdown.cancelled() => return,
+                },
+                None => None,
+            };
+            let outcome = match result {
+                Some(Ok(response)) => {
+                    self.metrics.record_poll("success", started.elapsed());
+                    self.on_success(response, &tuning, &mut memory)
+                }
+                Some(Err(error)) => {
+                    self.metrics.record_poll(error.kind(), started.elapsed());
+                    self.on_failure(&error, &mut memory);
+                    Outcome::Failed {
+                        retry_after: error.retry_after(),
+                    }
+                }
+                None => {
+                    self.metrics.record_poll("client", started.elapsed());
+                    memory.last_error = "client";
+                    Outcome::Failed { retry_after: None }
+                }
+            };
+            self.polled.send_replace(true);
+
+            let delay = schedule.next(&tuning.intervals(), outcome, fastrand::f64());
+            self.metrics.poll_interval.set(delay.as_secs_f64());
+            tracing::debug!(?delay, ?outcome, "next poll scheduled");
+            let next_poll = tokio::time::Instant::now() + delay;
+
+            // Wait for the next poll, waking early for staleness or new tuning.
+            loop {
+                let stale_at = (!memory.stale).then(|| {
+                    let since = memory.last_success.unwrap_or(memory.started);
+                    tokio::time::Instant::from_std(since + tuning.stale_after)
+                });
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep_until(next_poll) => break,
+                    () = sleep_until_some(stale_at) => self.go_stale(&mut memory),
+                    changed = self.tuning.changed(), if watching_tuning => {
+                        if changed.is_err() {
+                            watching_tuning = false;
+                            continue;
+                        }
+                        let new = self.tuning.borrow_and_update().clone();
+                        self.retune(&tuning, &new, &mut memory);
+                        tuning = new;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_success(
+        &self,
+        response: AlertsResponse,
+        tuning: &Tuning,
+        memory: &mut Memory,
+    ) -> Outcome {
+        self.metrics.response_bytes.inc_by(response.bytes as u64);
+        let snapshot = Arc::new(Snapshot::from_alerts(response.alerts, &tuning.matcher()));
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        self.metrics.last_success.set(now.as_secs_f64());
+        self.set_alert_gauges(&snapshot);
+        memory.last_success = Some(Instant::now());
+
+        let (mut affected, changed) = match &memory.previous {
+            None => (Affected::All, true),
+            Some(previous) => {
+                let diff = snapshot.diff(previous);
+                self.count_changes(diff.added, diff.removed);
+                if !diff.is_empty() {
+                    tracing::info!(
+                        added = diff.added,
+                        removed = diff.removed,
+                        affected = ?diff.affected,
+                        firing = snapshot.firing(),
+                        "firing alerts changed"
+                    );
+                }
+                (diff.affected.clone(), !diff.is_empty())
+            }
+        };
+        if memory.stale {
+            tracing::info!("Prometheus answers again; flow health is known again");
+            memory.stale = false;
+            self.metrics.stale.set(0);
+            affected = Affected::All;
+        }
+        memory.previous = Some(snapshot.clone());
+        self.view.send_replace(Arc::new(PollView {
+            snapshot: Some(snapshot),
+            stale_cause: None,
+        }));
+        self.send(affected);
+        if changed {
+            Outcome::Changed
+        } else {
+            Outcome::Unchanged
+        }
+    }
+
+    fn on_failure(&self, error: &PollError, memory: &mut Memory) {
+        tracing::warn!(%error, kind = error.kind(), "poll of Prometheus alerts failed");
+        memory.last_error = error.kind();
+    }
+
+    /// No successful poll within `staleAfter`: every pipeline turns Unknown.
+    fn go_stale(&self, memory: &mut Memory) {
+        memory.stale = true;
+        self.metrics.stale.set(1);
+        tracing::warn!(
+            last_error = memory.last_error,
+            "no successful poll within staleAfter; pipelines turn Unknown"
+        );
+        self.view.send_replace(Arc::new(PollView {
+            snapshot: self.view.borrow().snapshot.clone(),
+            stale_cause: Some(memory.last_error),
+        }));
+        self.send(Affected::All);
+    }
+
+    /// Applies new tuning between polls.
+    fn retune(&self, old: &Tuning, new: &Tuning, memory: &mut Memory) {
+        if old.matcher() != new.matcher() {
+            // The old snapshot was cut with the old matcher: diffing against it
+            // would be meaningless, so the next poll counts as a fresh start.
+            memory.previous = None;
+        }
+        if old.condition_type != new.condition_type {
+            self.send(Affected::All);
+        }
+    }
+
+    fn send(&self, affected: Affected) {
+        if affected.is_none() {
+            return;
+        }
+        // Fails only when the controller is gone, i.e. during shutdown.
+        let _ = self.requeue.send(affected);
+    }
+
+    fn set_alert_gauges(&self, snapshot: &Snapshot) {
+        for (state, count) in [
+            ("firing", snapshot.firing()),
+            ("pending", snapshot.pending()),
+        ] {
+            self.metrics
+                .active_alerts
+                .get_or_create(&StateLabels {
+                    state: state.into(),
+                })
+                .set(count as i64);
+        }
+    }
+
+    fn count_changes(&self, added: usize, removed: usize) {
+        for (change, n) in [("added", added), ("removed", removed)] {
+            self.metrics
+                .alert_changes
+                .get_or_create(&ChangeLabels {
+                    change: change.into(),
+                })
+                .inc_by(n as u64);
+        }
+    }
+}
+
+/// Sleeps until the instant, or forever when there is none.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,110 @@
+//! The one port alert-poller listens on: `/metrics`, `/healthz`, `/readyz`.
+//! Nothing else is served; in particular there is no webhook.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::CONTENT_TYPE;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics;
+
+/// Readiness inputs: the replica is ready once its first poll has finished
+/// and the pipeline cache has synced. A replica that is not the leader does
+/// neither and reports so, which is the truth: it is standing by.
+#[derive(Clone)]
+pub struct Readiness {
+    pub polled: watch::Receiver<bool>,
+    pub synced: watch::Receiver<bool>,
+}
+
+impl Readiness {
+    fn state(&self) -> (bool, bool) {
+        (*self.polled.borrow(), *self.synced.borrow())
+    }
+}
+
+/// Serves until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (stream, _peer): (_, SocketAddr) = tokio::select! {
+            () = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let registry = registry.clone();
+        let readiness = readiness.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let response = route(&req, &registry, &readiness);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = shutdown.cancelled() => connection.as_mut().graceful_shutdown(),
+            }
+        });
+    }
+}
+
+fn route(
+    req: &Request<Incoming>,
+    registry: &Registry,
+    readiness: &Readiness,
+) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET is served\n");
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            let body = metrics::render(registry);
+            Response::builder()
+                .header(
+                    CONTENT_TYPE,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )
+                .body(Full::new(Bytes::from(body)))
+                .expect("static headers are valid")
+        }
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" => match readiness.state() {
+            (true, true) => text(StatusCode::OK, "ready\n"),
+            (polled, synced) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("not ready: first poll done={polled}, pipeline cache synced={synced}\n"),
+            ),
+        },
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .expect("static headers are valid")
+}
