@@ -21,3 +21,4 @@ pub mod poller;
 pub mod prometheus;
 pub mod schedule;
 pub mod server;
+pub mod testbed;

@@ -210,8 +210,10 @@ impl Poller {
             last_error = memory.last_error,
             "no successful poll within staleAfter; pipelines turn Unknown"
         );
+        // Clone first: holding the borrow while sending would deadlock.
+        let snapshot = self.view.borrow().snapshot.clone();
         self.view.send_replace(Arc::new(PollView {
-            snapshot: self.view.borrow().snapshot.clone(),
+            snapshot,
             stale_cause: Some(memory.last_error),
         }));
         self.send(Affected::All);

@@ -1,0 +1,191 @@
+//! A stand-in for the OpenTelemetry Collector's own metrics, the input of the
+//! alert rules. Each scrape advances the counters according to the flow state
+//! the caller set, so `rate()` over them says exactly what the test wants:
+//! a healthy pipeline sends, a dropping one fails some or all of its sends, a
+//! throttling gateway refuses data.
+//!
+//! The gateway's metrics are served on `/gateway`, the agent's on `/agent`;
+//! Prometheus scrapes them as jobs `metric-gateway` and `metric-agent`.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::service::service_fn;
+use hyper::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Where a flow can break.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Component {
+    Gateway,
+    Agent,
+}
+
+/// How much of a pipeline's data gets through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Flow {
+    #[default]
+    Healthy,
+    SomeDropped,
+    AllDropped,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Counters {
+    sent: u64,
+    failed: u64,
+    enqueue_failed: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    flows: BTreeMap<(Component, String), (Flow, Counters)>,
+    throttling: bool,
+    refused: u64,
+}
+
+/// The running stand-in; stops when dropped.
+#[derive(Debug)]
+pub struct Collector {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    stop: CancellationToken,
+}
+
+impl Collector {
+    /// Serves healthy flows for the given pipelines on a free loopback port.
+    pub async fn start(pipelines: &[&str]) -> std::io::Result<Collector> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(State::default()));
+        let collector = Collector {
+            addr,
+            state: state.clone(),
+            stop: CancellationToken::new(),
+        };
+        for p in pipelines {
+            collector.add_pipeline(p);
+        }
+        let stop = collector.stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    () = stop.cancelled() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(_) => continue,
+                    },
+                };
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let response = match req.uri().path() {
+                            "/gateway" => scrape(&state, Component::Gateway),
+                            "/agent" => scrape(&state, Component::Agent),
+                            _ => Response::builder()
+                                .status(StatusCode::NOT_FOUND)
+                                .body(Full::new(Bytes::new()))
+                                .expect("valid response"),
+                        };
+                        async move { Ok::<_, Infallible>(response) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(collector)
+    }
+
+    /// `host:port` to put in a scrape config.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Adds a pipeline with healthy gateway and agent flows.
+    pub fn add_pipeline(&self, pipeline: &str) {
+        let mut state = self.state.lock().expect("collector state lock");
+        for component in [Component::Gateway, Component::Agent] {
+            state
+                .flows
+                .entry((component, pipeline.to_owned()))
+                .or_default();
+        }
+    }
+
+    /// Sets how much of a pipeline's data gets through one component.
+    pub fn set_flow(&self, component: Component, pipeline: &str, flow: Flow) {
+        let mut state = self.state.lock().expect("collector state lock");
+        state
+            .flows
+            .entry((component, pipeline.to_owned()))
+            .or_default()
+            .0 = flow;
+    }
+
+    /// Makes the gateway's shared receiver refuse data (or stop refusing).
+    pub fn set_throttling(&self, on: bool) {
+        self.state.lock().expect("collector state lock").throttling = on;
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Advances the counters of one component by one scrape and renders them.
+fn scrape(state: &Mutex<State>, component: Component) -> Response<Full<Bytes>> {
+    let mut state = state.lock().expect("collector state lock");
+    let mut body = String::new();
+    let mut series = Vec::new();
+    for ((c, pipeline), (flow, counters)) in state.flows.iter_mut() {
+        if *c != component {
+            continue;
+        }
+        match flow {
+            Flow::Healthy => counters.sent += 100,
+            Flow::SomeDropped => {
+                counters.sent += 90;
+                counters.failed += 10;
+            }
+            Flow::AllDropped => {
+                counters.failed += 90;
+                counters.enqueue_failed += 10;
+            }
+        }
+        series.push((pipeline.clone(), *counters));
+    }
+    for (name, pick) in [
+        ("otelcol_exporter_sent_metric_points_total", 0),
+        ("otelcol_exporter_send_failed_metric_points_total", 1),
+        ("otelcol_exporter_enqueue_failed_metric_points_total", 2),
+    ] {
+        let _ = writeln!(body, "# TYPE {name} counter");
+        for (pipeline, c) in &series {
+            let value = [c.sent, c.failed, c.enqueue_failed][pick];
+            let _ = writeln!(body, "{name}{{exporter=\"otlp/{pipeline}\"}} {value}");
+        }
+    }
+    if component == Component::Gateway {
+        if state.throttling {
+            state.refused += 10;
+        }
+        let name = "otelcol_receiver_refused_metric_points_total";
+        let _ = writeln!(body, "# TYPE {name} counter");
+        let _ = writeln!(body, "{name}{{receiver=\"otlp\"}} {}", state.refused);
+    }
+    Response::builder()
+        .header("content-type", "text/plain; version=0.0.4")
+        .body(Full::new(Bytes::from(body)))
+        .expect("valid response")
+}

@@ -1,0 +1,50 @@
+//! Real processes and fault injection for the integration tests, the demo and
+//! the experiments. Nothing here runs in the controller; it lives in the
+//! library so that tests, `demo` and `compare` share one implementation.
+//!
+//! - [`collector`]: a stand-in for the OpenTelemetry Collector's own metrics,
+//!   whose drop and throttling counters the caller flips.
+//! - [`prometheus`]: Debian's `prometheus` binary on a free loopback port.
+//! - [`rules`]: the shipped alert rules, made fast for tests.
+
+pub mod collector;
+pub mod prometheus;
+pub mod rules;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A free TCP port on 127.0.0.1. Another process could take it before it is
+/// used; on a test machine that race is rare enough.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("the loopback interface has a free port")
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> std::io::Result<Self> {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("alert-poller-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)?;
+        Ok(Self(path))
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

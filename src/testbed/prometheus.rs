@@ -1,0 +1,192 @@
+//! A real Prometheus (Debian's `prometheus` package, or `$PROMETHEUS_BIN`) on a
+//! free loopback port, with its own data directory, for tests, the demo and
+//! the experiments. Killed when dropped, so a failing test leaves nothing behind.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use prometheus_http_query::reqwest;
+use tokio::process::{Child, Command};
+
+use super::{TempDir, free_port};
+
+/// How to set Prometheus up.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub scrape_interval: Duration,
+    pub evaluation_interval: Duration,
+    /// Contents of the rules file.
+    pub rules: String,
+    /// The fake collector to scrape as jobs `metric-gateway` and `metric-agent`.
+    pub collector: Option<SocketAddr>,
+    /// Alertmanager to push alerts to (the push design); `None` for pull.
+    pub alertmanager: Option<SocketAddr>,
+    /// `--rules.alert.resend-delay`; Prometheus' default (1m) when `None`.
+    pub resend_delay: Option<Duration>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            scrape_interval: Duration::from_secs(1),
+            evaluation_interval: Duration::from_secs(1),
+            rules: String::new(),
+            collector: None,
+            alertmanager: None,
+            resend_delay: None,
+        }
+    }
+}
+
+/// A running (or stopped, restartable) Prometheus.
+#[derive(Debug)]
+pub struct Prometheus {
+    child: Option<Child>,
+    port: u16,
+    dir: TempDir,
+    args: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot prepare the Prometheus directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(
+        "cannot start {binary} (install Debian's prometheus package or set PROMETHEUS_BIN): {source}"
+    )]
+    Spawn {
+        binary: String,
+        source: std::io::Error,
+    },
+    #[error("Prometheus did not become ready within {0:?}; its log:\n{1}")]
+    NotReady(Duration, String),
+}
+
+fn ms(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+fn binary() -> String {
+    std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "prometheus".into())
+}
+
+impl Prometheus {
+    /// Writes the configuration and starts Prometheus; returns once it is ready.
+    pub async fn start(setup: &Setup) -> Result<Prometheus, StartError> {
+        let dir = TempDir::new("prometheus")?;
+        let mut config = format!(
+            "global:\n  scrape_interval: {}\n  evaluation_interval: {}\nrule_files: [rules.yaml]\nscrape_configs:\n",
+            ms(setup.scrape_interval),
+            ms(setup.evaluation_interval)
+        );
+        if let Some(collector) = setup.collector {
+            for (job, path) in [("metric-gateway", "/gateway"), ("metric-agent", "/agent")] {
+                config.push_str(&format!(
+                    "  - job_name: {job}\n    metrics_path: {path}\n    static_configs: [{{targets: ['{collector}']}}]\n"
+                ));
+            }
+        }
+        if let Some(am) = setup.alertmanager {
+            config.push_str(&format!(
+                "alerting:\n  alertmanagers:\n    - api_version: v2\n      static_configs: [{{targets: ['{am}']}}]\n"
+            ));
+        }
+        std::fs::write(dir.path().join("prometheus.yml"), config)?;
+        std::fs::write(dir.path().join("rules.yaml"), &setup.rules)?;
+        let port = free_port();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let mut args = vec![
+            format!("--config.file={}", path("prometheus.yml")),
+            format!("--storage.tsdb.path={}", path("data")),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--log.level=warn".to_owned(),
+        ];
+        if let Some(delay) = setup.resend_delay {
+            args.push(format!("--rules.alert.resend-delay={}", ms(delay)));
+        }
+        let mut prometheus = Prometheus {
+            child: None,
+            port,
+            dir,
+            args,
+        };
+        prometheus.restart().await?;
+        Ok(prometheus)
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:40123/`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The process id while running (for CPU accounting in experiments).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// Kills Prometheus (SIGKILL, as a crash would) and waits for it to go.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Starts Prometheus again on the same port and data directory.
+    pub async fn restart(&mut self) -> Result<(), StartError> {
+        self.kill().await;
+        let log = std::fs::File::create(self.dir.path().join("prometheus.log"))?;
+        let child = Command::new(binary())
+            .args(&self.args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| StartError::Spawn {
+                binary: binary(),
+                source,
+            })?;
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(30)).await
+    }
+
+    async fn wait_ready(&mut self, limit: Duration) -> Result<(), StartError> {
+        crate::prometheus::install_crypto_provider();
+        let client = reqwest::Client::new();
+        let ready = format!("{}-/ready", self.url());
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            let exited = self
+                .child
+                .as_mut()
+                .is_none_or(|c| c.try_wait().ok().flatten().is_some());
+            if exited {
+                break;
+            }
+            if let Ok(r) = client.get(&ready).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(StartError::NotReady(limit, self.log()))
+    }
+
+    /// Prometheus' own log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// Where its files live.
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+}

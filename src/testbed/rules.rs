@@ -1,0 +1,38 @@
+//! The shipped alert rules (config/prometheus/rules.yaml), sped up.
+
+use std::time::Duration;
+
+/// The rules as shipped: 5m rate windows, `for: 1m`, evaluated every 30s.
+pub const SHIPPED: &str = include_str!("../../config/prometheus/rules.yaml");
+
+/// The shipped rules with the rate window, the `for` and the evaluation
+/// interval replaced, so a test sees an alert within seconds. Only those three
+/// change; the expressions and labels are exactly what users deploy.
+pub fn fast(window: Duration, hold: Duration, interval: Duration) -> String {
+    let d = |d: Duration| format!("{}ms", d.as_millis());
+    let out = SHIPPED
+        .replace("[5m]", &format!("[{}]", d(window)))
+        .replace("for: 1m", &format!("for: {}", d(hold)))
+        .replace("interval: 30s", &format!("interval: {}", d(interval)));
+    assert!(
+        !out.contains("[5m]") && !out.contains("for: 1m") && !out.contains("interval: 30s"),
+        "rules.yaml changed shape: update testbed::rules::fast"
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_rules_replace_all_three_knobs() {
+        let r = fast(
+            Duration::from_secs(3),
+            Duration::ZERO,
+            Duration::from_secs(1),
+        );
+        assert!(r.contains("[3000ms]") && r.contains("for: 0ms") && r.contains("interval: 1000ms"));
+        assert_eq!(r.matches("- alert: Metric").count(), 5);
+    }
+}

@@ -1,0 +1,263 @@
+//! The poller against a real Prometheus (Debian's package), evaluating the
+//! shipped alert rules (sped up) over a fake collector whose flows we break
+//! and mend. No Kubernetes here: the test reads what the poller re-queues and
+//! judges each pipeline from the poller's view, exactly as a reconcile does.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alert_poller::alerts::Affected;
+use alert_poller::config::Tuning;
+use alert_poller::health::{self, PipelineFacts, Status, Verdict};
+use alert_poller::metrics::{Metrics, ResultLabels};
+use alert_poller::poller::{PollView, Poller};
+use alert_poller::testbed::collector::{Collector, Component, Flow};
+use alert_poller::testbed::prometheus::{Prometheus, Setup};
+use alert_poller::testbed::rules;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+struct Bed {
+    prometheus: Prometheus,
+    collector: Collector,
+    view: watch::Receiver<Arc<PollView>>,
+    requeues: mpsc::UnboundedReceiver<Affected>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn bed(pipelines: &[&str], extra: &[(&str, &str)]) -> Bed {
+    let collector = Collector::start(pipelines).await.expect("collector starts");
+    let prometheus = Prometheus::start(&Setup {
+        rules: rules::fast(
+            Duration::from_secs(3),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        ),
+        collector: Some(collector.addr()),
+        ..Setup::default()
+    })
+    .await
+    .expect("prometheus starts");
+    let url = prometheus.url();
+    let mut settings = vec![
+        ("prometheusUrl", url.as_str()),
+        ("minInterval", "200ms"),
+        ("maxInterval", "1s"),
+        ("backoffFactor", "2"),
+        ("errorMaxInterval", "1s"),
+        ("requestTimeout", "1s"),
+        ("connectTimeout", "500ms"),
+        ("staleAfter", "3s"),
+    ];
+    settings.extend_from_slice(extra);
+    let tuning = Tuning::defaults()
+        .with_overrides(
+            &settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+        .expect("test tuning is valid");
+    let (_tuning_tx, tuning_rx) = watch::channel(Arc::new(tuning));
+    let (view_tx, view) = watch::channel(Arc::new(PollView::default()));
+    let (requeue_tx, requeues) = mpsc::unbounded_channel();
+    let (polled_tx, _polled) = watch::channel(false);
+    let metrics = Arc::new(Metrics::new().0);
+    let stop = CancellationToken::new();
+    let poller = Poller {
+        tuning: tuning_rx,
+        view: view_tx,
+        requeue: requeue_tx,
+        metrics: metrics.clone(),
+        polled: polled_tx,
+    };
+    let token = stop.clone();
+    tokio::spawn(async move {
+        // Keep the tuning sender alive with the poller.
+        let _keep = _tuning_tx;
+        poller.run(token).await;
+    });
+    Bed {
+        prometheus,
+        collector,
+        view,
+        requeues,
+        metrics,
+        stop,
+    }
+}
+
+impl Bed {
+    fn judge(&self, pipeline: &str) -> Option<Verdict> {
+        let view = self.view.borrow().clone();
+        let facts = PipelineFacts {
+            name: pipeline,
+            uses_agent: true,
+        };
+        health::evaluate(facts, view.knowledge())
+    }
+
+    fn successful_polls(&self) -> u64 {
+        self.metrics
+            .polls
+            .get_or_create(&ResultLabels {
+                result: "success".into(),
+            })
+            .get()
+    }
+
+    /// Waits until `pipeline` is judged `status`/`reason`; returns every
+    /// re-queue request seen meanwhile.
+    async fn until(&mut self, pipeline: &str, status: Status, reason: &str) -> Vec<Affected> {
+        let started = Instant::now();
+        let mut seen = Vec::new();
+        loop {
+            while let Ok(a) = self.requeues.try_recv() {
+                seen.push(a);
+            }
+            if let Some(v) = self.judge(pipeline)
+                && v.status == status
+                && v.reason == reason
+            {
+                return seen;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "{pipeline} never became {status:?}/{reason}; last verdict {:?}; requeues {seen:?}\nPrometheus log:\n{}",
+                self.judge(pipeline),
+                self.prometheus.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Drains pending re-queue requests.
+    fn drain(&mut self) -> Vec<Affected> {
+        let mut seen = Vec::new();
+        while let Ok(a) = self.requeues.try_recv() {
+            seen.push(a);
+        }
+        seen
+    }
+
+    /// Waits for `n` more successful polls.
+    async fn polls(&self, n: u64) {
+        let target = self.successful_polls() + n;
+        let started = Instant::now();
+        while self.successful_polls() < target {
+            assert!(started.elapsed() < PATIENCE, "polls stalled");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn only(names: &[&str]) -> Affected {
+    Affected::Pipelines(names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_pipeline_whose_alerts_changed_is_requeued() {
+    let mut bed = bed(&["a", "b"], &[]).await;
+    let first = bed.until("a", Status::True, "FlowHealthy").await;
+    assert_eq!(
+        first.first(),
+        Some(&Affected::All),
+        "the first poll re-queues everyone"
+    );
+    assert_eq!(bed.judge("b").unwrap().status, Status::True);
+
+    // The gateway of "a" loses everything: only "a" is re-queued, and it gets
+    // the most severe reason once the window holds no successful sends.
+    bed.collector
+        .set_flow(Component::Gateway, "a", Flow::AllDropped);
+    let seen = bed
+        .until("a", Status::False, "GatewayAllTelemetryDataDropped")
+        .await;
+    assert!(!seen.is_empty(), "the change was re-queued");
+    assert!(
+        seen.iter().all(|a| *a == only(&["a"])),
+        "only a re-queued: {seen:?}"
+    );
+    let b = bed.judge("b").unwrap();
+    assert_eq!((b.status, b.reason), (Status::True, "FlowHealthy"));
+
+    // Mended: "a" is healthy again, and again only "a" was touched.
+    bed.collector
+        .set_flow(Component::Gateway, "a", Flow::Healthy);
+    let seen = bed.until("a", Status::True, "FlowHealthy").await;
+    assert!(
+        seen.iter().all(|a| *a == only(&["a"])),
+        "only a re-queued: {seen:?}"
+    );
+
+    // Nothing changes any more: a run of polls re-queues nobody. The first
+    // polls wait out the rate window so no alert is still settling.
+    bed.polls(6).await;
+    bed.drain();
+    bed.polls(8).await;
+    assert_eq!(
+        bed.drain(),
+        Vec::<Affected>::new(),
+        "unchanged polls re-queue nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reasons_follow_the_flow_and_unscoped_alerts_requeue_all() {
+    let mut bed = bed(&["a", "b"], &[]).await;
+    bed.until("b", Status::True, "FlowHealthy").await;
+
+    bed.collector
+        .set_flow(Component::Agent, "b", Flow::SomeDropped);
+    let seen = bed
+        .until("b", Status::False, "AgentSomeTelemetryDataDropped")
+        .await;
+    assert!(seen.iter().all(|a| *a == only(&["b"])), "{seen:?}");
+
+    // Throttling has no pipeline_name: everyone is re-queued, and it outranks
+    // the agent's problem on "b".
+    bed.collector.set_throttling(true);
+    let seen = bed.until("a", Status::False, "GatewayThrottling").await;
+    assert!(seen.contains(&Affected::All), "{seen:?}");
+    bed.until("b", Status::False, "GatewayThrottling").await;
+
+    bed.collector.set_throttling(false);
+    bed.collector.set_flow(Component::Agent, "b", Flow::Healthy);
+    bed.until("a", Status::True, "FlowHealthy").await;
+    bed.until("b", Status::True, "FlowHealthy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_prometheus_turns_pipelines_unknown_until_it_returns() {
+    let mut bed = bed(&["a"], &[]).await;
+    bed.until("a", Status::True, "FlowHealthy").await;
+    bed.drain();
+
+    bed.prometheus.kill().await;
+    let seen = bed
+        .until("a", Status::Unknown, "GatewayProbingFailed")
+        .await;
+    assert!(
+        seen.contains(&Affected::All),
+        "staleness re-queues everyone: {seen:?}"
+    );
+    let message = bed.judge("a").unwrap().message;
+    assert!(message.contains("connect"), "the cause is named: {message}");
+
+    bed.prometheus.restart().await.expect("prometheus restarts");
+    let seen = bed.until("a", Status::True, "FlowHealthy").await;
+    assert!(
+        seen.contains(&Affected::All),
+        "recovery re-queues everyone: {seen:?}"
+    );
+}
