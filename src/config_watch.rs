@@ -56,6 +56,8 @@ pub struct ConfigWatch {
     pub tuning: watch::Sender<Arc<Tuning>>,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    /// Set once the first list is done, whether or not the ConfigMap exists.
+    pub loaded: watch::Sender<bool>,
 }
 
 impl ConfigWatch {
@@ -90,7 +92,15 @@ impl ConfigWatch {
                         "tuning ConfigMap deleted; keeping the last good tuning"
                     );
                 }
-                Some(Ok(watcher::Event::Init | watcher::Event::InitDone)) => {}
+                Some(Ok(watcher::Event::InitDone)) => {
+                    if !*self.loaded.borrow() {
+                        if last_seen.is_none() {
+                            tracing::info!(configmap = %self.name, "no tuning ConfigMap; using flags and defaults");
+                        }
+                        self.loaded.send_replace(true);
+                    }
+                }
+                Some(Ok(watcher::Event::Init)) => {}
             }
         }
     }

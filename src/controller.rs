@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
@@ -199,8 +199,16 @@ pub async fn run(
 ) {
     let api: Api<MetricPipeline> = Api::all(ctx.client.clone());
     let (reader, writer) = reflector::store();
+    // Readiness comes from the watch itself: `Store::wait_until_ready` wakes
+    // only one waiter, and the controller is already waiting on it.
     let pipelines = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        .inspect_ok(move |event| {
+            if matches!(event, watcher::Event::InitDone) && !*synced.borrow() {
+                tracing::info!("pipeline cache synced");
+                synced.send_replace(true);
+            }
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
@@ -231,14 +239,7 @@ pub async fn run(
             }
         }
     };
-    let ready_store = reader.clone();
-    let mark_synced = async move {
-        if ready_store.wait_until_ready().await.is_ok() {
-            synced.send_replace(true);
-        }
-    };
     tokio::spawn(split);
-    tokio::spawn(mark_synced);
 
     Controller::for_stream(pipelines, reader)
         .with_config(ControllerConfig::default().concurrency(8))

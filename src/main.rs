@@ -204,6 +204,7 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
     let (view_tx, view_rx) = watch::channel(Arc::new(PollView::default()));
     let (polled_tx, polled_rx) = watch::channel(false);
     let (synced_tx, synced_rx) = watch::channel(false);
+    let (loaded_tx, loaded_rx) = watch::channel(false);
     let (requeue_tx, requeue_rx) = mpsc::unbounded_channel();
     let recorder = Recorder::new(
         client.clone(),
@@ -232,6 +233,7 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
             tuning: tuning_tx,
             recorder: recorder.clone(),
             metrics: metrics.clone(),
+            loaded: loaded_tx,
         }
         .run(shutdown.clone()),
     );
@@ -242,6 +244,7 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
             requeue: requeue_tx,
             metrics: metrics.clone(),
             polled: polled_tx,
+            tuning_loaded: loaded_rx,
         }
         .run(shutdown.clone()),
     );

@@ -8,7 +8,7 @@
 //! every pipeline Unknown), whichever comes first.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -48,7 +48,14 @@ pub struct Poller {
     pub metrics: Arc<Metrics>,
     /// Flipped to true once the first poll has finished, whatever its result.
     pub polled: watch::Sender<bool>,
+    /// True once the tuning ConfigMap has been read (or found missing). The
+    /// first poll waits for it, so it does not go to the flag's URL when the
+    /// ConfigMap names another.
+    pub tuning_loaded: watch::Receiver<bool>,
 }
+
+/// How long the first poll waits for the ConfigMap before using the flags.
+const TUNING_WAIT: Duration = Duration::from_secs(10);
 
 /// State carried from one poll to the next.
 struct Memory {
@@ -62,6 +69,14 @@ struct Memory {
 impl Poller {
     /// Polls until `shutdown` is cancelled.
     pub async fn run(mut self, shutdown: CancellationToken) {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            loaded = tokio::time::timeout(TUNING_WAIT, self.tuning_loaded.wait_for(|l| *l)) => {
+                if loaded.is_err() {
+                    tracing::warn!("tuning ConfigMap not read within {TUNING_WAIT:?}; polling with the flags' tuning");
+                }
+            }
+        }
         let mut tuning = self.tuning.borrow_and_update().clone();
         let mut schedule = Schedule::new(&tuning.intervals());
         let mut client: Option<PrometheusClient> = None;

@@ -72,6 +72,7 @@ async fn bed(pipelines: &[&str], extra: &[(&str, &str)]) -> Bed {
     let (view_tx, view) = watch::channel(Arc::new(PollView::default()));
     let (requeue_tx, requeues) = mpsc::unbounded_channel();
     let (polled_tx, _polled) = watch::channel(false);
+    let (_loaded_tx, tuning_loaded) = watch::channel(true);
     let metrics = Arc::new(Metrics::new().0);
     let stop = CancellationToken::new();
     let poller = Poller {
@@ -80,6 +81,7 @@ async fn bed(pipelines: &[&str], extra: &[(&str, &str)]) -> Bed {
         requeue: requeue_tx,
         metrics: metrics.clone(),
         polled: polled_tx,
+        tuning_loaded,
     };
     let token = stop.clone();
     tokio::spawn(async move {

@@ -8,6 +8,8 @@
 //! - [`rules`]: the shipped alert rules, made fast for tests.
 
 pub mod collector;
+pub mod controller;
+pub mod controlplane;
 pub mod prometheus;
 pub mod rules;
 

@@ -1,0 +1,139 @@
+//! The real `alert-poller` binary as a child process, run out of cluster
+//! against a kubeconfig, with helpers to read its metrics.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use prometheus_http_query::reqwest;
+
+use super::free_port;
+
+/// A running controller; gets SIGTERM when dropped.
+#[derive(Debug)]
+pub struct ControllerProcess {
+    child: Child,
+    metrics_port: u16,
+    log: PathBuf,
+}
+
+impl ControllerProcess {
+    /// Starts `binary run` with the kubeconfig and namespace; logs go to `log`.
+    pub fn start(
+        binary: &Path,
+        kubeconfig: &Path,
+        namespace: &str,
+        log: &Path,
+    ) -> std::io::Result<ControllerProcess> {
+        let metrics_port = free_port();
+        let file = std::fs::File::create(log)?;
+        let child = Command::new(binary)
+            .args(["run", "--log-format", "text", "--namespace", namespace])
+            .arg("--metrics-address")
+            .arg(format!("127.0.0.1:{metrics_port}"))
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,kube=warn")
+            .env("POD_NAME", "alert-poller-test")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()?;
+        Ok(ControllerProcess {
+            child,
+            metrics_port,
+            log: log.to_owned(),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The controller's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `http://127.0.0.1:PORT` of the metrics/probe port.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.metrics_port)
+    }
+
+    /// GETs a path on the metrics port; `None` if it cannot be reached.
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        crate::prometheus::install_crypto_provider();
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", self.base_url()))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    }
+
+    /// The value of one sample of `/metrics`, given as the exact series text
+    /// (`alert_poller_config_valid` or `alert_poller_polls_total{result="success"}`).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let (_, text) = self.get("/metrics").await?;
+        sample(&text, series)
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns how long it took, or
+    /// `None` if it had to be killed after `limit`.
+    pub fn terminate(&mut self, limit: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        while started.elapsed() < limit {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        if self.alive() {
+            self.terminate(Duration::from_secs(6));
+        }
+    }
+}
+
+/// Finds a sample's value in Prometheus/OpenMetrics text.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sample_finds_exact_series() {
+        let text = "# HELP x\nalert_poller_polls_total{result=\"success\"} 12\nalert_poller_polls 3\nalert_poller_stale 0\n";
+        assert_eq!(
+            super::sample(text, "alert_poller_polls_total{result=\"success\"}"),
+            Some(12.0)
+        );
+        assert_eq!(super::sample(text, "alert_poller_stale"), Some(0.0));
+        assert_eq!(super::sample(text, "alert_poller_polls_total"), None);
+    }
+}

@@ -1,0 +1,248 @@
+//! A real Kubernetes control plane (kube-apiserver and etcd, built from Go
+//! modules by tests/controlplane/) on loopback, and kubectl against it.
+//!
+//! The binary is built once and cached by tests/controlplane/build.sh; later
+//! runs only hash its sources. The control plane gets SIGTERM when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::TempDir;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlPlaneError {
+    #[error("cannot build the control plane (tests/controlplane/build.sh): {0}")]
+    Build(String),
+    #[error("cannot start the control plane: {0}")]
+    Start(String),
+    #[error("kubectl {args}: {message}")]
+    Kubectl { args: String, message: String },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Builds (or finds cached) the control-plane binary and returns its path.
+pub fn build() -> Result<PathBuf, ControlPlaneError> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/controlplane/build.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| ControlPlaneError::Build(e.to_string()))?;
+    if !out.status.success() {
+        return Err(ControlPlaneError::Build(format!("exit {}", out.status)));
+    }
+    let path = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    if path.is_empty() {
+        return Err(ControlPlaneError::Build("build.sh printed no path".into()));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// A running control plane.
+#[derive(Debug)]
+pub struct ControlPlane {
+    child: Child,
+    binary: PathBuf,
+    kubeconfig: PathBuf,
+    dir: TempDir,
+}
+
+impl ControlPlane {
+    /// Builds if needed, starts, and waits until the API server is ready.
+    pub fn start() -> Result<ControlPlane, ControlPlaneError> {
+        let binary = build()?;
+        let dir = TempDir::new("controlplane")?;
+        let log = std::fs::File::create(dir.path().join("controlplane.log"))?;
+        let mut child = Command::new(&binary)
+            .args(["serve", "--dir"])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| ControlPlaneError::Start(format!("{}: {e}", binary.display())))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(path) = line.strip_prefix("READY ") {
+                    let _ = tx.send(PathBuf::from(path.trim()));
+                }
+            }
+        });
+        let mut plane = ControlPlane {
+            child,
+            binary,
+            kubeconfig: PathBuf::new(),
+            dir,
+        };
+        match rx.recv_timeout(Duration::from_secs(180)) {
+            Ok(kubeconfig) => plane.kubeconfig = kubeconfig,
+            Err(_) => {
+                let log = std::fs::read_to_string(plane.dir.path().join("controlplane.log"))
+                    .unwrap_or_default();
+                let tail: String = log
+                    .lines()
+                    .rev()
+                    .take(30)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                return Err(ControlPlaneError::Start(format!(
+                    "not ready within 180s; log tail:\n{tail}"
+                )));
+            }
+        }
+        Ok(plane)
+    }
+
+    /// The admin kubeconfig (system:masters).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// A scratch directory that lives as long as the control plane.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// kubectl as admin.
+    pub fn kubectl(&self) -> Kubectl {
+        Kubectl {
+            program: kubectl_program(&self.binary),
+            kubeconfig: self.kubeconfig.clone(),
+        }
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        // SIGTERM lets etcd and the API server stop cleanly; SIGKILL if not.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The machine's kubectl when there is one, else the control plane binary's
+/// built-in copy (`controlplane kubectl ...`).
+fn kubectl_program(controlplane: &Path) -> Vec<String> {
+    let found = std::env::var("KUBECTL").ok().or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("kubectl"))
+                .find(|p| p.is_file())
+                .map(|p| p.display().to_string())
+        })
+    });
+    match found {
+        Some(kubectl) => vec![kubectl],
+        None => vec![controlplane.display().to_string(), "kubectl".into()],
+    }
+}
+
+/// kubectl bound to one kubeconfig.
+#[derive(Clone, Debug)]
+pub struct Kubectl {
+    program: Vec<String>,
+    kubeconfig: PathBuf,
+}
+
+impl Kubectl {
+    /// Runs kubectl and returns its stdout; a non-zero exit is an error
+    /// carrying stderr.
+    pub fn run(&self, args: &[&str]) -> Result<String, ControlPlaneError> {
+        self.run_with_input(args, None)
+    }
+
+    pub fn run_with_input(
+        &self,
+        args: &[&str],
+        input: Option<&str>,
+    ) -> Result<String, ControlPlaneError> {
+        use std::io::Write;
+        let mut cmd = Command::new(&self.program[0]);
+        cmd.args(&self.program[1..])
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn()?;
+        if let Some(input) = input {
+            child
+                .stdin
+                .take()
+                .expect("stdin is piped")
+                .write_all(input.as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            return Err(ControlPlaneError::Kubectl {
+                args: args.join(" "),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Writes a kubeconfig that authenticates with a ServiceAccount token
+    /// instead of the admin certificate, same server and CA.
+    pub fn service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        account: &str,
+        path: &Path,
+    ) -> Result<(), ControlPlaneError> {
+        let token = self.run(&["create", "token", account, "-n", namespace, "--duration=2h"])?;
+        let server = self.run(&[
+            "config",
+            "view",
+            "--raw",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ])?;
+        let ca = self.run(&[
+            "config",
+            "view",
+            "--raw",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+        ])?;
+        let config = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: {account}\n  user:\n    token: {token}\ncontexts:\n- name: {account}\n  context:\n    cluster: local\n    user: {account}\n    namespace: {namespace}\ncurrent-context: {account}\n",
+            token = token.trim()
+        );
+        std::fs::write(path, config)?;
+        Ok(())
+    }
+
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+}

@@ -1,0 +1,475 @@
+//! End to end: a real kube-apiserver and etcd (tests/controlplane/), a real
+//! Prometheus, `kubectl apply -k deploy/`, and the real `alert-poller` binary
+//! running out of cluster with the token of the ServiceAccount deploy/
+//! creates, so deploy/'s RBAC is what the controller gets.
+//!
+//! One environment serves all scenarios, which run in order and build on each
+//! other; this file has its own `main` (harness = false) so the control plane
+//! and Prometheus are started once and torn down even when a scenario fails.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use alert_poller::testbed::collector::{Collector, Component, Flow};
+use alert_poller::testbed::controller::ControllerProcess;
+use alert_poller::testbed::controlplane::{ControlPlane, Kubectl};
+use alert_poller::testbed::prometheus::{Prometheus, Setup};
+use alert_poller::testbed::rules;
+use anyhow::{Context as _, Result, bail, ensure};
+use serde_json::Value;
+
+const NAMESPACE: &str = "alert-poller";
+const CONDITION: &str = "TelemetryFlowHealthy";
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+struct Env {
+    // Field order is drop order: the controller goes first, the control plane last.
+    controller: Option<ControllerProcess>,
+    collector: Collector,
+    prometheus: Prometheus,
+    kubectl: Kubectl,
+    plane: ControlPlane,
+}
+
+impl Env {
+    async fn start() -> Result<Env> {
+        let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
+        let kubectl = plane.kubectl();
+        let collector = Collector::start(&["backend", "audit"]).await?;
+        let prometheus = Prometheus::start(&Setup {
+            rules: rules::fast(
+                Duration::from_secs(3),
+                Duration::from_secs(1),
+                Duration::from_secs(1),
+            ),
+            collector: Some(collector.addr()),
+            ..Setup::default()
+        })
+        .await?;
+        Ok(Env {
+            controller: None,
+            collector,
+            prometheus,
+            kubectl,
+            plane,
+        })
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Result<String> {
+        Ok(self.kubectl.run(args)?)
+    }
+
+    fn controller(&self) -> &ControllerProcess {
+        self.controller
+            .as_ref()
+            .expect("the controller was started")
+    }
+
+    fn pipeline(&self, name: &str) -> Result<Value> {
+        let json = self.kubectl(&["get", "metricpipeline", name, "-o", "json"])?;
+        Ok(serde_json::from_str(&json)?)
+    }
+
+    /// The flow condition of a pipeline, if it has one.
+    fn condition(&self, name: &str) -> Result<Option<Value>> {
+        let p = self.pipeline(name)?;
+        Ok(p["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == CONDITION))
+            .cloned())
+    }
+
+    async fn until_condition(&self, name: &str, status: &str, reason: &str) -> Result<Value> {
+        let started = Instant::now();
+        loop {
+            let c = self.condition(name)?;
+            if let Some(c) = &c
+                && c["status"] == status
+                && c["reason"] == reason
+            {
+                return Ok(c.clone());
+            }
+            if started.elapsed() > PATIENCE {
+                bail!(
+                    "{name} never became {status}/{reason}; last condition {c:?}\ncontroller log tail:\n{}",
+                    tail(&self.controller().log(), 30)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn until_metric(&self, series: &str, want: f64) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            let value = self.controller().metric(series).await;
+            if value == Some(want) {
+                return Ok(());
+            }
+            if started.elapsed() > PATIENCE {
+                bail!("{series} never became {want}; last {value:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn events(&self, namespace: &str, reason: &str) -> Result<Vec<Value>> {
+        let json = self.kubectl(&["get", "events.events.k8s.io", "-n", namespace, "-o", "json"])?;
+        let list: Value = serde_json::from_str(&json)?;
+        Ok(list["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|e| e["reason"] == reason)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn patch_config(&self, data: &str) -> Result<()> {
+        let patch = format!("{{\"data\":{data}}}");
+        self.kubectl(&[
+            "-n",
+            NAMESPACE,
+            "patch",
+            "configmap",
+            "alert-poller",
+            "--type",
+            "merge",
+            "-p",
+            &patch,
+        ])?;
+        Ok(())
+    }
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `kubectl apply -k config/crd` then `kubectl apply -k deploy/`, as a user
+/// without telemetry-manager would; then point the tuning at the test Prometheus.
+async fn install(env: &mut Env) -> Result<()> {
+    env.kubectl(&["apply", "-k", &repo("config/crd").display().to_string()])?;
+    env.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=60s",
+        "crd/metricpipelines.telemetry.kyma-project.io",
+    ])?;
+    env.kubectl(&["apply", "-k", &repo("deploy").display().to_string()])?;
+    for object in [
+        "serviceaccount/alert-poller",
+        "configmap/alert-poller",
+        "deployment/alert-poller",
+        "networkpolicy/alert-poller",
+        "role/alert-poller",
+    ] {
+        env.kubectl(&["-n", NAMESPACE, "get", object])
+            .with_context(|| format!("{object} was not created"))?;
+    }
+    env.kubectl(&[
+        "get",
+        "clusterrole/alert-poller",
+        "clusterrolebinding/alert-poller",
+    ])?;
+    env.patch_config(&format!(
+        r#"{{"prometheusUrl":"{}","minInterval":"200ms","maxInterval":"1s","backoffFactor":"2","errorMaxInterval":"2s","staleAfter":"5s","requestTimeout":"1s","connectTimeout":"500ms"}}"#,
+        env.prometheus.url()
+    ))?;
+    env.kubectl(&["apply", "-k", &repo("config/samples").display().to_string()])?;
+    Ok(())
+}
+
+/// The controller runs with the ServiceAccount's token and marks both sample
+/// pipelines healthy, writing with its own field manager on the status only.
+async fn controller_runs_as_its_service_account(env: &mut Env) -> Result<()> {
+    let kubeconfig = env.plane.dir().join("alert-poller.kubeconfig");
+    env.kubectl
+        .service_account_kubeconfig(NAMESPACE, "alert-poller", &kubeconfig)?;
+    // The token is really the ServiceAccount's, and it may not do more than deploy/ grants.
+    let who = env.kubectl(&[
+        "--kubeconfig",
+        &kubeconfig.display().to_string(),
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ])?;
+    ensure!(
+        who == "system:serviceaccount:alert-poller:alert-poller",
+        "token is {who}"
+    );
+    let denied = env.kubectl(&[
+        "--kubeconfig",
+        &kubeconfig.display().to_string(),
+        "auth",
+        "can-i",
+        "update",
+        "metricpipelines",
+    ]);
+    ensure!(
+        denied.is_err(),
+        "the ServiceAccount must not update pipelines: {denied:?}"
+    );
+
+    let log = env.plane.dir().join("alert-poller.log");
+    env.controller = Some(ControllerProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_alert-poller")),
+        &kubeconfig,
+        NAMESPACE,
+        &log,
+    )?);
+    for name in ["backend", "audit"] {
+        env.until_condition(name, "True", "FlowHealthy").await?;
+    }
+    let (status, body) = env
+        .controller()
+        .get("/readyz")
+        .await
+        .context("readyz unreachable")?;
+    ensure!(
+        status == 200,
+        "not ready: {body}\n{}",
+        tail(&env.controller().log(), 20)
+    );
+
+    let managed = env.kubectl(&[
+        "get",
+        "metricpipeline",
+        "backend",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ])?;
+    let managed: Value = serde_json::from_str(&managed)?;
+    let ours = managed["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["manager"] == "alert-poller")
+        .context("no managedFields entry for alert-poller")?;
+    ensure!(
+        ours["operation"] == "Apply" && ours["subresource"] == "status",
+        "{ours}"
+    );
+    ensure!(
+        managed["spec"]["input"]["prometheus"]["namespaces"]["exclude"][0] == "kube-system",
+        "the spec is untouched"
+    );
+    Ok(())
+}
+
+/// The gateway of "backend" drops everything: exactly "backend" goes False
+/// with the right reason and an event; "audit" is not touched; then back.
+async fn a_drop_alert_turns_exactly_that_pipeline_false_and_back(env: &mut Env) -> Result<()> {
+    let audit_before = env.condition("audit")?.context("audit has a condition")?;
+    env.collector
+        .set_flow(Component::Gateway, "backend", Flow::AllDropped);
+    let failed = env
+        .until_condition("backend", "False", "GatewayAllTelemetryDataDropped")
+        .await?;
+    ensure!(
+        env.condition("audit")? == Some(audit_before.clone()),
+        "audit was rewritten"
+    );
+    let events = env.events("default", "GatewayAllTelemetryDataDropped")?;
+    ensure!(
+        events
+            .iter()
+            .any(|e| e["regarding"]["name"] == "backend" && e["type"] == "Warning"),
+        "no Warning event for backend: {events:?}"
+    );
+
+    env.collector
+        .set_flow(Component::Gateway, "backend", Flow::Healthy);
+    let healthy = env
+        .until_condition("backend", "True", "FlowHealthy")
+        .await?;
+    ensure!(
+        healthy["lastTransitionTime"] != failed["lastTransitionTime"],
+        "the transition time moved with the status"
+    );
+    ensure!(
+        env.condition("audit")? == Some(audit_before),
+        "audit was rewritten"
+    );
+    Ok(())
+}
+
+/// A ConfigMap patch retunes the poller without a restart; a bad value is
+/// refused with a Warning Event and the last good tuning stays.
+async fn configmap_patch_retunes_without_restart(env: &mut Env) -> Result<()> {
+    let pid = env.controller().pid();
+    env.patch_config(r#"{"minInterval":"300ms","maxInterval":"300ms","backoffFactor":"1"}"#)?;
+    env.until_metric("alert_poller_poll_interval_seconds", 0.3)
+        .await?;
+
+    env.patch_config(r#"{"minInterval":"bogus"}"#)?;
+    env.until_metric("alert_poller_config_valid", 0.0).await?;
+    let started = Instant::now();
+    loop {
+        let events = env.events(NAMESPACE, "InvalidConfig")?;
+        if events.iter().any(|e| {
+            e["regarding"]["name"] == "alert-poller"
+                && e["type"] == "Warning"
+                && e["note"]
+                    .as_str()
+                    .is_some_and(|n| n.contains("minInterval") && n.contains("bogus"))
+        }) {
+            break;
+        }
+        ensure!(
+            started.elapsed() < PATIENCE,
+            "no InvalidConfig event: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The last good tuning stays in force over several more polls.
+    let polls = env
+        .controller()
+        .metric(r#"alert_poller_polls_total{result="success"}"#)
+        .await
+        .unwrap_or(0.0);
+    env.until_metric(r#"alert_poller_polls_total{result="success"}"#, polls + 5.0)
+        .await?;
+    ensure!(
+        env.controller()
+            .metric("alert_poller_poll_interval_seconds")
+            .await
+            == Some(0.3),
+        "the last good interval stays"
+    );
+    ensure!(
+        env.controller.as_mut().unwrap().alive() && env.controller().pid() == pid,
+        "no restart"
+    );
+
+    env.patch_config(r#"{"minInterval":"200ms"}"#)?;
+    env.until_metric("alert_poller_config_valid", 1.0).await?;
+    Ok(())
+}
+
+/// Deleting a pipeline while its alerts change causes no errors: the
+/// re-queue of a pipeline that is gone is a no-op.
+async fn deleting_a_pipeline_while_polling_is_quiet(env: &mut Env) -> Result<()> {
+    async fn requeued(env: &Env) -> f64 {
+        let c = env.controller();
+        c.metric("alert_poller_pipelines_requeued_total")
+            .await
+            .unwrap_or(0.0)
+    }
+    let before = requeued(env).await;
+    env.kubectl(&["delete", "metricpipeline", "audit", "--wait=true"])?;
+    env.collector
+        .set_flow(Component::Gateway, "audit", Flow::AllDropped);
+    let started = Instant::now();
+    while requeued(env).await <= before {
+        ensure!(
+            started.elapsed() < PATIENCE,
+            "the alert for the deleted pipeline never re-queued it"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    env.collector
+        .set_flow(Component::Gateway, "audit", Flow::Healthy);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let errors = env
+        .controller()
+        .metric(r#"alert_poller_reconciles_total{result="status_write_error"}"#)
+        .await;
+    ensure!(
+        errors.is_none() || errors == Some(0.0),
+        "reconcile errors: {errors:?}"
+    );
+    let log = env.controller().log();
+    ensure!(
+        !log.contains("reconcile failed") && !log.contains(" ERROR "),
+        "errors in the log:\n{}",
+        tail(&log, 30)
+    );
+    ensure!(
+        env.controller.as_mut().unwrap().alive(),
+        "the controller is still running"
+    );
+    Ok(())
+}
+
+/// SIGTERM ends the controller within 5 s.
+async fn sigterm_stops_within_five_seconds(env: &mut Env) -> Result<()> {
+    let mut controller = env.controller.take().expect("started");
+    let took = controller.terminate(Duration::from_secs(5));
+    ensure!(took.is_some(), "still running 5 s after SIGTERM");
+    println!("    stopped {:?} after SIGTERM", took.unwrap());
+    Ok(())
+}
+
+type Scenario = for<'a> fn(&'a mut Env) -> Pin<Box<dyn Future<Output = Result<()>> + 'a>>;
+
+macro_rules! scenarios {
+    ($($name:ident),+ $(,)?) => {
+        [$((stringify!($name), (|env| Box::pin($name(env))) as Scenario)),+]
+    };
+}
+
+fn main() -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio starts");
+    runtime.block_on(async {
+        let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
+        let mut env = match Env::start().await {
+            Ok(env) => env,
+            Err(error) => {
+                eprintln!("e2e: cannot start the environment: {error:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let scenarios = scenarios![
+            install,
+            controller_runs_as_its_service_account,
+            a_drop_alert_turns_exactly_that_pipeline_false_and_back,
+            configmap_patch_retunes_without_restart,
+            deleting_a_pipeline_while_polling_is_quiet,
+            sigterm_stops_within_five_seconds,
+        ];
+        let (mut passed, mut failed) = (0, 0);
+        for (name, scenario) in scenarios {
+            if filter.as_deref().is_some_and(|f| !name.contains(f)) && name != "install" {
+                continue;
+            }
+            let started = Instant::now();
+            match scenario(&mut env).await {
+                Ok(()) => {
+                    passed += 1;
+                    println!(
+                        "test e2e::{name} ... ok ({:.1}s)",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+                Err(error) => {
+                    failed += 1;
+                    println!("test e2e::{name} ... FAILED\n{error:#}");
+                }
+            }
+        }
+        println!("\ne2e: {passed} passed, {failed} failed");
+        drop(env);
+        if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    })
+}
