@@ -144,18 +144,42 @@ impl Drop for ControlPlane {
     }
 }
 
-/// The machine's kubectl when there is one, else the control plane binary's
-/// built-in copy (`controlplane kubectl ...`).
-fn kubectl_program(controlplane: &Path) -> Vec<String> {
-    let found = std::env::var("KUBECTL").ok().or_else(|| {
+/// `kubectl kustomize DIR`: the rendered manifests, with the machine's kubectl
+/// or, without one, the control plane binary's built-in copy.
+pub fn kustomize(dir: &Path) -> Result<String, ControlPlaneError> {
+    let program = match machine_kubectl() {
+        Some(kubectl) => vec![kubectl],
+        None => vec![build()?.display().to_string(), "kubectl".into()],
+    };
+    let out = Command::new(&program[0])
+        .args(&program[1..])
+        .arg("kustomize")
+        .arg(dir)
+        .output()?;
+    if !out.status.success() {
+        return Err(ControlPlaneError::Kubectl {
+            args: format!("kustomize {}", dir.display()),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn machine_kubectl() -> Option<String> {
+    std::env::var("KUBECTL").ok().or_else(|| {
         std::env::var_os("PATH").and_then(|paths| {
             std::env::split_paths(&paths)
                 .map(|p| p.join("kubectl"))
                 .find(|p| p.is_file())
                 .map(|p| p.display().to_string())
         })
-    });
-    match found {
+    })
+}
+
+/// The machine's kubectl when there is one, else the control plane binary's
+/// built-in copy (`controlplane kubectl ...`).
+fn kubectl_program(controlplane: &Path) -> Vec<String> {
+    match machine_kubectl() {
         Some(kubectl) => vec![kubectl],
         None => vec![controlplane.display().to_string(), "kubectl".into()],
     }

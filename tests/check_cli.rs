@@ -1,0 +1,131 @@
+//! `alert-poller check` as a user runs it: the real binary against a real
+//! Prometheus, and against addresses where no Prometheus answers.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use alert_poller::testbed::collector::{Collector, Component, Flow};
+use alert_poller::testbed::prometheus::{Prometheus, Setup};
+use alert_poller::testbed::rules;
+use serde_json::Value;
+
+fn check(url: &str, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_alert-poller"))
+        .args([
+            "check",
+            "--prometheus-url",
+            url,
+            "--request-timeout",
+            "2s",
+            "--connect-timeout",
+            "1s",
+        ])
+        .args(extra)
+        .output()
+        .expect("the binary runs")
+}
+
+fn assert_one_line_error(out: &Output, url_part: &str, cause: &str) {
+    assert!(!out.status.success(), "exit status {:?}", out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.starts_with("error: cannot ask Prometheus at "),
+        "{stderr}"
+    );
+    assert!(stderr.contains(url_part), "names the URL: {stderr}");
+    assert!(
+        stderr.contains(cause),
+        "names the cause ({cause}): {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_prints_the_condition_each_pipeline_would_get() {
+    let collector = Collector::start(&["a", "b"]).await.unwrap();
+    let prometheus = Prometheus::start(&Setup {
+        rules: rules::fast(
+            Duration::from_secs(3),
+            Duration::ZERO,
+            Duration::from_secs(1),
+        ),
+        collector: Some(collector.addr()),
+        ..Setup::default()
+    })
+    .await
+    .unwrap();
+    collector.set_flow(Component::Gateway, "a", Flow::AllDropped);
+
+    let started = Instant::now();
+    let reports = loop {
+        let out = check(
+            &prometheus.url(),
+            &["--pipeline", "a", "--pipeline", "b", "-o", "json"],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let reports: Vec<Value> = serde_json::from_slice(&out.stdout).expect("a JSON array");
+        if reports[0]["reason"] == "GatewayAllTelemetryDataDropped" {
+            break reports;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "a never dropped: {reports:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[0]["pipeline"], "a");
+    assert_eq!(reports[0]["status"], "False");
+    assert_eq!(reports[1]["pipeline"], "b");
+    assert_eq!(reports[1]["status"], "True");
+    assert_eq!(reports[1]["reason"], "FlowHealthy");
+    for r in &reports {
+        let keys: Vec<_> = r.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["message", "pipeline", "reason", "status"]);
+    }
+
+    let table = check(&prometheus.url(), &["--pipeline", "b"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.starts_with("PIPELINE") && text.contains("FlowHealthy"),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_names_url_and_cause_when_nobody_answers() {
+    let port = alert_poller::testbed::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    assert_one_line_error(&check(&url, &["--pipeline", "a"]), &url, "connect");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_url_and_cause_when_the_answer_is_not_prometheus() {
+    // The collector answers, but not with Prometheus' API.
+    let collector = Collector::start(&[]).await.unwrap();
+    let url = format!("http://{}", collector.addr());
+    let out = tokio::task::spawn_blocking(move || check(&url, &["--pipeline", "a", "-o", "json"]))
+        .await
+        .unwrap();
+    assert_one_line_error(&out, &collector.addr().to_string(), "404");
+}
+
+#[test]
+fn check_refuses_a_bad_url_before_asking() {
+    let out = check("ftp://example", &["--pipeline", "a"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("prometheusUrl") && stderr.contains("ftp://example"),
+        "{stderr}"
+    );
+}

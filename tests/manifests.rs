@@ -1,0 +1,220 @@
+//! The shipped manifests and docs, checked so that a later edit cannot quietly
+//! loosen the hardening or let docs and code drift apart.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use alert_poller::config::{SETTINGS, Tuning, settings_markdown};
+use alert_poller::testbed::controlplane::kustomize;
+use serde::Deserialize;
+use serde_json::Value;
+
+fn repo(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// `deploy/` rendered by kustomize, as JSON values.
+fn rendered() -> Vec<Value> {
+    let yaml = kustomize(&repo("deploy")).expect("deploy/ renders");
+    serde_yaml::Deserializer::from_str(&yaml)
+        .map(|doc| {
+            serde_yaml::from_value::<Value>(serde_yaml::Value::deserialize(doc).unwrap()).unwrap()
+        })
+        .collect()
+}
+
+fn kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objects.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+#[test]
+fn readme_settings_table_is_current() {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let start = readme.find("<!-- settings:start").expect("start marker");
+    let start = start + readme[start..].find('\n').unwrap() + 1;
+    let end = readme.find("<!-- settings:end -->").expect("end marker");
+    assert_eq!(
+        &readme[start..end],
+        settings_markdown(),
+        "README's settings table is stale: paste `alert-poller settings`"
+    );
+}
+
+#[test]
+fn default_configmap_documents_every_key_and_is_valid() {
+    let objects = rendered();
+    let cm = kind(&objects, "ConfigMap");
+    assert_eq!(cm.len(), 1);
+    let data: BTreeMap<String, String> = serde_json::from_value(cm[0]["data"].clone()).unwrap();
+    let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+    let mut expected: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+    expected.sort();
+    assert_eq!(keys, expected, "the ConfigMap lists every setting");
+    Tuning::defaults()
+        .with_overrides(&data)
+        .expect("the shipped tuning is valid");
+    // Every key carries a comment line right above it.
+    let source = std::fs::read_to_string(repo("deploy/configmap.yaml")).unwrap();
+    let lines: Vec<&str> = source.lines().collect();
+    for s in SETTINGS {
+        let at = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with(&format!("{}:", s.key)))
+            .unwrap();
+        assert!(
+            lines[at - 1].trim_start().starts_with('#'),
+            "{} has no comment",
+            s.key
+        );
+    }
+}
+
+#[test]
+fn the_pod_is_hardened() {
+    let objects = rendered();
+    let deployments = kind(&objects, "Deployment");
+    assert_eq!(deployments.len(), 1);
+    let pod = &deployments[0]["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_ne!(pod["securityContext"]["runAsUser"], 0);
+    assert_eq!(pod["hostNetwork"], Value::Null);
+    let containers = pod["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1);
+    for c in containers {
+        let sc = &c["securityContext"];
+        assert_eq!(sc["allowPrivilegeEscalation"], false);
+        assert_eq!(sc["readOnlyRootFilesystem"], true);
+        assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+        assert_eq!(sc["capabilities"]["add"], Value::Null);
+        assert_eq!(sc["privileged"], Value::Null);
+        for k in ["cpu", "memory"] {
+            assert!(c["resources"]["requests"][k].is_string(), "request {k}");
+        }
+        assert!(
+            c["resources"]["limits"]["memory"].is_string(),
+            "memory limit"
+        );
+        assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+        assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+        // One port, the metrics port: no webhook anywhere.
+        let ports = c["ports"].as_array().unwrap();
+        assert_eq!(ports.len(), 1);
+        assert_eq!(ports[0]["containerPort"], 8080);
+    }
+    let namespace = &kind(&objects, "Namespace")[0]["metadata"]["labels"];
+    assert_eq!(
+        namespace["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
+    let services = kind(&objects, "Service");
+    assert_eq!(services.len(), 1);
+    assert_eq!(services[0]["spec"]["ports"].as_array().unwrap().len(), 1);
+    assert!(kind(&objects, "ValidatingWebhookConfiguration").is_empty());
+    assert!(kind(&objects, "MutatingWebhookConfiguration").is_empty());
+}
+
+#[test]
+fn rbac_grants_exactly_what_the_controller_uses() {
+    let objects = rendered();
+    let rules = |kind_name: &str| -> Vec<(String, String, Vec<String>)> {
+        let role = kind(&objects, kind_name);
+        assert_eq!(role.len(), 1, "{kind_name}");
+        let mut out = Vec::new();
+        for rule in role[0]["rules"].as_array().unwrap() {
+            let verbs: Vec<String> = serde_json::from_value(rule["verbs"].clone()).unwrap();
+            for g in rule["apiGroups"].as_array().unwrap() {
+                for r in rule["resources"].as_array().unwrap() {
+                    out.push((
+                        g.as_str().unwrap().to_owned(),
+                        r.as_str().unwrap().to_owned(),
+                        verbs.clone(),
+                    ));
+                }
+            }
+            assert!(rule.get("resourceNames").is_none() || rule["resourceNames"].is_array());
+        }
+        for (g, r, verbs) in &out {
+            assert!(
+                g != "*" && r != "*" && !verbs.iter().any(|v| v == "*"),
+                "no wildcards: {g} {r} {verbs:?}"
+            );
+        }
+        out.sort();
+        out
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        rules("ClusterRole"),
+        vec![
+            (
+                "events.k8s.io".into(),
+                "events".into(),
+                s(&["create", "patch"])
+            ),
+            (
+                "telemetry.kyma-project.io".into(),
+                "metricpipelines".into(),
+                s(&["get", "list", "watch"])
+            ),
+            (
+                "telemetry.kyma-project.io".into(),
+                "metricpipelines/status".into(),
+                s(&["patch"])
+            ),
+        ]
+    );
+    assert_eq!(
+        rules("Role"),
+        vec![
+            ("".into(), "configmaps".into(), s(&["get", "list", "watch"])),
+            (
+                "coordination.k8s.io".into(),
+                "leases".into(),
+                s(&["get", "create", "update"])
+            ),
+        ]
+    );
+}
+
+#[test]
+fn network_policy_admits_only_scrapes_of_the_metrics_port() {
+    let objects = rendered();
+    let policies = kind(&objects, "NetworkPolicy");
+    assert_eq!(policies.len(), 1);
+    let spec = &policies[0]["spec"];
+    assert_eq!(
+        spec["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
+    let ingress = spec["ingress"].as_array().unwrap();
+    assert_eq!(ingress.len(), 1);
+    assert_eq!(
+        ingress[0]["ports"],
+        serde_json::json!([{"port": 8080, "protocol": "TCP"}])
+    );
+    assert!(
+        !ingress[0]["from"].as_array().unwrap().is_empty(),
+        "ingress has a source selector"
+    );
+    let egress_ports: Vec<i64> = spec["egress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| {
+            e["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["port"].as_i64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        egress_ports,
+        [53, 53, 443, 6443, 9090],
+        "DNS, API server, Prometheus only"
+    );
+}
