@@ -15,6 +15,7 @@ pub mod config;
 pub mod config_watch;
 pub mod controller;
 pub mod health;
+pub mod leader;
 pub mod metrics;
 pub mod pipeline;
 pub mod poller;

@@ -9,6 +9,7 @@ use alert_poller::check::{self, PipelineReport};
 use alert_poller::config::{Tuning, TuningArgs};
 use alert_poller::config_watch::ConfigWatch;
 use alert_poller::controller::{self, Context};
+use alert_poller::leader::{self, LeaseConfig};
 use alert_poller::metrics::Metrics;
 use alert_poller::pipeline;
 use alert_poller::poller::{PollView, Poller};
@@ -75,9 +76,26 @@ struct RunArgs {
         global = true
     )]
     metrics_address: SocketAddr,
-    /// This replica's name, in events and logs.
+    /// This replica's name, in events, logs and the leader lease.
     #[arg(long, env = "POD_NAME", default_value = "alert-poller", global = true)]
     pod_name: String,
+    /// Elect a leader among replicas on a Lease; only the leader polls and writes.
+    #[arg(long, env = "ALERT_POLLER_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    leader_election: bool,
+    /// Name of the Lease in the controller's namespace.
+    #[arg(
+        long,
+        env = "ALERT_POLLER_LEASE_NAME",
+        default_value = "alert-poller",
+        global = true
+    )]
+    lease_name: String,
+    /// How long a lease lives without renewal; a dead leader is replaced after at most this.
+    #[arg(long, env = "ALERT_POLLER_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration, global = true)]
+    lease_duration: Duration,
+    /// How often the leader renews and standbys try to take over.
+    #[arg(long, env = "ALERT_POLLER_LEASE_RETRY", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
+    lease_retry: Duration,
 }
 
 #[derive(clap::Args, Debug)]
@@ -205,6 +223,8 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
     let (polled_tx, polled_rx) = watch::channel(false);
     let (synced_tx, synced_rx) = watch::channel(false);
     let (loaded_tx, loaded_rx) = watch::channel(false);
+    let (leading_tx, leading_rx) = watch::channel(!args.leader_election);
+    let lost = CancellationToken::new();
     let (requeue_tx, requeue_rx) = mpsc::unbounded_channel();
     let recorder = Recorder::new(
         client.clone(),
@@ -221,6 +241,7 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
         Readiness {
             polled: polled_rx,
             synced: synced_rx,
+            leading: leading_tx.subscribe(),
         },
         shutdown.clone(),
     ));
@@ -237,36 +258,59 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
         }
         .run(shutdown.clone()),
     );
-    tasks.spawn(
-        Poller {
-            tuning: tuning_rx.clone(),
-            view: view_tx,
-            requeue: requeue_tx,
-            metrics: metrics.clone(),
-            polled: polled_tx,
-            tuning_loaded: loaded_rx,
-        }
-        .run(shutdown.clone()),
-    );
+    let poller = Poller {
+        tuning: tuning_rx.clone(),
+        view: view_tx,
+        requeue: requeue_tx,
+        metrics: metrics.clone(),
+        polled: polled_tx,
+        tuning_loaded: loaded_rx,
+    };
     let ctx = Arc::new(Context {
-        client,
+        client: client.clone(),
         view: view_rx,
         tuning: tuning_rx,
         recorder,
-        metrics,
+        metrics: metrics.clone(),
     });
-    tasks.spawn(controller::run(
-        ctx,
-        requeue_rx,
-        synced_tx,
-        shutdown.clone(),
-    ));
+    // Only the leader polls and reconciles; a standby keeps its tuning
+    // current and its probes green, and waits.
+    let work_shutdown = shutdown.clone();
+    let mut leading = leading_rx;
+    tasks.spawn(async move {
+        tokio::select! {
+            () = work_shutdown.cancelled() => return,
+            _ = leading.wait_for(|l| *l) => {}
+        }
+        metrics.leader.set(1);
+        let poller = tokio::spawn(poller.run(work_shutdown.clone()));
+        controller::run(ctx, requeue_rx, synced_tx, work_shutdown).await;
+        let _ = poller.await;
+    });
+    if args.leader_election {
+        tasks.spawn(leader::run(
+            client,
+            LeaseConfig {
+                namespace: args.namespace.clone(),
+                name: args.lease_name.clone(),
+                identity: args.pod_name.clone(),
+                duration: args.lease_duration,
+                retry: args.lease_retry,
+            },
+            leading_tx,
+            lost.clone(),
+            shutdown.clone(),
+        ));
+    }
 
+    let mut failure = None;
     tokio::select! {
         signal = shutdown_signal() => tracing::info!(signal, "shutting down"),
+        () = lost.cancelled() => failure = Some("lost the leader lease"),
         Some(ended) = tasks.join_next() => {
             // Every task runs until shutdown; one ending early is a bug.
             tracing::error!(?ended, "a task ended unexpectedly; shutting down");
+            failure = Some("a task ended unexpectedly");
         }
     }
     shutdown.cancel();
@@ -277,7 +321,11 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
     if drained.is_err() {
         tracing::warn!("tasks did not finish within the grace period; exiting anyway");
     }
-    Ok(())
+    match failure {
+        // Exit non-zero so the replica restarts as a fresh candidate.
+        Some(reason) => anyhow::bail!(reason),
+        None => Ok(()),
+    }
 }
 
 /// Waits for SIGTERM or SIGINT and names it.

@@ -18,17 +18,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
 
-/// Readiness inputs: the replica is ready once its first poll has finished
-/// and the pipeline cache has synced. A replica that is not the leader does
-/// neither and reports so, which is the truth: it is standing by.
+/// Readiness inputs: the leader is ready once its first poll has finished
+/// and the pipeline cache has synced. A standby is ready as it is: it has
+/// nothing to load, and holding it unready would stall every rollout.
 #[derive(Clone)]
 pub struct Readiness {
     pub polled: watch::Receiver<bool>,
     pub synced: watch::Receiver<bool>,
+    pub leading: watch::Receiver<bool>,
 }
 
 impl Readiness {
     fn state(&self) -> (bool, bool) {
+        if !*self.leading.borrow() {
+            return (true, true);
+        }
         (*self.polled.borrow(), *self.synced.borrow())
     }
 }

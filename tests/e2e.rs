@@ -414,6 +414,95 @@ async fn sigterm_stops_within_five_seconds(env: &mut Env) -> Result<()> {
     Ok(())
 }
 
+/// Two replicas: one leads; when it dies, the other takes over within the
+/// lease duration, starts from a full reconcile and applies the next change.
+async fn leader_failover(env: &mut Env) -> Result<()> {
+    let kubeconfig = env.plane.dir().join("alert-poller.kubeconfig");
+    let binary = Path::new(env!("CARGO_BIN_EXE_alert-poller"));
+    let mut replicas = Vec::new();
+    for name in ["replica-a", "replica-b"] {
+        let log = env.plane.dir().join(format!("{name}.log"));
+        replicas.push(ControllerProcess::start_with(
+            binary,
+            &kubeconfig,
+            NAMESPACE,
+            &log,
+            &[
+                "--pod-name",
+                name,
+                "--lease-duration",
+                "4s",
+                "--lease-retry",
+                "500ms",
+            ],
+        )?);
+    }
+    // Exactly one leads.
+    let started = Instant::now();
+    let leader = loop {
+        let mut leaders = Vec::new();
+        for (i, r) in replicas.iter().enumerate() {
+            if r.metric("alert_poller_leader").await == Some(1.0) {
+                leaders.push(i);
+            }
+        }
+        if leaders.len() == 1 {
+            break leaders[0];
+        }
+        ensure!(leaders.len() < 2, "two leaders at once");
+        ensure!(started.elapsed() < PATIENCE, "no leader elected");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let holder = env.kubectl(&[
+        "-n",
+        NAMESPACE,
+        "get",
+        "lease",
+        "alert-poller",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])?;
+    ensure!(
+        holder == ["replica-a", "replica-b"][leader],
+        "lease held by {holder}"
+    );
+    let standby = 1 - leader;
+    ensure!(
+        replicas[standby].metric("alert_poller_leader").await == Some(0.0),
+        "standby leads"
+    );
+    let (status, _) = replicas[standby]
+        .get("/readyz")
+        .await
+        .context("standby readyz")?;
+    ensure!(status == 200, "a standby is ready");
+
+    // The leader dies without a word; the standby takes over.
+    let killed_at = Instant::now();
+    replicas[leader].kill();
+    loop {
+        if replicas[standby].metric("alert_poller_leader").await == Some(1.0) {
+            break;
+        }
+        ensure!(killed_at.elapsed() < Duration::from_secs(15), "no takeover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "    takeover {:.1}s after the leader was killed",
+        killed_at.elapsed().as_secs_f64()
+    );
+    env.controller = Some(replicas.remove(standby));
+    env.collector
+        .set_flow(Component::Gateway, "backend", Flow::SomeDropped);
+    env.until_condition("backend", "False", "GatewaySomeTelemetryDataDropped")
+        .await?;
+    env.collector
+        .set_flow(Component::Gateway, "backend", Flow::Healthy);
+    env.until_condition("backend", "True", "FlowHealthy")
+        .await?;
+    Ok(())
+}
+
 type Scenario = for<'a> fn(&'a mut Env) -> Pin<Box<dyn Future<Output = Result<()>> + 'a>>;
 
 macro_rules! scenarios {
@@ -443,6 +532,7 @@ fn main() -> ExitCode {
             configmap_patch_retunes_without_restart,
             deleting_a_pipeline_while_polling_is_quiet,
             sigterm_stops_within_five_seconds,
+            leader_failover,
         ];
         let (mut passed, mut failed) = (0, 0);
         for (name, scenario) in scenarios {

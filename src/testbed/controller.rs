@@ -25,12 +25,24 @@ impl ControllerProcess {
         namespace: &str,
         log: &Path,
     ) -> std::io::Result<ControllerProcess> {
+        Self::start_with(binary, kubeconfig, namespace, log, &[])
+    }
+
+    /// Like [`start`](Self::start), with extra flags.
+    pub fn start_with(
+        binary: &Path,
+        kubeconfig: &Path,
+        namespace: &str,
+        log: &Path,
+        extra: &[&str],
+    ) -> std::io::Result<ControllerProcess> {
         let metrics_port = free_port();
         let file = std::fs::File::create(log)?;
         let child = Command::new(binary)
             .args(["run", "--log-format", "text", "--namespace", namespace])
             .arg("--metrics-address")
             .arg(format!("127.0.0.1:{metrics_port}"))
+            .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
             .env("POD_NAME", "alert-poller-test")
@@ -82,6 +94,12 @@ impl ControllerProcess {
     pub async fn metric(&self, series: &str) -> Option<f64> {
         let (_, text) = self.get("/metrics").await?;
         sample(&text, series)
+    }
+
+    /// Kills the process outright (SIGKILL), as a node failure would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for the exit; returns how long it took, or

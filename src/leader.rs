@@ -1,0 +1,231 @@
+//! Leader election on a `coordination.k8s.io/v1` Lease, so that of several
+//! replicas exactly one polls Prometheus and writes status.
+//!
+//! The protocol is the usual one: the holder renews `renewTime` well within
+//! `leaseDurationSeconds`; a candidate takes the lease over only once it has
+//! expired. Every write carries the `resourceVersion` it read, so two
+//! candidates racing for an expired lease cannot both win: the API server
+//! rejects the second write with a conflict. A leader that cannot renew in
+//! time stops leading (the process exits and is restarted as a candidate),
+//! which is safer than carrying on while another replica may have taken over.
+//! On a clean shutdown the leader hands the lease back, so the next replica
+//! takes over at once instead of after the lease duration.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::Client;
+use kube::api::{Api, PostParams};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// What a candidate should do about the lease it just read. Pure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Nobody holds it, or the holder let it expire: take it.
+    Acquire,
+    /// We hold it: renew it.
+    Renew,
+    /// Someone else holds it and it is live: wait.
+    Wait,
+}
+
+pub fn step(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> Step {
+    let Some(spec) = spec else {
+        return Step::Acquire;
+    };
+    let holder = spec.holder_identity.as_deref().unwrap_or_default();
+    if holder == me {
+        return Step::Renew;
+    }
+    if holder.is_empty() {
+        return Step::Acquire;
+    }
+    let duration = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(0)));
+    match &spec.renew_time {
+        Some(MicroTime(renewed)) if renewed.saturating_add(duration).is_ok_and(|end| end > now) => {
+            Step::Wait
+        }
+        _ => Step::Acquire,
+    }
+}
+
+/// How the lease is held.
+#[derive(Clone, Debug)]
+pub struct LeaseConfig {
+    pub namespace: String,
+    pub name: String,
+    /// This replica's identity (its pod name).
+    pub identity: String,
+    /// How long a lease lives without renewal.
+    pub duration: Duration,
+    /// How often the holder renews and candidates retry.
+    pub retry: Duration,
+}
+
+/// Runs the election until `shutdown`. `leading` turns true when this replica
+/// becomes leader; it never turns false again: losing the lease cancels
+/// `lost`, and the caller is expected to exit.
+pub async fn run(
+    client: Client,
+    config: LeaseConfig,
+    leading: watch::Sender<bool>,
+    lost: CancellationToken,
+    shutdown: CancellationToken,
+) {
+    let api: Api<Lease> = Api::namespaced(client, &config.namespace);
+    let mut last_renewal: Option<tokio::time::Instant> = None;
+    loop {
+        match try_once(&api, &config).await {
+            Ok(true) => {
+                last_renewal = Some(tokio::time::Instant::now());
+                if !*leading.borrow() {
+                    tracing::info!(lease = %config.name, identity = %config.identity, "became leader");
+                    leading.send_replace(true);
+                }
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, lease = %config.name, "lease update failed"),
+        }
+        // A leader that has not renewed for a whole lease duration may have
+        // been replaced: stop before two replicas write at once.
+        if *leading.borrow()
+            && last_renewal
+                .is_none_or(|t| t.elapsed() >= config.duration.saturating_sub(config.retry))
+        {
+            tracing::error!(lease = %config.name, "could not renew the lease in time; stepping down");
+            lost.cancel();
+            return;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                if *leading.borrow() {
+                    release(&api, &config).await;
+                }
+                return;
+            }
+            () = tokio::time::sleep(config.retry) => {}
+        }
+    }
+}
+
+/// One round: read the lease and acquire or renew it if we may. `Ok(true)`
+/// when we hold it afterwards.
+async fn try_once(api: &Api<Lease>, config: &LeaseConfig) -> Result<bool, kube::Error> {
+    let now = Timestamp::now();
+    let current = api.get_opt(&config.name).await?;
+    let decision = step(
+        current.as_ref().and_then(|l| l.spec.as_ref()),
+        &config.identity,
+        now,
+    );
+    if decision == Step::Wait {
+        return Ok(false);
+    }
+    let previous = current
+        .as_ref()
+        .and_then(|l| l.spec.clone())
+        .unwrap_or_default();
+    let transitions = previous.lease_transitions.unwrap_or(0);
+    let spec = LeaseSpec {
+        holder_identity: Some(config.identity.clone()),
+        lease_duration_seconds: Some(config.duration.as_secs().max(1) as i32),
+        renew_time: Some(MicroTime(now)),
+        acquire_time: match decision {
+            Step::Renew => previous.acquire_time.clone(),
+            _ => Some(MicroTime(now)),
+        },
+        lease_transitions: Some(match decision {
+            Step::Acquire if current.is_some() => transitions + 1,
+            _ => transitions,
+        }),
+        ..LeaseSpec::default()
+    };
+    let result = match current {
+        None => {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(config.name.clone()),
+                    namespace: Some(config.namespace.clone()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(spec),
+            };
+            api.create(&PostParams::default(), &lease).await
+        }
+        Some(mut lease) => {
+            // Keeps the read resourceVersion: a concurrent writer makes this fail.
+            lease.spec = Some(spec);
+            api.replace(&config.name, &PostParams::default(), &lease)
+                .await
+        }
+    };
+    match result {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Hands the lease back by clearing the holder, if we still hold it.
+async fn release(api: &Api<Lease>, config: &LeaseConfig) {
+    let Ok(Some(mut lease)) = api.get_opt(&config.name).await else {
+        return;
+    };
+    let Some(spec) = lease.spec.as_mut() else {
+        return;
+    };
+    if spec.holder_identity.as_deref() != Some(config.identity.as_str()) {
+        return;
+    }
+    spec.holder_identity = None;
+    spec.renew_time = None;
+    match api
+        .replace(&config.name, &PostParams::default(), &lease)
+        .await
+    {
+        Ok(_) => tracing::info!(lease = %config.name, "lease released"),
+        Err(error) => tracing::warn!(%error, "could not release the lease"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(holder: Option<&str>, renewed_secs_ago: Option<i64>, duration: i32) -> LeaseSpec {
+        let now = Timestamp::from_second(1_000).unwrap();
+        LeaseSpec {
+            holder_identity: holder.map(str::to_owned),
+            lease_duration_seconds: Some(duration),
+            renew_time: renewed_secs_ago
+                .map(|ago| MicroTime(now.saturating_sub(SignedDuration::from_secs(ago)).unwrap())),
+            ..LeaseSpec::default()
+        }
+    }
+
+    #[test]
+    fn decisions_follow_holder_and_expiry() {
+        let now = Timestamp::from_second(1_000).unwrap();
+        assert_eq!(step(None, "me", now), Step::Acquire);
+        assert_eq!(
+            step(Some(&lease(Some("me"), Some(1), 15)), "me", now),
+            Step::Renew
+        );
+        assert_eq!(
+            step(Some(&lease(Some("other"), Some(5), 15)), "me", now),
+            Step::Wait
+        );
+        assert_eq!(
+            step(Some(&lease(Some("other"), Some(16), 15)), "me", now),
+            Step::Acquire
+        );
+        assert_eq!(step(Some(&lease(None, None, 15)), "me", now), Step::Acquire);
+        assert_eq!(
+            step(Some(&lease(Some("other"), None, 15)), "me", now),
+            Step::Acquire
+        );
+    }
+}
