@@ -218,3 +218,18 @@ fn network_policy_admits_only_scrapes_of_the_metrics_port() {
         "DNS, API server, Prometheus only"
     );
 }
+
+/// kube brings rustls with `ring`; a second provider (aws-lc-rs, which
+/// reqwest's default TLS feature pulls in) makes the kube client panic at
+/// creation. The lock file must never contain it.
+#[test]
+fn exactly_one_crypto_provider_is_built() {
+    let lock = std::fs::read_to_string(repo("Cargo.lock")).unwrap();
+    assert!(lock.contains("name = \"ring\""), "ring is the provider");
+    for other in ["aws-lc-rs", "aws-lc-sys", "openssl-sys"] {
+        assert!(
+            !lock.contains(&format!("name = \"{other}\"")),
+            "{other} is in Cargo.lock: check the TLS features of reqwest and kube"
+        );
+    }
+}
