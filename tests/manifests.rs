@@ -233,3 +233,23 @@ fn exactly_one_crypto_provider_is_built() {
         );
     }
 }
+
+/// The chart overrides carry the same rules as the plain rules file, and no
+/// Alertmanager: the pull design pushes nothing.
+#[test]
+fn chart_values_carry_the_shipped_rules_and_no_alertmanager() {
+    let read = |p: &str| -> serde_yaml::Value {
+        serde_yaml::from_str(&std::fs::read_to_string(repo(p)).unwrap()).unwrap()
+    };
+    let values = read("config/prometheus/values.yaml");
+    let rules = read("config/prometheus/rules.yaml");
+    assert_eq!(values["serverFiles"]["alerting_rules.yml"], rules);
+    assert_eq!(
+        values["alertmanager"]["enabled"],
+        serde_yaml::Value::Bool(false)
+    );
+    assert_eq!(
+        values["server"]["alertmanagers"],
+        serde_yaml::Value::Sequence(vec![])
+    );
+}
