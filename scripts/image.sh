@@ -30,6 +30,8 @@ trap 'rm -rf "$stage"' EXIT
 root="$stage/rootfs"
 mkdir -p "$root/usr/local/bin" "$root/etc/ssl/certs"
 install -m 0755 "$binary" "$root/usr/local/bin/alert-poller"
+# Debug info stays in target/; the image carries symbols only.
+strip --strip-debug "$root/usr/local/bin/alert-poller"
 # The binary links glibc dynamically: copy exactly the libraries it needs.
 for lib in $(ldd "$binary" | grep -o '/[^ ]*'); do
 	mkdir -p "$root$(dirname "$lib")"
