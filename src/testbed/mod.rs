@@ -10,6 +10,7 @@
 pub mod collector;
 pub mod controller;
 pub mod controlplane;
+pub mod fake_prometheus;
 pub mod prometheus;
 pub mod rules;
 

@@ -1,0 +1,181 @@
+//! A misbehaving stand-in for Prometheus' `/api/v1/alerts`, for fault tests:
+//! it answers with whatever the test sets (errors, garbage, huge or slow
+//! bodies) and records what it was asked, so tests can check headers such as
+//! the bearer token. Anything the real Prometheus can do, the tests use the
+//! real Prometheus for; this is only for what it cannot be made to do.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::Frame;
+use hyper::service::service_fn;
+use hyper::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// How the next requests are answered.
+#[derive(Clone, Debug)]
+pub enum Answer {
+    /// 200 with this body and `application/json`.
+    Json(String),
+    /// Any status, content type, body and optional `Retry-After` seconds.
+    Raw {
+        status: u16,
+        content_type: &'static str,
+        body: Vec<u8>,
+        retry_after: Option<u64>,
+    },
+    /// 200 JSON that streams `bytes` of filler without ever ending validly,
+    /// in 64 KiB chunks, so the server itself needs no memory for it.
+    Huge { bytes: usize },
+    /// Waits this long, then answers like `Json`.
+    Slow(Duration, String),
+}
+
+impl Answer {
+    /// A success body with the given alerts array (JSON text).
+    pub fn alerts(alerts: &str) -> Answer {
+        Answer::Json(format!(
+            r#"{{"status":"success","data":{{"alerts":[{alerts}]}}}}"#
+        ))
+    }
+}
+
+/// What one request looked like.
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    pub path: String,
+    pub authorization: Option<String>,
+    pub accept_encoding: Option<String>,
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// The running server; stops when dropped.
+#[derive(Debug)]
+pub struct FakePrometheus {
+    addr: SocketAddr,
+    answer: Arc<Mutex<Answer>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: CancellationToken,
+}
+
+impl FakePrometheus {
+    pub async fn start(answer: Answer) -> std::io::Result<FakePrometheus> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let fake = FakePrometheus {
+            addr: listener.local_addr()?,
+            answer: Arc::new(Mutex::new(answer)),
+            seen: Arc::new(Mutex::new(Vec::new())),
+            stop: CancellationToken::new(),
+        };
+        let (answer, seen, stop) = (fake.answer.clone(), fake.seen.clone(), fake.stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    () = stop.cancelled() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(_) => continue,
+                    },
+                };
+                let (answer, seen) = (answer.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let header = |name: &str| {
+                            req.headers()
+                                .get(name)
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_owned)
+                        };
+                        seen.lock().expect("seen lock").push(Seen {
+                            path: req.uri().path().to_owned(),
+                            authorization: header("authorization"),
+                            accept_encoding: header("accept-encoding"),
+                        });
+                        let answer = answer.lock().expect("answer lock").clone();
+                        async move { Ok::<_, Infallible>(respond(answer).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(fake)
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:40123/`.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn set(&self, answer: Answer) {
+        *self.answer.lock().expect("answer lock") = answer;
+    }
+
+    /// Requests so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("seen lock").clone()
+    }
+}
+
+impl Drop for FakePrometheus {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+async fn respond(answer: Answer) -> Response<Body> {
+    let json = |body: String| {
+        Response::builder()
+            .header("content-type", "application/json")
+            .body(full(body))
+            .expect("valid response")
+    };
+    match answer {
+        Answer::Json(body) => json(body),
+        Answer::Slow(delay, body) => {
+            tokio::time::sleep(delay).await;
+            json(body)
+        }
+        Answer::Raw {
+            status,
+            content_type,
+            body,
+            retry_after,
+        } => {
+            let mut builder = Response::builder()
+                .status(StatusCode::from_u16(status).expect("a valid status"))
+                .header("content-type", content_type);
+            if let Some(seconds) = retry_after {
+                builder = builder.header("retry-after", seconds.to_string());
+            }
+            builder.body(full(body)).expect("valid response")
+        }
+        Answer::Huge { bytes } => {
+            const CHUNK: usize = 64 * 1024;
+            let head =
+                Bytes::from_static(br#"{"status":"success","data":{"alerts":[{"labels":{"x":""#);
+            let filler = Bytes::from(vec![b'a'; CHUNK]);
+            let chunks = std::iter::once(head)
+                .chain(std::iter::repeat_n(filler, bytes / CHUNK))
+                .map(|b| Ok::<_, Infallible>(Frame::data(b)));
+            let body = StreamBody::new(stream::iter(chunks)).boxed();
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(body)
+                .expect("valid response")
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Prometheus misbehaving in ways the real one cannot be made to: each bad
+//! answer must become a clear error of its own class, never a panic, never a
+//! memory spike, and the poller must back off and turn pipelines Unknown.
+//! (Prometheus killed and restarted is in tests/poller_prometheus.rs, with the
+//! real Prometheus.)
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alert_poller::alerts::Affected;
+use alert_poller::config::Tuning;
+use alert_poller::health::Knowledge;
+use alert_poller::metrics::Metrics;
+use alert_poller::poller::{PollView, Poller};
+use alert_poller::prometheus::{ClientSettings, PollError, PrometheusClient};
+use alert_poller::testbed::TempDir;
+use alert_poller::testbed::fake_prometheus::{Answer, FakePrometheus};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+fn tuning(url: &str, extra: &[(&str, &str)]) -> Tuning {
+    let mut data: BTreeMap<String, String> = [
+        ("prometheusUrl", url),
+        ("requestTimeout", "500ms"),
+        ("connectTimeout", "200ms"),
+        ("maxResponseBytes", "1Mi"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    data.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Tuning::defaults()
+        .with_overrides(&data)
+        .expect("valid test tuning")
+}
+
+fn client(t: &Tuning) -> PrometheusClient {
+    PrometheusClient::new(ClientSettings::from(t)).expect("client builds")
+}
+
+fn raw(status: u16, content_type: &'static str, body: &str, retry_after: Option<u64>) -> Answer {
+    Answer::Raw {
+        status,
+        content_type,
+        body: body.as_bytes().to_vec(),
+        retry_after,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_bad_answer_is_a_clear_error_of_its_own_class() {
+    let fake = FakePrometheus::start(Answer::alerts("")).await.unwrap();
+    let c = client(&tuning(&fake.url(), &[]));
+    let cases: Vec<(&str, Answer, &str, &str)> = vec![
+        (
+            "500 with a Prometheus error",
+            raw(
+                500,
+                "application/json",
+                r#"{"status":"error","errorType":"internal","error":"boom"}"#,
+                None,
+            ),
+            "http_status",
+            "boom",
+        ),
+        (
+            "500 from a proxy",
+            raw(500, "text/plain", "oops", None),
+            "http_status",
+            "500",
+        ),
+        (
+            "503 with Retry-After",
+            raw(503, "text/plain", "busy", Some(7)),
+            "retry_later",
+            "after 7s",
+        ),
+        (
+            "429 with Retry-After",
+            raw(429, "application/json", "{}", Some(3)),
+            "retry_later",
+            "429",
+        ),
+        (
+            "an HTML page",
+            raw(200, "text/html", "<html></html>", None),
+            "content_type",
+            "text/html",
+        ),
+        (
+            "no content type",
+            raw(200, "", "{}", None),
+            "content_type",
+            "not JSON",
+        ),
+        (
+            "non-JSON",
+            Answer::Json("alerts: none".into()),
+            "decode",
+            "not a valid alerts response",
+        ),
+        (
+            "truncated JSON",
+            Answer::Json(
+                r#"{"status":"success","data":{"alerts":[{"labels":{"alertname":"Metr"#.into(),
+            ),
+            "decode",
+            "EOF",
+        ),
+        (
+            "alerts of the wrong shape",
+            Answer::alerts(r#"{"labels":{"alertname":"x"},"state":"firing"}"#),
+            "decode",
+            "missing field",
+        ),
+        (
+            "an error envelope with 200",
+            Answer::Json(r#"{"status":"error","errorType":"bad_data","error":"nope"}"#.into()),
+            "prometheus_error",
+            "nope",
+        ),
+        (
+            "a 100 MB body",
+            Answer::Huge { bytes: 100 << 20 },
+            "too_large",
+            "1048576 bytes",
+        ),
+        (
+            "a hung answer",
+            Answer::Slow(Duration::from_secs(3), "{}".into()),
+            "timeout",
+            "500ms",
+        ),
+    ];
+    for (what, answer, kind, text) in cases {
+        fake.set(answer);
+        let started = Instant::now();
+        let error: PollError = c.alerts().await.expect_err(what);
+        assert_eq!(error.kind(), kind, "{what}: {error}");
+        let message = error.to_string();
+        assert!(message.contains(text), "{what}: {message:?} lacks {text:?}");
+        assert!(!message.contains('\n'), "{what}: one line: {message:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{what} took {:?}",
+            started.elapsed()
+        );
+        if kind == "retry_later" {
+            assert!(error.retry_after().is_some(), "{what}: Retry-After is read");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_token_is_sent_and_never_shown() {
+    let fake = FakePrometheus::start(Answer::alerts("")).await.unwrap();
+    let dir = TempDir::new("token").unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cr3t-token\n").unwrap();
+    let path = token_file.display().to_string();
+    let c = client(&tuning(&fake.url(), &[("bearerTokenFile", &path)]));
+
+    c.alerts().await.expect("a good answer");
+    let seen = fake.seen();
+    assert_eq!(
+        seen.last().unwrap().authorization.as_deref(),
+        Some("Bearer s3cr3t-token")
+    );
+    assert_eq!(seen.last().unwrap().path, "/api/v1/alerts");
+    assert!(
+        seen.last()
+            .unwrap()
+            .accept_encoding
+            .as_deref()
+            .unwrap_or_default()
+            .contains("gzip"),
+        "compressed answers are asked for"
+    );
+
+    for answer in [
+        raw(500, "text/plain", "x", None),
+        Answer::Json("{".into()),
+        raw(401, "application/json", "{}", None),
+    ] {
+        fake.set(answer);
+        let message = c.alerts().await.unwrap_err().to_string();
+        assert!(!message.contains("s3cr3t"), "token leaked: {message}");
+    }
+
+    // The file is read at every poll: a rotated token is used at once, and a
+    // missing file is an error naming the file, not its content.
+    std::fs::write(&token_file, "rotated-token").unwrap();
+    fake.set(Answer::alerts(""));
+    c.alerts().await.unwrap();
+    assert_eq!(
+        fake.seen().last().unwrap().authorization.as_deref(),
+        Some("Bearer rotated-token")
+    );
+    std::fs::remove_file(&token_file).unwrap();
+    let error = c.alerts().await.unwrap_err();
+    assert_eq!(error.kind(), "token_file");
+    assert!(error.to_string().contains(&path));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_prometheus_is_backed_off_and_pipelines_turn_unknown() {
+    let fake = FakePrometheus::start(raw(500, "text/plain", "down", None))
+        .await
+        .unwrap();
+    let t = tuning(
+        &fake.url(),
+        &[
+            ("minInterval", "100ms"),
+            ("errorMaxInterval", "400ms"),
+            ("staleAfter", "1500ms"),
+        ],
+    );
+    let (_tuning_tx, tuning_rx) = watch::channel(Arc::new(t));
+    let (view_tx, view) = watch::channel(Arc::new(PollView::default()));
+    let (requeue_tx, mut requeues) = mpsc::unbounded_channel();
+    let (polled_tx, _polled) = watch::channel(false);
+    let (_loaded_tx, tuning_loaded) = watch::channel(true);
+    let metrics = Arc::new(Metrics::new().0);
+    let stop = CancellationToken::new();
+    tokio::spawn(
+        Poller {
+            tuning: tuning_rx,
+            view: view_tx,
+            requeue: requeue_tx,
+            metrics: metrics.clone(),
+            polled: polled_tx,
+            tuning_loaded,
+        }
+        .run(stop.clone()),
+    );
+
+    // While failing: every scheduled delay stays within errorMaxInterval, and
+    // after staleAfter the view turns stale and everyone is re-queued.
+    let started = Instant::now();
+    let mut longest = 0.0f64;
+    while started.elapsed() < Duration::from_millis(2500) {
+        longest = longest.max(metrics.poll_interval.get());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        longest <= 0.4,
+        "a delay of {longest}s is above errorMaxInterval"
+    );
+    assert!(longest >= 0.2, "the backoff grew: {longest}s");
+    let requests = fake.seen().len();
+    assert!(
+        (4..=20).contains(&requests),
+        "{requests} requests in 2.5 s of failure"
+    );
+    assert!(
+        matches!(
+            view.borrow().knowledge(),
+            Knowledge::Stale {
+                cause: "http_status"
+            }
+        ),
+        "stale with the error class"
+    );
+    let mut all = false;
+    while let Ok(a) = requeues.try_recv() {
+        all |= a == Affected::All;
+    }
+    assert!(all, "going stale re-queues everyone");
+
+    // Back to normal: the next poll makes the view fresh again.
+    fake.set(Answer::alerts(""));
+    let started = Instant::now();
+    while !matches!(view.borrow().knowledge(), Knowledge::Fresh(_)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+}
