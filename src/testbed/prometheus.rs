@@ -21,8 +21,8 @@ pub struct Setup {
     pub rules: String,
     /// The fake collector to scrape as jobs `metric-gateway` and `metric-agent`.
     pub collector: Option<SocketAddr>,
-    /// Alertmanager to push alerts to (the push design); `None` for pull.
-    pub alertmanager: Option<SocketAddr>,
+    /// Alertmanagers to push alerts to (the push design); none for pull.
+    pub alertmanagers: Vec<SocketAddr>,
     /// `--rules.alert.resend-delay`; Prometheus' default (1m) when `None`.
     pub resend_delay: Option<Duration>,
 }
@@ -34,7 +34,7 @@ impl Default for Setup {
             evaluation_interval: Duration::from_secs(1),
             rules: String::new(),
             collector: None,
-            alertmanager: None,
+            alertmanagers: Vec::new(),
             resend_delay: None,
         }
     }
@@ -88,9 +88,15 @@ impl Prometheus {
                 ));
             }
         }
-        if let Some(am) = setup.alertmanager {
+        if !setup.alertmanagers.is_empty() {
+            let targets: Vec<String> = setup
+                .alertmanagers
+                .iter()
+                .map(|a| format!("'{a}'"))
+                .collect();
             config.push_str(&format!(
-                "alerting:\n  alertmanagers:\n    - api_version: v2\n      static_configs: [{{targets: ['{am}']}}]\n"
+                "alerting:\n  alertmanagers:\n    - api_version: v2\n      static_configs: [{{targets: [{}]}}]\n",
+                targets.join(", ")
             ));
         }
         std::fs::write(dir.path().join("prometheus.yml"), config)?;

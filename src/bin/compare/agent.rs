@@ -1,0 +1,408 @@
+//! One design under test, run as its own process so its CPU and memory are
+//! its own: the push design (a webhook that Prometheus notifies, re-queueing
+//! all pipelines as the proof of concept does, or only the notified ones as
+//! telemetry-manager does, each reconcile querying `/api/v1/alerts`), or the
+//! pull design (alert-poller's own poller, schedule and diff, unchanged).
+//!
+//! Both end in the same reconcile bookkeeping: a de-duplicating queue worked
+//! by one worker (controller-runtime's default), a verdict per pipeline, a
+//! "status write" when the verdict changes, and a detection record when the
+//! status flips. No API server is involved: the comparison is about
+//! Prometheus load, reaction time and reconcile counts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alert_poller::alerts::{Affected, Matcher, Snapshot};
+use alert_poller::config::Tuning;
+use alert_poller::health::{self, Knowledge, PipelineFacts, Status};
+use alert_poller::metrics::{Metrics, ResultLabels};
+use alert_poller::poller::{PollView, Poller};
+use alert_poller::prometheus::{ClientSettings, PrometheusClient};
+use anyhow::Result;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::service::service_fn;
+use hyper::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// Which design, and how it is tuned.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AgentConfig {
+    pub design: Design,
+    pub prometheus: String,
+    pub pipelines: Vec<String>,
+    /// Where the push designs listen for Prometheus' notifications.
+    pub listen: Option<String>,
+    /// Poll schedule of the pull design (ConfigMap keys and values).
+    pub tuning: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Design {
+    /// Proof of concept: every notification re-queues every pipeline.
+    PushAll,
+    /// telemetry-manager: a notification re-queues the pipelines it names.
+    PushScoped,
+    /// alert-poller.
+    Pull,
+}
+
+/// A status flip seen by the design.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Detection {
+    pub pipeline: String,
+    pub status: String,
+    pub unix_ms: u64,
+}
+
+/// What the design did, written at the end of the run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AgentReport {
+    pub detections: Vec<Detection>,
+    pub notifications: u64,
+    pub prometheus_requests: u64,
+    pub prometheus_bytes: u64,
+    pub reconciles: u64,
+    pub status_writes: u64,
+    pub cpu_seconds: f64,
+    pub peak_rss_kib: u64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+/// The reconcile side shared by all designs.
+struct Book {
+    queue: Mutex<BTreeSet<String>>,
+    wake: Notify,
+    verdicts: Mutex<BTreeMap<String, Status>>,
+    report: Mutex<AgentReport>,
+    requests: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Book {
+    fn current(&self) -> AgentReport {
+        let mut report = self.report.lock().unwrap().clone();
+        report.prometheus_requests = self.requests.load(Ordering::Relaxed);
+        report.prometheus_bytes = self.bytes.load(Ordering::Relaxed);
+        report
+    }
+
+    fn enqueue(&self, names: impl IntoIterator<Item = String>) {
+        self.queue.lock().unwrap().extend(names);
+        self.wake.notify_one();
+    }
+
+    /// Records a reconcile's verdict; counts a write when it changed.
+    fn record(&self, pipeline: &str, status: Status) {
+        let mut report = self.report.lock().unwrap();
+        report.reconciles += 1;
+        let mut verdicts = self.verdicts.lock().unwrap();
+        let previous = verdicts.insert(pipeline.to_owned(), status);
+        if previous != Some(status) {
+            report.status_writes += 1;
+            report.detections.push(Detection {
+                pipeline: pipeline.to_owned(),
+                status: status.as_str().to_owned(),
+                unix_ms: now_ms(),
+            });
+        }
+    }
+}
+
+/// Runs the design until `stop`, then returns its report. Every second the
+/// counters so far are written to `live`, for the harness' stable-phase count.
+pub async fn run(
+    config: AgentConfig,
+    ready: impl FnOnce(),
+    stop: CancellationToken,
+    live: std::path::PathBuf,
+) -> Result<AgentReport> {
+    let book = Arc::new(Book {
+        queue: Mutex::new(BTreeSet::new()),
+        wake: Notify::new(),
+        verdicts: Mutex::new(BTreeMap::new()),
+        report: Mutex::new(AgentReport::default()),
+        requests: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+    });
+    let tuning = Tuning::defaults()
+        .with_overrides(&config.tuning)
+        .map_err(|e| anyhow::anyhow!("tuning: {e}"))?;
+    let writer = {
+        let book = book.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let _ = std::fs::write(
+                    &live,
+                    serde_json::to_vec(&book.current()).unwrap_or_default(),
+                );
+            }
+        })
+    };
+    match config.design {
+        Design::Pull => run_pull(&config, tuning, book.clone(), ready, stop).await?,
+        Design::PushAll | Design::PushScoped => {
+            run_push(&config, tuning, book.clone(), ready, stop).await?
+        }
+    }
+    writer.abort();
+    let mut report = book.current();
+    let (cpu, rss) = own_usage();
+    report.cpu_seconds = cpu;
+    report.peak_rss_kib = rss;
+    Ok(report)
+}
+
+/// The pull design: the real poller; reconciles read its view.
+async fn run_pull(
+    config: &AgentConfig,
+    tuning: Tuning,
+    book: Arc<Book>,
+    ready: impl FnOnce(),
+    stop: CancellationToken,
+) -> Result<()> {
+    let (_tuning_tx, tuning_rx) = watch::channel(Arc::new(tuning));
+    let (view_tx, view) = watch::channel(Arc::new(PollView::default()));
+    let (requeue_tx, mut requeue) = mpsc::unbounded_channel();
+    let (polled_tx, _polled) = watch::channel(false);
+    let (_loaded_tx, tuning_loaded) = watch::channel(true);
+    let (metrics, _registry) = Metrics::new();
+    let metrics = Arc::new(metrics);
+    let poller = Poller {
+        tuning: tuning_rx,
+        view: view_tx,
+        requeue: requeue_tx,
+        metrics: metrics.clone(),
+        polled: polled_tx,
+        tuning_loaded,
+    };
+    let poll_task = tokio::spawn(poller.run(stop.clone()));
+    // The poller counts its own requests; mirror them into the book.
+    let mirror = {
+        let (book, metrics) = (book.clone(), metrics.clone());
+        tokio::spawn(async move {
+            loop {
+                let polls: u64 = ["success", "connect", "timeout", "http_status", "decode"]
+                    .iter()
+                    .map(|r| {
+                        metrics
+                            .polls
+                            .get_or_create(&ResultLabels {
+                                result: (*r).into(),
+                            })
+                            .get()
+                    })
+                    .sum();
+                book.requests.store(polls, Ordering::Relaxed);
+                book.bytes
+                    .store(metrics.response_bytes.get(), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let pipelines = config.pipelines.clone();
+    let splitter = {
+        let book = book.clone();
+        tokio::spawn(async move {
+            while let Some(affected) = requeue.recv().await {
+                match affected {
+                    Affected::None => {}
+                    Affected::All => book.enqueue(pipelines.iter().cloned()),
+                    Affected::Pipelines(names) => book.enqueue(names),
+                }
+            }
+        })
+    };
+    ready();
+    let worker = {
+        let book = book.clone();
+        let stop = stop.clone();
+        async move {
+            loop {
+                let next = book.queue.lock().unwrap().pop_first();
+                let Some(pipeline) = next else {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = book.wake.notified() => continue,
+                    }
+                };
+                let view = view.borrow().clone();
+                let facts = PipelineFacts {
+                    name: &pipeline,
+                    uses_agent: true,
+                };
+                if let Some(v) = health::evaluate(facts, view.knowledge()) {
+                    book.record(&pipeline, v.status);
+                }
+            }
+        }
+    };
+    worker.await;
+    let _ = poll_task.await;
+    splitter.abort();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    mirror.abort();
+    Ok(())
+}
+
+/// Prometheus' notification payload (`/api/v2/alerts`): only the labels matter.
+#[derive(Deserialize)]
+struct Notified {
+    labels: BTreeMap<String, String>,
+}
+
+/// The push design: a webhook re-queues; each reconcile asks Prometheus.
+async fn run_push(
+    config: &AgentConfig,
+    tuning: Tuning,
+    book: Arc<Book>,
+    ready: impl FnOnce(),
+    stop: CancellationToken,
+) -> Result<()> {
+    let listen = config
+        .listen
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("push needs --listen"))?;
+    let listener = TcpListener::bind(&listen).await?;
+    let client = PrometheusClient::new(ClientSettings::from(&tuning))?;
+    let matcher: Matcher = tuning.matcher();
+    let design = config.design;
+    let pipelines = Arc::new(config.pipelines.clone());
+
+    let server = {
+        let book = book.clone();
+        let stop = stop.clone();
+        let matcher = matcher.clone();
+        tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    () = stop.cancelled() => return,
+                    accepted = listener.accept() => match accepted { Ok((s, _)) => s, Err(_) => continue },
+                };
+                let (book, pipelines, matcher) = (book.clone(), pipelines.clone(), matcher.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (book, pipelines, matcher) =
+                            (book.clone(), pipelines.clone(), matcher.clone());
+                        async move {
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            book.report.lock().unwrap().notifications += 1;
+                            let alerts: Vec<Notified> =
+                                serde_json::from_slice(&body).unwrap_or_default();
+                            let targets: Vec<String> = match design {
+                                Design::PushScoped => {
+                                    let mut names = BTreeSet::new();
+                                    let mut all = false;
+                                    for a in &alerts {
+                                        match matcher.scope(&a.labels) {
+                                            Some(alert_poller::alerts::Scope::All) => all = true,
+                                            Some(alert_poller::alerts::Scope::Pipeline(p)) => {
+                                                names.insert(p);
+                                            }
+                                            None => {}
+                                        }
+                                    }
+                                    if all {
+                                        pipelines.to_vec()
+                                    } else {
+                                        names.into_iter().collect()
+                                    }
+                                }
+                                _ => pipelines.to_vec(),
+                            };
+                            book.enqueue(targets);
+                            Ok::<_, Infallible>(
+                                Response::builder()
+                                    .status(StatusCode::OK)
+                                    .body(Full::new(Bytes::new()))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        })
+    };
+    // Like the proof of concept, every pipeline is reconciled once at start.
+    book.enqueue(config.pipelines.iter().cloned());
+    ready();
+    loop {
+        let next = book.queue.lock().unwrap().pop_first();
+        let Some(pipeline) = next else {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = book.wake.notified() => continue,
+            }
+        };
+        // The reconcile asks Prometheus itself, as the push designs do.
+        book.requests.fetch_add(1, Ordering::Relaxed);
+        match client.alerts().await {
+            Ok(response) => {
+                book.bytes
+                    .fetch_add(response.bytes as u64, Ordering::Relaxed);
+                let snapshot = Snapshot::from_alerts(response.alerts, &matcher);
+                let facts = PipelineFacts {
+                    name: &pipeline,
+                    uses_agent: true,
+                };
+                if let Some(v) = health::evaluate(facts, Knowledge::Fresh(&snapshot)) {
+                    book.record(&pipeline, v.status);
+                }
+            }
+            Err(_) => book.report.lock().unwrap().reconciles += 1,
+        }
+    }
+    server.abort();
+    Ok(())
+}
+
+/// CPU seconds and peak RSS of this process, from /proc.
+pub fn own_usage() -> (f64, u64) {
+    usage(std::process::id())
+}
+
+/// CPU seconds (user + system) and peak RSS (KiB) of a process, from /proc.
+pub fn usage(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    // After the command name: state is field 0, utime 11, stime 12 (in ticks).
+    let ticks: u64 = fields
+        .get(11..13)
+        .map_or(0, |f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum());
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    (ticks as f64 / 100.0, rss)
+}
