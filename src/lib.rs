@@ -17,6 +17,7 @@ pub mod controller;
 pub mod health;
 pub mod leader;
 pub mod metrics;
+pub mod phase;
 pub mod pipeline;
 pub mod poller;
 pub mod prometheus;

@@ -55,6 +55,7 @@ pub struct Metrics {
     pub config_valid: Gauge,
     pub config_reloads: Family<ResultLabels, Counter>,
     pub leader: Gauge,
+    pub rule_timing_reads: Counter,
 }
 
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -82,6 +83,7 @@ impl Metrics {
             config_valid: Gauge::default(),
             config_reloads: Family::default(),
             leader: Gauge::default(),
+            rule_timing_reads: Counter::default(),
         };
         let r = &mut registry;
         r.register(
@@ -164,6 +166,11 @@ impl Metrics {
             "leader",
             "1 while this replica holds the leader lease and runs the poller and controller",
             m.leader.clone(),
+        );
+        r.register(
+            "rule_timing_reads",
+            "Reads of /api/v1/rules for phase-locked polling",
+            m.rule_timing_reads.clone(),
         );
         m.config_valid.set(1);
         (m, registry)

@@ -17,6 +17,7 @@ use crate::alerts::{Affected, Snapshot};
 use crate::config::Tuning;
 use crate::health::Knowledge;
 use crate::metrics::{ChangeLabels, Metrics, StateLabels};
+use crate::phase::{self, GroupTiming};
 use crate::prometheus::{AlertsResponse, ClientSettings, PollError, PrometheusClient};
 use crate::schedule::{Outcome, Schedule};
 
@@ -64,7 +65,14 @@ struct Memory {
     last_success: Option<Instant>,
     stale: bool,
     last_error: &'static str,
+    /// Rule-group timing for phase locking, and when it was read.
+    timings: Option<(Vec<GroupTiming>, Instant)>,
 }
+
+/// How long rule-group timing is trusted before it is read again.
+const TIMING_MAX_AGE: Duration = Duration::from_secs(300);
+/// How soon an unusable timing reading is tried again.
+const TIMING_RETRY: Duration = Duration::from_secs(5);
 
 impl Poller {
     /// Polls until `shutdown` is cancelled.
@@ -87,6 +95,7 @@ impl Poller {
             last_success: None,
             stale: false,
             last_error: "none",
+            timings: None,
         };
         loop {
             let settings = ClientSettings::from(&*tuning);
@@ -131,7 +140,18 @@ impl Poller {
             };
             self.polled.send_replace(true);
 
-            let delay = schedule.next(&tuning.intervals(), outcome, fastrand::f64());
+            let mut delay = schedule.next(&tuning.intervals(), outcome, fastrand::f64());
+            if tuning.phase_lock {
+                match outcome {
+                    // A failure may be a restart, which moves the phase.
+                    Outcome::Failed { .. } => memory.timings = None,
+                    _ => {
+                        if let Some(c) = &client {
+                            delay = self.phase_locked(c, &tuning, delay, &mut memory).await;
+                        }
+                    }
+                }
+            }
             self.metrics.poll_interval.set(delay.as_secs_f64());
             tracing::debug!(?delay, ?outcome, "next poll scheduled");
             let next_poll = tokio::time::Instant::now() + delay;
@@ -209,6 +229,54 @@ impl Poller {
             Outcome::Changed
         } else {
             Outcome::Unchanged
+        }
+    }
+
+    /// Moves the adaptive delay to just after the next rule evaluation it
+    /// reaches. Reads `/api/v1/rules` when the timing is missing or old; on
+    /// failure it keeps the adaptive delay, so phase locking can only help.
+    async fn phase_locked(
+        &self,
+        client: &PrometheusClient,
+        tuning: &Tuning,
+        delay: Duration,
+        memory: &mut Memory,
+    ) -> Duration {
+        let expired = |(groups, read): &(Vec<GroupTiming>, Instant)| {
+            // An empty reading (no group evaluated yet, or an error) is retried soon.
+            let max_age = if groups.is_empty() {
+                TIMING_RETRY
+            } else {
+                TIMING_MAX_AGE
+            };
+            read.elapsed() > max_age
+        };
+        if memory.timings.as_ref().is_none_or(expired) {
+            self.metrics.rule_timing_reads.inc();
+            match client.rule_timings(&tuning.alert_name_prefix).await {
+                Ok(groups) => {
+                    tracing::debug!(groups = groups.len(), "rule evaluation timing read");
+                    memory.timings = Some((groups, Instant::now()));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read rule evaluation timing; polling unlocked");
+                    memory.timings = Some((Vec::new(), Instant::now()));
+                }
+            }
+        }
+        let groups = memory
+            .timings
+            .as_ref()
+            .map(|(g, _)| g.as_slice())
+            .unwrap_or_default();
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as i64;
+        let due = phase::due(now_ms, delay.as_millis() as i64, groups);
+        match phase::next_poll(groups, due) {
+            Some(at) => Duration::from_millis((at - now_ms).max(0) as u64),
+            None => delay,
         }
     }
 

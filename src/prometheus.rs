@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Once;
 use std::time::Duration;
 
+use k8s_openapi::jiff::Timestamp;
 use prometheus_http_query::error::PrometheusError;
 use prometheus_http_query::reqwest::{self, StatusCode, Url, header};
 use prometheus_http_query::response::Alert;
@@ -21,6 +22,7 @@ use serde::Deserialize;
 
 use crate::alerts::{ActiveAlert, AlertState};
 use crate::config::Tuning;
+use crate::phase::GroupTiming;
 
 /// What can go wrong asking Prometheus. Messages name the cause; none of them
 /// carries the bearer token or the URL (the caller adds the URL).
@@ -144,6 +146,7 @@ pub struct PrometheusClient {
     settings: ClientSettings,
     api: prometheus_http_query::Client,
     alerts_url: Url,
+    rules_url: Url,
     /// The URL without credentials, for messages.
     shown_url: String,
 }
@@ -200,11 +203,15 @@ impl PrometheusClient {
             }
         })?;
         let alerts_url = base.join("api/v1/alerts").expect("a relative path joins");
+        let rules_url = base
+            .join("api/v1/rules?type=alert")
+            .expect("a relative path joins");
         Ok(Self {
             shown_url: redact(&alerts_url),
             settings,
             api,
             alerts_url,
+            rules_url,
         })
     }
 
@@ -219,10 +226,27 @@ impl PrometheusClient {
 
     /// Asks Prometheus for its active alerts.
     pub async fn alerts(&self) -> Result<AlertsResponse, PollError> {
+        let (status, body) = self.fetch(self.alerts_url.clone()).await?;
+        let alerts = decode(&body).map_err(|e| decode_error(status, e))?;
+        Ok(AlertsResponse {
+            alerts,
+            bytes: body.len(),
+        })
+    }
+
+    /// When the rule groups holding alerts named `prefix…` are evaluated,
+    /// for phase-locked polling (`/api/v1/rules?type=alert`).
+    pub async fn rule_timings(&self, prefix: &str) -> Result<Vec<GroupTiming>, PollError> {
+        let (status, body) = self.fetch(self.rules_url.clone()).await?;
+        decode_rule_timings(&body, prefix).map_err(|e| decode_error(status, e))
+    }
+
+    /// One GET with the bearer token, the status rules and the body cap.
+    async fn fetch(&self, url: Url) -> Result<(StatusCode, Vec<u8>), PollError> {
         let mut request = self
             .api
             .inner()
-            .get(self.alerts_url.clone())
+            .get(url)
             .header(header::ACCEPT, "application/json");
         if let Some(path) = &self.settings.bearer_token_file {
             let token = std::fs::read_to_string(path).map_err(|source| PollError::TokenFile {
@@ -268,17 +292,7 @@ impl PrometheusClient {
             }
             body.extend_from_slice(&chunk);
         }
-        let alerts = decode(&body).map_err(|e| match (status.is_success(), e) {
-            (false, Decoded::Invalid(detail) | Decoded::Prometheus(detail)) => {
-                PollError::Http { status, detail }
-            }
-            (true, Decoded::Invalid(cause)) => PollError::Decode(cause),
-            (true, Decoded::Prometheus(message)) => PollError::Prometheus(message),
-        })?;
-        Ok(AlertsResponse {
-            alerts,
-            bytes: body.len(),
-        })
+        Ok((status, body))
     }
 
     fn transport_error(&self, e: reqwest::Error) -> PollError {
@@ -289,6 +303,18 @@ impl PrometheusClient {
         } else {
             PollError::Transport(root_cause(&e))
         }
+    }
+}
+
+/// A body that did not decode: a Prometheus error, garbage, or the error
+/// body of a failed status.
+fn decode_error(status: StatusCode, e: Decoded) -> PollError {
+    match (status.is_success(), e) {
+        (false, Decoded::Invalid(detail) | Decoded::Prometheus(detail)) => {
+            PollError::Http { status, detail }
+        }
+        (true, Decoded::Invalid(cause)) => PollError::Decode(cause),
+        (true, Decoded::Prometheus(message)) => PollError::Prometheus(message),
     }
 }
 
@@ -303,9 +329,74 @@ pub enum Decoded {
 
 #[derive(Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
-enum Envelope {
-    Success { data: AlertsData },
+enum Envelope<D> {
+    Success { data: D },
     Error(PrometheusError),
+}
+
+impl<D> Envelope<D> {
+    fn parse(body: &[u8]) -> Result<D, Decoded>
+    where
+        D: serde::de::DeserializeOwned,
+    {
+        match serde_json::from_slice(body).map_err(|e| Decoded::Invalid(e.to_string()))? {
+            Envelope::Success { data } => Ok(data),
+            Envelope::Error(e) => Err(Decoded::Prometheus(format!(
+                "{}: {}",
+                e.error_type(),
+                e.message()
+            ))),
+        }
+    }
+}
+
+/// The parts of `/api/v1/rules` that timing needs. Our own, lenient model:
+/// the crate's `RuleGroup` insists on fields older servers do not send and
+/// decodes every alert of every rule, which phase locking has no use for.
+#[derive(Deserialize)]
+struct RulesData {
+    groups: Vec<RulesGroup>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RulesGroup {
+    interval: f64,
+    #[serde(default)]
+    evaluation_time: f64,
+    last_evaluation: String,
+    rules: Vec<RuleName>,
+}
+
+#[derive(Deserialize)]
+struct RuleName {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// Decodes `/api/v1/rules` into the timing of the groups that hold alerts
+/// named `prefix…`. Groups never evaluated yet are left out. Pure.
+pub fn decode_rule_timings(body: &[u8], prefix: &str) -> Result<Vec<GroupTiming>, Decoded> {
+    let data: RulesData = Envelope::parse(body)?;
+    Ok(data
+        .groups
+        .iter()
+        .filter(|g| {
+            g.rules
+                .iter()
+                .any(|r| r.kind == "alerting" && r.name.starts_with(prefix))
+        })
+        .filter_map(|g| {
+            let last: Timestamp = g.last_evaluation.parse().ok()?;
+            // Prometheus reports a group not yet evaluated at the zero time.
+            (last.as_second() > 0).then(|| GroupTiming {
+                last_evaluation_ms: last.as_millisecond(),
+                interval_ms: (g.interval * 1000.0).round() as i64,
+                evaluation_ms: (g.evaluation_time * 1000.0).ceil() as i64,
+            })
+        })
+        .collect())
 }
 
 #[derive(Deserialize)]
@@ -316,18 +407,7 @@ struct AlertsData {
 /// Decodes an `/api/v1/alerts` body. Pure, so the parser is tested and fuzzed
 /// without a server.
 pub fn decode(body: &[u8]) -> Result<Vec<ActiveAlert>, Decoded> {
-    let envelope: Envelope =
-        serde_json::from_slice(body).map_err(|e| Decoded::Invalid(e.to_string()))?;
-    let data = match envelope {
-        Envelope::Success { data } => data,
-        Envelope::Error(e) => {
-            return Err(Decoded::Prometheus(format!(
-                "{}: {}",
-                e.error_type(),
-                e.message()
-            )));
-        }
-    };
+    let data: AlertsData = Envelope::parse(body)?;
     Ok(data
         .alerts
         .into_iter()
@@ -419,6 +499,27 @@ mod tests {
             decode(br#"{"status":"success","data":{}}"#),
             Err(Decoded::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn rule_timings_come_from_groups_with_our_alerts() {
+        let body = br#"{"status":"success","data":{"groups":[
+            {"name":"metricpipeline-flow-health","file":"rules.yaml","interval":30,"limit":0,
+             "evaluationTime":0.0123,"lastEvaluation":"2026-11-27T10:00:00.5Z",
+             "rules":[{"state":"inactive","name":"MetricGatewayThrottling","query":"up == 0",
+               "duration":60,"labels":{},"annotations":{},"alerts":[],"health":"ok",
+               "evaluationTime":0.001,"lastEvaluation":"2026-11-27T10:00:00.5Z","type":"alerting"}]},
+            {"name":"other","file":"rules.yaml","interval":15,"limit":0,
+             "evaluationTime":0.001,"lastEvaluation":"2026-11-27T10:00:01Z",
+             "rules":[{"state":"inactive","name":"TraceGatewayThrottling","query":"up == 0",
+               "duration":0,"labels":{},"annotations":{},"alerts":[],"health":"ok",
+               "evaluationTime":0.001,"lastEvaluation":"2026-11-27T10:00:01Z","type":"alerting"}]}]}}"#;
+        let timings = decode_rule_timings(body, "Metric").unwrap();
+        assert_eq!(timings.len(), 1);
+        assert_eq!(timings[0].interval_ms, 30_000);
+        assert_eq!(timings[0].evaluation_ms, 13);
+        assert_eq!(timings[0].last_evaluation_ms % 1000, 500);
+        assert!(decode_rule_timings(b"[]", "Metric").is_err());
     }
 
     #[test]

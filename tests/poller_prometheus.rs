@@ -263,3 +263,44 @@ async fn a_dead_prometheus_turns_pipelines_unknown_until_it_returns() {
         "recovery re-queues everyone: {seen:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phase_locked_polls_follow_the_evaluations() {
+    let mut bed = bed(
+        &["a", "b"],
+        &[
+            ("phaseLock", "true"),
+            ("minInterval", "200ms"),
+            ("maxInterval", "300ms"),
+        ],
+    )
+    .await;
+    // Unlocked, this schedule would poll three times per evaluation.
+    bed.until("a", Status::True, "FlowHealthy").await;
+    // Stable: at most one poll per 1 s evaluation, whatever minInterval says.
+    // (The first timing reading may come before the first evaluation; it is
+    // read again 5 s later.)
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (before, started) = (bed.successful_polls(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let polls = bed.successful_polls() - before;
+    let ticks = started.elapsed().as_secs_f64();
+    assert!(
+        polls as f64 <= ticks + 1.0,
+        "{polls} polls in {ticks:.1} s of 1 s evaluations"
+    );
+    assert!(polls >= 3, "still polling: {polls}");
+    assert!(
+        bed.metrics.rule_timing_reads.get() >= 1,
+        "the timing was read"
+    );
+
+    // Changes are still seen, and only the changed pipeline is re-queued.
+    bed.drain();
+    bed.collector
+        .set_flow(Component::Gateway, "a", Flow::AllDropped);
+    let seen = bed
+        .until("a", Status::False, "GatewayAllTelemetryDataDropped")
+        .await;
+    assert!(seen.iter().all(|a| *a == only(&["a"])), "{seen:?}");
+}

@@ -209,6 +209,8 @@ async fn run_pull(
                             .get()
                     })
                     .sum();
+                // Timing reads for phase locking are requests too.
+                let polls = polls + metrics.rule_timing_reads.get();
                 book.requests.store(polls, Ordering::Relaxed);
                 book.bytes
                     .store(metrics.response_bytes.get(), Ordering::Relaxed);

@@ -70,6 +70,12 @@ fn pull(label: &str, min: &str, max: &str, factor: &str) -> DesignSpec {
     }
 }
 
+fn phase_locked(label: &str, min: &str, max: &str) -> DesignSpec {
+    let mut spec = pull(label, min, max, "1.5");
+    spec.tuning.push(("phaseLock", "true".into()));
+    spec
+}
+
 fn push(label: &str, design: Design) -> DesignSpec {
     DesignSpec {
         label: label.into(),
@@ -318,6 +324,7 @@ fn quick() -> Vec<Scenario> {
             push("push-scoped", Design::PushScoped),
             pull("pull-fixed-1s", "1s", "1s", "1"),
             pull("pull-adaptive", "500ms", "5s", "1.5"),
+            phase_locked("pull-phase-locked", "500ms", "5s"),
         ],
     }]
 }
@@ -331,6 +338,7 @@ fn full() -> Vec<Scenario> {
             pull("pull-fixed-5s", "5s", "5s", "1"),
             pull("pull-fixed-30s", "30s", "30s", "1"),
             pull("pull-adaptive", "1s", max_adaptive, "1.5"),
+            phase_locked("pull-phase-locked", "1s", max_adaptive),
         ]
     };
     let mut out = Vec::new();
