@@ -10,6 +10,7 @@
 //! Writes `report.md`, `latency.csv` and `summary.csv` to `--out`.
 
 mod agent;
+mod plot;
 mod report;
 mod truth;
 
@@ -36,6 +37,9 @@ struct Cli {
     /// Where to write the report and CSV files.
     #[arg(long, default_value = "experiments")]
     out: PathBuf,
+    /// Only redraw the SVG plots from the CSV files in `--out`.
+    #[arg(long)]
+    replot: bool,
 }
 
 #[derive(Subcommand)]
@@ -191,7 +195,13 @@ async fn until_firing(
 async fn run_scenario(s: &Scenario) -> Result<Outcome> {
     let names: Vec<String> = (0..s.pipelines).map(|i| format!("p{i}")).collect();
     // p0 carries the background alert; faults go to the others (or p0 alone).
-    let faulty = |i: usize| &names[if names.len() > 1 { 1 + i % (names.len() - 1) } else { 0 }];
+    let faulty = |i: usize| {
+        &names[if names.len() > 1 {
+            1 + i % (names.len() - 1)
+        } else {
+            0
+        }]
+    };
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let collector = Collector::start(&refs).await?;
     if s.background_alert {
@@ -368,6 +378,15 @@ fn main() -> ExitCode {
         .expect("tokio");
     if let Some(Cmd::Agent { config, report }) = cli.command {
         return runtime.block_on(run_agent(&config, &report));
+    }
+    if cli.replot {
+        return match plot::render(&cli.out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("compare: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
     }
     runtime.block_on(async {
         let scenarios = if cli.quick { quick() } else { full() };

@@ -265,7 +265,11 @@ pub fn write(out: &Path, outcomes: &[Outcome], quick: bool) -> Result<()> {
             o.duration.as_secs_f64()
         );
     }
-    md.push_str("\nRaw data: `latency.csv` (one row per design and change), `summary.csv`.\n");
+    md.push_str(
+        "\n![latency CDF](latency-cdf.svg)\n\n![requests vs pipelines](requests-vs-pipelines.svg)\n\n\
+         ![reconciles vs pipelines](reconciles-vs-pipelines.svg)\n\n\
+         Raw data: `latency.csv` (one row per design and change), `summary.csv`.\n",
+    );
     std::fs::write(out.join("report.md"), md)?;
-    Ok(())
+    crate::plot::render(out)
 }
