@@ -147,7 +147,10 @@ impl Poller {
                     Outcome::Failed { .. } => memory.timings = None,
                     _ => {
                         if let Some(c) = &client {
-                            delay = self.phase_locked(c, &tuning, delay, &mut memory).await;
+                            delay = tokio::select! {
+                                locked = self.phase_locked(c, &tuning, delay, &mut memory) => locked,
+                                () = shutdown.cancelled() => return,
+                            };
                         }
                     }
                 }
