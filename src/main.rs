@@ -122,7 +122,13 @@ enum LogFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // `check` is a command-line tool: only our own warnings, so its output
+    // stays one line on failure; the controller logs at info.
+    let default_filter = match cli.command {
+        Some(Command::Check(_)) => "alert_poller=warn",
+        _ => "info,kube=warn",
+    };
+    init_logging(cli.log_format, default_filter);
     let tuning = match Tuning::from_args(&cli.tuning) {
         Ok(t) => t,
         Err(errors) => {
@@ -159,9 +165,9 @@ fn block_on<F: Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
