@@ -74,8 +74,8 @@ fn pull(label: &str, min: &str, max: &str, factor: &str) -> DesignSpec {
     }
 }
 
-fn phase_locked(label: &str, min: &str, max: &str) -> DesignSpec {
-    let mut spec = pull(label, min, max, "1.5");
+fn phase_locked(label: &str, min: &str, max: &str, factor: &str) -> DesignSpec {
+    let mut spec = pull(label, min, max, factor);
     spec.tuning.push(("phaseLock", "true".into()));
     spec
 }
@@ -336,7 +336,8 @@ fn quick() -> Vec<Scenario> {
             push("push-scoped", Design::PushScoped),
             pull("pull-fixed-1s", "1s", "1s", "1"),
             pull("pull-adaptive", "500ms", "5s", "1.5"),
-            phase_locked("pull-phase-locked", "500ms", "5s"),
+            phase_locked("pull-locked-every-eval", "1s", "1s", "1"),
+            phase_locked("pull-locked-adaptive", "500ms", "5s", "1.5"),
         ],
     }]
 }
@@ -350,7 +351,10 @@ fn full() -> Vec<Scenario> {
             pull("pull-fixed-5s", "5s", "5s", "1"),
             pull("pull-fixed-30s", "30s", "30s", "1"),
             pull("pull-adaptive", "1s", max_adaptive, "1.5"),
-            phase_locked("pull-phase-locked", "1s", max_adaptive),
+            // Phase-locked: after every evaluation, or skipping evaluations
+            // as the adaptive schedule allows.
+            phase_locked("pull-locked-every-eval", "1s", "1s", "1"),
+            phase_locked("pull-locked-adaptive", "1s", max_adaptive, "1.5"),
         ]
     };
     let mut out = Vec::new();
