@@ -152,6 +152,44 @@ impl Env {
     }
 }
 
+/// TCP ports a process listens on: its socket inodes (from /proc/PID/fd)
+/// matched against the LISTEN entries of /proc/net/tcp and tcp6.
+fn listening_ports(pid: u32) -> Vec<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.display().to_string();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+        {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address is field 1 (ADDR:PORT in hex), st is 3 (0A = LISTEN), inode is 9.
+            if f.len() > 9
+                && f[3] == "0A"
+                && inodes.iter().any(|i| i == f[9])
+                && let Some(port) = f[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+            {
+                ports.push(port);
+            }
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -233,6 +271,19 @@ async fn controller_runs_as_its_service_account(env: &mut Env) -> Result<()> {
     for name in ["backend", "audit"] {
         env.until_condition(name, "True", "FlowHealthy").await?;
     }
+    // The one port is the metrics port: no webhook, nothing else.
+    let listening = listening_ports(env.controller().pid());
+    let metrics_port: u16 = env
+        .controller()
+        .base_url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()?;
+    ensure!(
+        listening == vec![metrics_port],
+        "listens on {listening:?}, not only on {metrics_port}"
+    );
     let (status, body) = env
         .controller()
         .get("/readyz")
