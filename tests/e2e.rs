@@ -460,28 +460,8 @@ async fn deleting_a_pipeline_while_polling_is_quiet(env: &mut Env) -> Result<()>
 async fn sigterm_stops_within_five_seconds(env: &mut Env) -> Result<()> {
     let mut controller = env.controller.take().expect("started");
     // Measured use, for the Deployment's requests and limits.
-    if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", controller.pid())) {
-        let peak = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .unwrap_or_default();
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", controller.pid())).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect();
-        let ticks: u64 = fields
-            .get(11..13)
-            .map_or(0, |f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum());
-        println!(
-            "    controller peak RSS {}, CPU {:.2}s",
-            peak.trim_start_matches("VmHWM:").trim(),
-            ticks as f64 / 100.0
-        );
-    }
+    let (cpu, peak_kib) = alert_poller::testbed::usage(controller.pid());
+    println!("    controller peak RSS {peak_kib} kB, CPU {cpu:.2}s");
     let took = controller.terminate(Duration::from_secs(5));
     ensure!(took.is_some(), "still running 5 s after SIGTERM");
     println!("    stopped {:?} after SIGTERM", took.unwrap());

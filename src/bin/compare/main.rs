@@ -259,7 +259,7 @@ async fn run_scenario(s: &Scenario) -> Result<Outcome> {
         agents.push(AgentProcess::start(spec, &config, dir.path())?);
     }
     let started = Instant::now();
-    let cpu_before = agent::usage(prometheus.pid().unwrap_or(0)).0;
+    let cpu_before = alert_poller::testbed::usage(prometheus.pid().unwrap_or(0)).0;
     // Let every design settle on the initial state.
     tokio::time::sleep(s.evaluation * 2 + Duration::from_secs(2)).await;
 
@@ -304,7 +304,7 @@ async fn run_scenario(s: &Scenario) -> Result<Outcome> {
             )
         })
         .collect();
-    let prometheus_cpu = agent::usage(prometheus.pid().unwrap_or(0)).0 - cpu_before;
+    let prometheus_cpu = alert_poller::testbed::usage(prometheus.pid().unwrap_or(0)).0 - cpu_before;
     let duration = started.elapsed();
 
     let mut reports = Vec::new();
