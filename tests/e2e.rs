@@ -17,7 +17,6 @@ use alert_poller::testbed::collector::{Collector, Component, Flow};
 use alert_poller::testbed::controller::ControllerProcess;
 use alert_poller::testbed::controlplane::{ControlPlane, Kubectl};
 use alert_poller::testbed::prometheus::{Prometheus, Setup};
-use alert_poller::testbed::rules;
 use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::Value;
 
@@ -43,16 +42,7 @@ impl Env {
         let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
         let kubectl = plane.kubectl();
         let collector = Collector::start(&["backend", "audit"]).await?;
-        let prometheus = Prometheus::start(&Setup {
-            rules: rules::fast(
-                Duration::from_secs(3),
-                Duration::from_secs(1),
-                Duration::from_secs(1),
-            ),
-            collector: Some(collector.addr()),
-            ..Setup::default()
-        })
-        .await?;
+        let prometheus = Prometheus::start(&Setup::fast(collector.addr())).await?;
         Ok(Env {
             controller: None,
             collector,

@@ -14,7 +14,6 @@ use alert_poller::metrics::{Metrics, ResultLabels};
 use alert_poller::poller::{PollView, Poller};
 use alert_poller::testbed::collector::{Collector, Component, Flow};
 use alert_poller::testbed::prometheus::{Prometheus, Setup};
-use alert_poller::testbed::rules;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -37,17 +36,9 @@ impl Drop for Bed {
 
 async fn bed(pipelines: &[&str], extra: &[(&str, &str)]) -> Bed {
     let collector = Collector::start(pipelines).await.expect("collector starts");
-    let prometheus = Prometheus::start(&Setup {
-        rules: rules::fast(
-            Duration::from_secs(3),
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-        ),
-        collector: Some(collector.addr()),
-        ..Setup::default()
-    })
-    .await
-    .expect("prometheus starts");
+    let prometheus = Prometheus::start(&Setup::fast(collector.addr()))
+        .await
+        .expect("prometheus starts");
     let url = prometheus.url();
     let mut settings = vec![
         ("prometheusUrl", url.as_str()),

@@ -10,7 +10,6 @@ use alert_poller::testbed::collector::{Collector, Component, Flow};
 use alert_poller::testbed::controller::ControllerProcess;
 use alert_poller::testbed::controlplane::{ControlPlane, Kubectl};
 use alert_poller::testbed::prometheus::{Prometheus, Setup};
-use alert_poller::testbed::rules;
 use anyhow::{Context, Result, bail};
 
 fn repo(path: &str) -> String {
@@ -92,16 +91,7 @@ async fn main() -> Result<()> {
         "starting Prometheus with the shipped alert rules, sped up (3s windows, 1s evaluation)",
     );
     let collector = Collector::start(&["backend", "audit"]).await?;
-    let prometheus = Prometheus::start(&Setup {
-        rules: rules::fast(
-            Duration::from_secs(3),
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-        ),
-        collector: Some(collector.addr()),
-        ..Setup::default()
-    })
-    .await?;
+    let prometheus = Prometheus::start(&Setup::fast(collector.addr())).await?;
     say(started, &format!("Prometheus at {}", prometheus.url()));
 
     say(

@@ -40,6 +40,19 @@ impl Default for Setup {
     }
 }
 
+impl Setup {
+    /// The shipped rules sped up for tests and the demo (3 s rate windows,
+    /// `for: 1s`, evaluated every second) over the fake collector at `collector`.
+    pub fn fast(collector: SocketAddr) -> Setup {
+        let second = Duration::from_secs(1);
+        Setup {
+            rules: super::rules::fast(second * 3, second, second),
+            collector: Some(collector),
+            ..Setup::default()
+        }
+    }
+}
+
 /// A running (or stopped, restartable) Prometheus.
 #[derive(Debug)]
 pub struct Prometheus {
