@@ -6,6 +6,8 @@
 //!
 //! The gateway's metrics are served on `/gateway`, the agent's on `/agent`;
 //! Prometheus scrapes them as jobs `metric-gateway` and `metric-agent`.
+//! `/noise` serves series for alerts that concern no pipeline (see
+//! [`super::rules::NOISE`]), the many unrelated alerts a real cluster has.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -49,6 +51,7 @@ struct State {
     flows: BTreeMap<(Component, String), (Flow, Counters)>,
     throttling: bool,
     refused: u64,
+    noise: usize,
 }
 
 /// The running stand-in; stops when dropped.
@@ -89,6 +92,7 @@ impl Collector {
                         let response = match req.uri().path() {
                             "/gateway" => scrape(&state, Component::Gateway),
                             "/agent" => scrape(&state, Component::Agent),
+                            "/noise" => noise(&state),
                             _ => Response::builder()
                                 .status(StatusCode::NOT_FOUND)
                                 .body(Full::new(Bytes::new()))
@@ -134,6 +138,11 @@ impl Collector {
     /// Makes the gateway's shared receiver refuse data (or stop refusing).
     pub fn set_throttling(&self, on: bool) {
         self.state.lock().expect("collector state lock").throttling = on;
+    }
+
+    /// Serves `n` noise series, each of which fires one `NoiseAlert`.
+    pub fn set_noise(&self, n: usize) {
+        self.state.lock().expect("collector state lock").noise = n;
     }
 }
 
@@ -183,6 +192,20 @@ fn scrape(state: &Mutex<State>, component: Component) -> Response<Full<Bytes>> {
         let name = "otelcol_receiver_refused_metric_points_total";
         let _ = writeln!(body, "# TYPE {name} counter");
         let _ = writeln!(body, "{name}{{receiver=\"otlp\"}} {}", state.refused);
+    }
+    Response::builder()
+        .header("content-type", "text/plain; version=0.0.4")
+        .body(Full::new(Bytes::from(body)))
+        .expect("valid response")
+}
+
+/// `n` series of `noise_active`, one per unrelated alert.
+fn noise(state: &Mutex<State>) -> Response<Full<Bytes>> {
+    let n = state.lock().expect("collector state lock").noise;
+    let mut body = String::with_capacity(32 * n + 32);
+    body.push_str("# TYPE noise_active gauge\n");
+    for i in 0..n {
+        let _ = writeln!(body, "noise_active{{series=\"{i}\"}} 1");
     }
     Response::builder()
         .header("content-type", "text/plain; version=0.0.4")

@@ -19,7 +19,8 @@ pub struct Setup {
     pub evaluation_interval: Duration,
     /// Contents of the rules file.
     pub rules: String,
-    /// The fake collector to scrape as jobs `metric-gateway` and `metric-agent`.
+    /// The fake collector to scrape as jobs `metric-gateway`, `metric-agent`
+    /// and `noise`.
     pub collector: Option<SocketAddr>,
     /// Alertmanagers to push alerts to (the push design); none for pull.
     pub alertmanagers: Vec<SocketAddr>,
@@ -95,7 +96,11 @@ impl Prometheus {
             ms(setup.evaluation_interval)
         );
         if let Some(collector) = setup.collector {
-            for (job, path) in [("metric-gateway", "/gateway"), ("metric-agent", "/agent")] {
+            for (job, path) in [
+                ("metric-gateway", "/gateway"),
+                ("metric-agent", "/agent"),
+                ("noise", "/noise"),
+            ] {
                 config.push_str(&format!(
                     "  - job_name: {job}\n    metrics_path: {path}\n    static_configs: [{{targets: ['{collector}']}}]\n"
                 ));
