@@ -4,143 +4,21 @@
 //! creates, so deploy/'s RBAC is what the controller gets.
 //!
 //! One environment serves all scenarios, which run in order and build on each
-//! other; this file has its own `main` (harness = false) so the control plane
-//! and Prometheus are started once and torn down even when a scenario fails.
+//! other (see support/env.rs). The fault scenarios are in e2e_faults.rs.
 
-use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::pin::Pin;
+#[macro_use]
+#[path = "support/env.rs"]
+mod env;
+
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use alert_poller::testbed::collector::{Collector, Component, Flow};
+use alert_poller::testbed::collector::{Component, Flow};
 use alert_poller::testbed::controller::ControllerProcess;
-use alert_poller::testbed::controlplane::{ControlPlane, Kubectl};
-use alert_poller::testbed::prometheus::{Prometheus, Setup};
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
+use env::{Env, NAMESPACE, PATIENCE, install, tail};
 use serde_json::Value;
-
-const NAMESPACE: &str = "alert-poller";
-const CONDITION: &str = "TelemetryFlowHealthy";
-const PATIENCE: Duration = Duration::from_secs(60);
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-struct Env {
-    // Field order is drop order: the controller goes first, the control plane last.
-    controller: Option<ControllerProcess>,
-    collector: Collector,
-    prometheus: Prometheus,
-    kubectl: Kubectl,
-    plane: ControlPlane,
-}
-
-impl Env {
-    async fn start() -> Result<Env> {
-        let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
-        let kubectl = plane.kubectl();
-        let collector = Collector::start(&["backend", "audit"]).await?;
-        let prometheus = Prometheus::start(&Setup::fast(collector.addr())).await?;
-        Ok(Env {
-            controller: None,
-            collector,
-            prometheus,
-            kubectl,
-            plane,
-        })
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Result<String> {
-        Ok(self.kubectl.run(args)?)
-    }
-
-    fn controller(&self) -> &ControllerProcess {
-        self.controller
-            .as_ref()
-            .expect("the controller was started")
-    }
-
-    fn pipeline(&self, name: &str) -> Result<Value> {
-        let json = self.kubectl(&["get", "metricpipeline", name, "-o", "json"])?;
-        Ok(serde_json::from_str(&json)?)
-    }
-
-    /// The flow condition of a pipeline, if it has one.
-    fn condition(&self, name: &str) -> Result<Option<Value>> {
-        let p = self.pipeline(name)?;
-        Ok(p["status"]["conditions"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["type"] == CONDITION))
-            .cloned())
-    }
-
-    async fn until_condition(&self, name: &str, status: &str, reason: &str) -> Result<Value> {
-        let started = Instant::now();
-        loop {
-            let c = self.condition(name)?;
-            if let Some(c) = &c
-                && c["status"] == status
-                && c["reason"] == reason
-            {
-                return Ok(c.clone());
-            }
-            if started.elapsed() > PATIENCE {
-                bail!(
-                    "{name} never became {status}/{reason}; last condition {c:?}\ncontroller log tail:\n{}",
-                    tail(&self.controller().log(), 30)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    async fn until_metric(&self, series: &str, want: f64) -> Result<()> {
-        let started = Instant::now();
-        loop {
-            let value = self.controller().metric(series).await;
-            if value == Some(want) {
-                return Ok(());
-            }
-            if started.elapsed() > PATIENCE {
-                bail!("{series} never became {want}; last {value:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    fn events(&self, namespace: &str, reason: &str) -> Result<Vec<Value>> {
-        let json = self.kubectl(&["get", "events.events.k8s.io", "-n", namespace, "-o", "json"])?;
-        let list: Value = serde_json::from_str(&json)?;
-        Ok(list["items"]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter(|e| e["reason"] == reason)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default())
-    }
-
-    fn patch_config(&self, data: &str) -> Result<()> {
-        let patch = format!("{{\"data\":{data}}}");
-        self.kubectl(&[
-            "-n",
-            NAMESPACE,
-            "patch",
-            "configmap",
-            "alert-poller",
-            "--type",
-            "merge",
-            "-p",
-            &patch,
-        ])?;
-        Ok(())
-    }
-}
 
 /// TCP ports a process listens on: its socket inodes (from /proc/PID/fd)
 /// matched against the LISTEN entries of /proc/net/tcp and tcp6.
@@ -180,51 +58,10 @@ fn listening_ports(pid: u32) -> Vec<u16> {
     ports
 }
 
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// `kubectl apply -k config/crd` then `kubectl apply -k deploy/`, as a user
-/// without telemetry-manager would; then point the tuning at the test Prometheus.
-async fn install(env: &mut Env) -> Result<()> {
-    env.kubectl(&["apply", "-k", &repo("config/crd").display().to_string()])?;
-    env.kubectl(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=60s",
-        "crd/metricpipelines.telemetry.kyma-project.io",
-    ])?;
-    env.kubectl(&["apply", "-k", &repo("deploy").display().to_string()])?;
-    for object in [
-        "serviceaccount/alert-poller",
-        "configmap/alert-poller",
-        "deployment/alert-poller",
-        "networkpolicy/alert-poller",
-        "role/alert-poller",
-    ] {
-        env.kubectl(&["-n", NAMESPACE, "get", object])
-            .with_context(|| format!("{object} was not created"))?;
-    }
-    env.kubectl(&[
-        "get",
-        "clusterrole/alert-poller",
-        "clusterrolebinding/alert-poller",
-    ])?;
-    env.patch_config(&format!(
-        r#"{{"prometheusUrl":"{}","minInterval":"200ms","maxInterval":"1s","backoffFactor":"2","errorMaxInterval":"2s","staleAfter":"5s","requestTimeout":"1s","connectTimeout":"500ms"}}"#,
-        env.prometheus.url()
-    ))?;
-    env.kubectl(&["apply", "-k", &repo("config/samples").display().to_string()])?;
-    Ok(())
-}
-
 /// The controller runs with the ServiceAccount's token and marks both sample
 /// pipelines healthy, writing with its own field manager on the status only.
 async fn controller_runs_as_its_service_account(env: &mut Env) -> Result<()> {
-    let kubeconfig = env.plane.dir().join("alert-poller.kubeconfig");
-    env.kubectl
-        .service_account_kubeconfig(NAMESPACE, "alert-poller", &kubeconfig)?;
+    let kubeconfig = env.service_account_kubeconfig()?;
     // The token is really the ServiceAccount's, and it may not do more than deploy/ grants.
     let who = env.kubectl(&[
         "--kubeconfig",
@@ -251,13 +88,7 @@ async fn controller_runs_as_its_service_account(env: &mut Env) -> Result<()> {
         "the ServiceAccount must not update pipelines: {denied:?}"
     );
 
-    let log = env.plane.dir().join("alert-poller.log");
-    env.controller = Some(ControllerProcess::start(
-        Path::new(env!("CARGO_BIN_EXE_alert-poller")),
-        &kubeconfig,
-        NAMESPACE,
-        &log,
-    )?);
+    env.start_controller("alert-poller", &[])?;
     for name in ["backend", "audit"] {
         env.until_condition(name, "True", "FlowHealthy").await?;
     }
@@ -547,29 +378,10 @@ async fn leader_failover(env: &mut Env) -> Result<()> {
     Ok(())
 }
 
-type Scenario = for<'a> fn(&'a mut Env) -> Pin<Box<dyn Future<Output = Result<()>> + 'a>>;
-
-macro_rules! scenarios {
-    ($($name:ident),+ $(,)?) => {
-        [$((stringify!($name), (|env| Box::pin($name(env))) as Scenario)),+]
-    };
-}
-
 fn main() -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio starts");
-    runtime.block_on(async {
-        let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
-        let mut env = match Env::start().await {
-            Ok(env) => env,
-            Err(error) => {
-                eprintln!("e2e: cannot start the environment: {error:#}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let scenarios = scenarios![
+    env::run(
+        "e2e",
+        &scenarios![
             install,
             controller_runs_as_its_service_account,
             a_drop_alert_turns_exactly_that_pipeline_false_and_back,
@@ -577,33 +389,6 @@ fn main() -> ExitCode {
             deleting_a_pipeline_while_polling_is_quiet,
             sigterm_stops_within_five_seconds,
             leader_failover,
-        ];
-        let (mut passed, mut failed) = (0, 0);
-        for (name, scenario) in scenarios {
-            if filter.as_deref().is_some_and(|f| !name.contains(f)) && name != "install" {
-                continue;
-            }
-            let started = Instant::now();
-            match scenario(&mut env).await {
-                Ok(()) => {
-                    passed += 1;
-                    println!(
-                        "test e2e::{name} ... ok ({:.1}s)",
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-                Err(error) => {
-                    failed += 1;
-                    println!("test e2e::{name} ... FAILED\n{error:#}");
-                }
-            }
-        }
-        println!("\ne2e: {passed} passed, {failed} failed");
-        drop(env);
-        if failed == 0 {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        }
-    })
+        ],
+    )
 }

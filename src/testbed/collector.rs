@@ -10,18 +10,15 @@
 //! [`super::rules::NOISE`]), the many unrelated alerts a real cluster has.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::service::service_fn;
+use bytes::Bytes;
 use hyper::{Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use super::http::{self, Body};
 
 /// Where a flow can break.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -65,47 +62,25 @@ pub struct Collector {
 impl Collector {
     /// Serves healthy flows for the given pipelines on a free loopback port.
     pub async fn start(pipelines: &[&str]) -> std::io::Result<Collector> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
-        let collector = Collector {
-            addr,
-            state: state.clone(),
-            stop: CancellationToken::new(),
-        };
+        let served = state.clone();
+        let (addr, stop) = http::serve(move |req: hyper::Request<_>| {
+            let response = match req.uri().path() {
+                "/gateway" => scrape(&served, Component::Gateway),
+                "/agent" => scrape(&served, Component::Agent),
+                "/noise" => noise(&served),
+                _ => Response::builder()
+                    .status(StatusCode::NOT_FOUND)
+                    .body(http::full(Bytes::new()))
+                    .expect("valid response"),
+            };
+            std::future::ready(response)
+        })
+        .await?;
+        let collector = Collector { addr, state, stop };
         for p in pipelines {
             collector.add_pipeline(p);
         }
-        let stop = collector.stop.clone();
-        tokio::spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    () = stop.cancelled() => return,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => stream,
-                        Err(_) => continue,
-                    },
-                };
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let response = match req.uri().path() {
-                            "/gateway" => scrape(&state, Component::Gateway),
-                            "/agent" => scrape(&state, Component::Agent),
-                            "/noise" => noise(&state),
-                            _ => Response::builder()
-                                .status(StatusCode::NOT_FOUND)
-                                .body(Full::new(Bytes::new()))
-                                .expect("valid response"),
-                        };
-                        async move { Ok::<_, Infallible>(response) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
         Ok(collector)
     }
 
@@ -153,7 +128,7 @@ impl Drop for Collector {
 }
 
 /// Advances the counters of one component by one scrape and renders them.
-fn scrape(state: &Mutex<State>, component: Component) -> Response<Full<Bytes>> {
+fn scrape(state: &Mutex<State>, component: Component) -> Response<Body> {
     let mut state = state.lock().expect("collector state lock");
     let mut body = String::new();
     let mut series = Vec::new();
@@ -195,12 +170,12 @@ fn scrape(state: &Mutex<State>, component: Component) -> Response<Full<Bytes>> {
     }
     Response::builder()
         .header("content-type", "text/plain; version=0.0.4")
-        .body(Full::new(Bytes::from(body)))
+        .body(http::full(body))
         .expect("valid response")
 }
 
 /// `n` series of `noise_active`, one per unrelated alert.
-fn noise(state: &Mutex<State>) -> Response<Full<Bytes>> {
+fn noise(state: &Mutex<State>) -> Response<Body> {
     let n = state.lock().expect("collector state lock").noise;
     let mut body = String::with_capacity(32 * n + 32);
     body.push_str("# TYPE noise_active gauge\n");
@@ -209,6 +184,6 @@ fn noise(state: &Mutex<State>) -> Response<Full<Bytes>> {
     }
     Response::builder()
         .header("content-type", "text/plain; version=0.0.4")
-        .body(Full::new(Bytes::from(body)))
+        .body(http::full(body))
         .expect("valid response")
 }

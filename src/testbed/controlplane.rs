@@ -61,50 +61,40 @@ impl ControlPlane {
     pub fn start() -> Result<ControlPlane, ControlPlaneError> {
         let binary = build()?;
         let dir = TempDir::new("controlplane")?;
-        let log = std::fs::File::create(dir.path().join("controlplane.log"))?;
-        let mut child = Command::new(&binary)
-            .args(["serve", "--dir"])
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| ControlPlaneError::Start(format!("{}: {e}", binary.display())))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(path) = line.strip_prefix("READY ") {
-                    let _ = tx.send(PathBuf::from(path.trim()));
-                }
-            }
-        });
-        let mut plane = ControlPlane {
+        let (child, kubeconfig) = serve(&binary, dir.path(), false)?;
+        Ok(ControlPlane {
             child,
             binary,
-            kubeconfig: PathBuf::new(),
+            kubeconfig,
             dir,
-        };
-        match rx.recv_timeout(Duration::from_secs(180)) {
-            Ok(kubeconfig) => plane.kubeconfig = kubeconfig,
-            Err(_) => {
-                let log = std::fs::read_to_string(plane.dir.path().join("controlplane.log"))
-                    .unwrap_or_default();
-                let tail: String = log
-                    .lines()
-                    .rev()
-                    .take(30)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                return Err(ControlPlaneError::Start(format!(
-                    "not ready within 180s; log tail:\n{tail}"
-                )));
+        })
+    }
+
+    /// Stops the control plane (SIGTERM) and starts it again on the same
+    /// ports, certificates and etcd data, as after a crash or an upgrade:
+    /// clients keep their kubeconfigs and tokens. Returns once it is ready.
+    pub fn restart(&mut self) -> Result<(), ControlPlaneError> {
+        self.stop();
+        let (child, kubeconfig) = serve(&self.binary, self.dir.path(), true)?;
+        self.child = child;
+        self.kubeconfig = kubeconfig;
+        Ok(())
+    }
+
+    /// SIGTERM lets etcd and the API server stop cleanly; SIGKILL if not.
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
             }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        Ok(plane)
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The admin kubeconfig (system:masters).
@@ -128,19 +118,48 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        // SIGTERM lets etcd and the API server stop cleanly; SIGKILL if not.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        for _ in 0..50 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
+        self.stop();
+    }
+}
+
+/// Runs `controlplane serve` on `dir` (`--again`: on what an earlier run left
+/// there) and waits for its READY line, which names the admin kubeconfig.
+fn serve(binary: &Path, dir: &Path, again: bool) -> Result<(Child, PathBuf), ControlPlaneError> {
+    // Appends, so a restart keeps the log of the run before it.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("controlplane.log"))?;
+    let mut child = Command::new(binary)
+        .args(["serve", "--dir"])
+        .arg(dir)
+        .args(again.then_some("--again"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| ControlPlaneError::Start(format!("{}: {e}", binary.display())))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(path) = line.strip_prefix("READY ") {
+                let _ = tx.send(PathBuf::from(path.trim()));
             }
-            std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    });
+    match rx.recv_timeout(Duration::from_secs(180)) {
+        Ok(kubeconfig) => Ok((child, kubeconfig)),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(dir.join("controlplane.log")).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+            Err(ControlPlaneError::Start(format!(
+                "not ready within 180s; log tail:\n{tail}"
+            )))
+        }
     }
 }
 

@@ -11,13 +11,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream;
-use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use super::http::{self, Body, full};
 
 /// How the next requests are answered.
 #[derive(Clone, Debug)]
@@ -55,8 +54,6 @@ pub struct Seen {
     pub accept_encoding: Option<String>,
 }
 
-type Body = BoxBody<Bytes, Infallible>;
-
 /// The running server; stops when dropped.
 #[derive(Debug)]
 pub struct FakePrometheus {
@@ -68,47 +65,30 @@ pub struct FakePrometheus {
 
 impl FakePrometheus {
     pub async fn start(answer: Answer) -> std::io::Result<FakePrometheus> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let fake = FakePrometheus {
-            addr: listener.local_addr()?,
-            answer: Arc::new(Mutex::new(answer)),
-            seen: Arc::new(Mutex::new(Vec::new())),
-            stop: CancellationToken::new(),
-        };
-        let (answer, seen, stop) = (fake.answer.clone(), fake.seen.clone(), fake.stop.clone());
-        tokio::spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    () = stop.cancelled() => return,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => stream,
-                        Err(_) => continue,
-                    },
-                };
-                let (answer, seen) = (answer.clone(), seen.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let header = |name: &str| {
-                            req.headers()
-                                .get(name)
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_owned)
-                        };
-                        seen.lock().expect("seen lock").push(Seen {
-                            path: req.uri().path().to_owned(),
-                            authorization: header("authorization"),
-                            accept_encoding: header("accept-encoding"),
-                        });
-                        let answer = answer.lock().expect("answer lock").clone();
-                        async move { Ok::<_, Infallible>(respond(answer).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Ok(fake)
+        let answer = Arc::new(Mutex::new(answer));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (to_answer, to_record) = (answer.clone(), seen.clone());
+        let (addr, stop) = http::serve(move |req: hyper::Request<_>| {
+            let header = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            to_record.lock().expect("seen lock").push(Seen {
+                path: req.uri().path().to_owned(),
+                authorization: header("authorization"),
+                accept_encoding: header("accept-encoding"),
+            });
+            respond(to_answer.lock().expect("answer lock").clone())
+        })
+        .await?;
+        Ok(FakePrometheus {
+            addr,
+            answer,
+            seen,
+            stop,
+        })
     }
 
     /// Base URL, e.g. `http://127.0.0.1:40123/`.
@@ -130,10 +110,6 @@ impl Drop for FakePrometheus {
     fn drop(&mut self) {
         self.stop.cancel();
     }
-}
-
-fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).boxed()
 }
 
 async fn respond(answer: Answer) -> Response<Body> {

@@ -6,13 +6,19 @@
 //!   whose drop and throttling counters the caller flips.
 //! - [`prometheus`]: Debian's `prometheus` binary on a free loopback port.
 //! - [`rules`]: the shipped alert rules, made fast for tests.
+//! - [`controlplane`]: kube-apiserver and etcd, built from Go modules.
+//! - [`controller`]: the real `alert-poller` binary as a child process.
+//! - [`fake_prometheus`], [`slow_proxy`]: a misbehaving and a slow Prometheus.
+//! - [`http`]: the small HTTP server the stand-ins share.
 
 pub mod collector;
 pub mod controller;
 pub mod controlplane;
 pub mod fake_prometheus;
+pub mod http;
 pub mod prometheus;
 pub mod rules;
+pub mod slow_proxy;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

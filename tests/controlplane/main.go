@@ -1,7 +1,7 @@
 // Command controlplane runs a real, throw-away Kubernetes control plane
 // (embedded etcd + kube-apiserver, nothing else) for alert-poller's tests.
 //
-//	controlplane serve --dir DIR [--kubeconfig PATH]
+//	controlplane serve --dir DIR [--kubeconfig PATH] [--again]
 //	controlplane kubectl ARGS...
 //
 // `serve` prints exactly one line to stdout, "READY <kubeconfig>", once the
@@ -15,7 +15,7 @@ import (
 )
 
 const usage = `usage:
-  controlplane serve --dir DIR [--kubeconfig PATH]
+  controlplane serve --dir DIR [--kubeconfig PATH] [--again]
   controlplane kubectl ARGS...
 `
 

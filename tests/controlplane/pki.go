@@ -22,6 +22,19 @@ type pki struct {
 	caCert, serverCert, serverKey, adminCert, adminKey, saKey string
 }
 
+// pkiPaths names the files of a PKI in dir, whether or not they exist yet; a
+// restart uses the files an earlier start generated.
+func pkiPaths(dir string) *pki {
+	return &pki{
+		caCert:     filepath.Join(dir, "ca.crt"),
+		serverCert: filepath.Join(dir, "apiserver.crt"),
+		serverKey:  filepath.Join(dir, "apiserver.key"),
+		adminCert:  filepath.Join(dir, "admin.crt"),
+		adminKey:   filepath.Join(dir, "admin.key"),
+		saKey:      filepath.Join(dir, "sa.key"),
+	}
+}
+
 // keyPair is a freshly signed certificate with its key, kept in memory so the
 // caller can sign further certificates with it.
 type keyPair struct {
@@ -31,20 +44,14 @@ type keyPair struct {
 }
 
 // generatePKI writes a throw-away CA, serving and admin certificates and a
-// service-account key into dir. Everything is regenerated on each start: the
-// control plane is disposable, so there is no value in reusing keys.
+// service-account key into dir. Everything is regenerated on each fresh start: the
+// control plane is disposable, so there is no value in keeping keys across
+// test runs (a restart with serve --again reuses them, see pkiPaths).
 func generatePKI(dir string) (*pki, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	p := &pki{
-		caCert:     filepath.Join(dir, "ca.crt"),
-		serverCert: filepath.Join(dir, "apiserver.crt"),
-		serverKey:  filepath.Join(dir, "apiserver.key"),
-		adminCert:  filepath.Join(dir, "admin.crt"),
-		adminKey:   filepath.Join(dir, "admin.key"),
-		saKey:      filepath.Join(dir, "sa.key"),
-	}
+	p := pkiPaths(dir)
 
 	// Backdate NotBefore a little so that small clock differences between
 	// this process and a client do not make fresh certificates "not yet valid".

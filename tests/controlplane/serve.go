@@ -45,6 +45,7 @@ func serve(args []string) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	dir := fs.String("dir", "", "directory for etcd data, certificates and logs (required)")
 	kubeconfig := fs.String("kubeconfig", "", "where to write the admin kubeconfig (default DIR/admin.kubeconfig)")
+	again := fs.Bool("again", false, "start again on what an earlier serve left in DIR: the same ports, certificates and etcd data (a restart, as after a crash or an upgrade)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -87,20 +88,22 @@ func serve(args []string) int {
 		os.Exit(code)
 	}
 
-	ports, err := freePorts(3)
+	ports, err := choosePorts(filepath.Join(d, "ports"), *again)
 	if err != nil {
 		logf("choosing ports: %v", err)
 		return 1
 	}
 	etcdPort, peerPort, apiPort := ports[0], ports[1], ports[2]
 
-	certs, err := generatePKI(filepath.Join(d, "pki"))
-	if err != nil {
-		logf("generating certificates: %v", err)
-		return 1
+	certs := pkiPaths(filepath.Join(d, "pki"))
+	if !*again {
+		if certs, err = generatePKI(filepath.Join(d, "pki")); err != nil {
+			logf("generating certificates: %v", err)
+			return 1
+		}
 	}
 
-	etcd, err := startEtcd(ctx, d, etcdPort, peerPort)
+	etcd, err := startEtcd(ctx, d, etcdPort, peerPort, *again)
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0 // stopped by a signal while etcd was starting
@@ -229,14 +232,39 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-func startEtcd(ctx context.Context, dir string, clientPort, peerPort int) (*embed.Etcd, error) {
+// choosePorts picks three free ports (etcd client, etcd peer, apiserver) and
+// records them in path, or, when again is set, reads the recorded ones: a
+// restarted control plane must be where its clients' kubeconfigs point.
+func choosePorts(path string, again bool) ([]int, error) {
+	if again {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("--again needs an earlier serve in the same --dir: %w", err)
+		}
+		ports := make([]int, 3)
+		if _, err := fmt.Sscan(string(b), &ports[0], &ports[1], &ports[2]); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return ports, nil
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	return ports, os.WriteFile(path, []byte(fmt.Sprintln(ports[0], ports[1], ports[2])), 0o644)
+}
+
+func startEtcd(ctx context.Context, dir string, clientPort, peerPort int, again bool) (*embed.Etcd, error) {
 	cfg := embed.NewConfig()
 	cfg.Name = "controlplane"
-	// Each run starts from an empty store: the certificates (and so every
-	// token and secret signed with them) are new each time anyway.
+	// A fresh start begins from an empty store: the certificates (and so
+	// every token and secret signed with them) are new each time anyway.
+	// A restart keeps the store, as a real control plane would.
 	cfg.Dir = filepath.Join(dir, "etcd")
-	if err := os.RemoveAll(cfg.Dir); err != nil {
-		return nil, err
+	if !again {
+		if err := os.RemoveAll(cfg.Dir); err != nil {
+			return nil, err
+		}
 	}
 	client := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(clientPort)}
 	peer := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(peerPort)}

@@ -1,0 +1,565 @@
+//! Faults, end to end: the real binary on the real control plane against the
+//! real Prometheus, which the scenarios kill, freeze, slow down or replace
+//! with a garbage-spewing stand-in; then the API server restarts, the tuning
+//! ConfigMap is broken in every way, and SIGTERM lands mid-reconcile.
+//!
+//! What each scenario asserts is what README.md ("Under faults") promises.
+//! The narrower per-error checks (every error class, the bearer token, TLS)
+//! are in faults.rs and tls.rs, against the poller alone.
+
+#[macro_use]
+#[path = "support/env.rs"]
+mod env;
+
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant, SystemTime};
+
+use alert_poller::testbed::collector::{Component, Flow};
+use alert_poller::testbed::fake_prometheus::{Answer, FakePrometheus};
+use alert_poller::testbed::slow_proxy::SlowProxy;
+use anyhow::{Context as _, Result, bail, ensure};
+use env::{CONDITION, Env, NAMESPACE, PATIENCE, install, tail};
+use serde_json::Value;
+
+/// The tuning `install` sets; the assertions below lean on these values.
+const ERROR_MAX: Duration = Duration::from_secs(2);
+const STALE_AFTER: Duration = Duration::from_secs(5);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+/// Headroom for a reconcile and a status write on a busy 2-core machine.
+const SLACK: Duration = Duration::from_millis(1500);
+
+const PIPELINES: [&str; 2] = ["backend", "audit"];
+
+fn signal(pid: u32, signal: &str) -> Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()?;
+    ensure!(status.success(), "kill -{signal} {pid} failed");
+    Ok(())
+}
+
+/// Strips the terminal colour codes tracing's text format writes.
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The times of the controller's log lines that contain `needle`.
+fn log_times(log: &str, needle: &str) -> Vec<SystemTime> {
+    log.lines()
+        .map(plain)
+        .filter(|l| l.contains(needle))
+        .filter_map(|l| humantime::parse_rfc3339(l.split_whitespace().next()?).ok())
+        .collect()
+}
+
+/// Widest gap between consecutive times.
+fn widest_gap(times: &[SystemTime]) -> Duration {
+    times
+        .windows(2)
+        .filter_map(|w| w[1].duration_since(w[0]).ok())
+        .max()
+        .unwrap_or_default()
+}
+
+impl Env {
+    fn point_at(&self, url: &str) -> Result<()> {
+        self.patch_config(&format!(r#"{{"prometheusUrl":"{url}"}}"#))
+    }
+
+    async fn until_all(&self, status: &str, reason: &str) -> Result<Duration> {
+        let started = Instant::now();
+        for name in PIPELINES {
+            self.until_condition(name, status, reason).await?;
+        }
+        Ok(started.elapsed())
+    }
+
+    async fn status_writes(&self) -> f64 {
+        let c = self.controller();
+        let mut total = 0.0;
+        for status in ["True", "False", "Unknown"] {
+            total += c
+                .metric(&format!(
+                    r#"alert_poller_status_writes_total{{status="{status}"}}"#
+                ))
+                .await
+                .unwrap_or(0.0);
+        }
+        total
+    }
+
+    async fn failed_polls(&self, kind: &str) -> f64 {
+        self.metric_or(
+            &format!(r#"alert_poller_polls_total{{result="{kind}"}}"#),
+            0.0,
+        )
+        .await
+    }
+
+    fn peak_rss_mib(&self) -> f64 {
+        alert_poller::testbed::usage(self.controller().pid()).1 as f64 / 1024.0
+    }
+
+    fn still_running(&mut self) -> Result<()> {
+        let alive = self.controller.as_mut().is_some_and(|c| c.alive());
+        ensure!(
+            alive,
+            "the controller died:\n{}",
+            tail(&self.controller().log(), 40)
+        );
+        Ok(())
+    }
+}
+
+/// The controller, as its ServiceAccount, with a lease long enough to ride
+/// out the API server restart below (a shorter outage than the lease keeps
+/// the leader; a longer one makes it exit and be restarted, by design).
+async fn controller_starts(env: &mut Env) -> Result<()> {
+    env.start_controller("faults", &["--lease-duration", "30s"])?;
+    env.until_all("True", "FlowHealthy").await?;
+    Ok(())
+}
+
+/// Prometheus dies for longer than `staleAfter`, and an alert starts while it
+/// is down. The controller keeps running, retries no slower than
+/// `errorMaxInterval`, turns every pipeline Unknown exactly once (no flood of
+/// writes), and after Prometheus returns applies the alert that started
+/// during the outage.
+async fn prometheus_killed_longer_than_stale_after(env: &mut Env) -> Result<()> {
+    let writes_before = env.status_writes().await;
+    let killed = Instant::now();
+    env.prometheus.kill().await;
+    env.collector
+        .set_flow(Component::Gateway, "backend", Flow::AllDropped);
+    env.until_all("Unknown", "GatewayProbingFailed").await?;
+    let unknown_after = killed.elapsed();
+    ensure!(
+        unknown_after <= STALE_AFTER + ERROR_MAX + SLACK,
+        "Unknown only after {unknown_after:?}"
+    );
+    let condition = env.condition("backend")?.context("a condition")?;
+    ensure!(
+        condition["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "the Unknown condition says why: {condition}"
+    );
+    // Down for twice staleAfter in all.
+    tokio::time::sleep((STALE_AFTER * 2).saturating_sub(killed.elapsed())).await;
+    env.still_running()?;
+    let writes = env.status_writes().await - writes_before;
+    ensure!(
+        writes == PIPELINES.len() as f64,
+        "{writes} status writes during the outage; one per pipeline expected"
+    );
+    let failures = log_times(&env.controller().log(), "poll of Prometheus alerts failed");
+    let gap = widest_gap(&failures);
+    ensure!(
+        failures.len() >= 4 && gap <= ERROR_MAX + Duration::from_millis(300),
+        "{} failed polls, widest gap {gap:?} (errorMaxInterval {ERROR_MAX:?})",
+        failures.len()
+    );
+    println!(
+        "    Unknown {:.1}s after the kill; {} retries, widest gap {:.2}s; {writes} writes",
+        unknown_after.as_secs_f64(),
+        failures.len(),
+        gap.as_secs_f64()
+    );
+
+    env.prometheus.restart().await?;
+    let back = Instant::now();
+    env.until_condition("audit", "True", "FlowHealthy").await?;
+    let healthy_after = back.elapsed();
+    ensure!(
+        healthy_after <= ERROR_MAX + SLACK,
+        "audit healthy again only {healthy_after:?} after Prometheus returned"
+    );
+    env.until_condition("backend", "False", "GatewayAllTelemetryDataDropped")
+        .await?;
+    println!(
+        "    healthy {:.1}s after Prometheus returned; the outage's alert applied after {:.1}s",
+        healthy_after.as_secs_f64(),
+        back.elapsed().as_secs_f64()
+    );
+    env.collector
+        .set_flow(Component::Gateway, "backend", Flow::Healthy);
+    env.until_all("True", "FlowHealthy").await?;
+    Ok(())
+}
+
+/// Prometheus frozen (SIGSTOP): the TCP connection opens but no answer comes.
+/// Each poll ends at `requestTimeout` with a timeout error, the pipelines go
+/// Unknown after `staleAfter`, and come back when Prometheus thaws.
+async fn prometheus_hung_by_sigstop(env: &mut Env) -> Result<()> {
+    let pid = env.prometheus.pid().context("Prometheus runs")?;
+    let timeouts = env.failed_polls("timeout").await;
+    signal(pid, "STOP")?;
+    let outcome = async {
+        env.until_metric_at_least(
+            r#"alert_poller_polls_total{result="timeout"}"#,
+            timeouts + 2.0,
+        )
+        .await?;
+        env.until_all("Unknown", "GatewayProbingFailed").await?;
+        env.still_running()
+    }
+    .await;
+    signal(pid, "CONT")?;
+    outcome?;
+    let log = env.controller().log();
+    ensure!(
+        log.lines()
+            .map(plain)
+            .any(|l| l.contains("poll of Prometheus alerts failed") && l.contains("timeout")),
+        "no timeout error in the log:\n{}",
+        tail(&log, 20)
+    );
+    env.until_all("True", "FlowHealthy").await?;
+    Ok(())
+}
+
+/// A slow path to Prometheus: answers slower than usual but within
+/// `requestTimeout` keep everything healthy; slower than that time out and
+/// turn the pipelines Unknown; fast again, healthy again.
+async fn slow_prometheus_behind_a_proxy(env: &mut Env) -> Result<()> {
+    let proxy = SlowProxy::start(&env.prometheus.url()).await?;
+    env.point_at(&proxy.url())?;
+    proxy.set_delay(REQUEST_TIMEOUT / 2);
+    let polls = env
+        .metric_or(r#"alert_poller_polls_total{result="success"}"#, 0.0)
+        .await;
+    env.until_metric_at_least(r#"alert_poller_polls_total{result="success"}"#, polls + 3.0)
+        .await?;
+    for name in PIPELINES {
+        ensure!(
+            env.condition(name)?.is_some_and(|c| c["status"] == "True"),
+            "{name} stays healthy with slow but timely answers"
+        );
+    }
+    let timeouts = env.failed_polls("timeout").await;
+    proxy.set_delay(REQUEST_TIMEOUT * 3);
+    env.until_metric_at_least(
+        r#"alert_poller_polls_total{result="timeout"}"#,
+        timeouts + 2.0,
+    )
+    .await?;
+    env.until_all("Unknown", "GatewayProbingFailed").await?;
+    proxy.set_delay(Duration::ZERO);
+    env.until_all("True", "FlowHealthy").await?;
+    env.point_at(&env.prometheus.url())?;
+    env.still_running()
+}
+
+/// A Prometheus that answers with garbage, one kind after the other: each is
+/// counted under its own error class, the controller's memory stays bounded
+/// by the response cap (1 MiB by default) even against a 100 MB body, no
+/// pipeline keeps a stale healthy status, and the real Prometheus brings them
+/// back.
+async fn garbage_from_prometheus(env: &mut Env) -> Result<()> {
+    let fake = FakePrometheus::start(Answer::alerts("")).await?;
+    env.point_at(&fake.url())?;
+    let raw = |status: u16, content_type: &'static str, body: &str, retry_after| Answer::Raw {
+        status,
+        content_type,
+        body: body.as_bytes().to_vec(),
+        retry_after,
+    };
+    let answers = [
+        ("http_status", raw(500, "text/plain", "internal error", None)),
+        (
+            "retry_later",
+            raw(503, "text/plain", "overloaded", Some(1)),
+        ),
+        ("decode", raw(200, "application/json", "not json at all", None)),
+        (
+            "decode",
+            raw(200, "application/json", r#"{"status":"success","data":{"ale"#, None),
+        ),
+        (
+            "content_type",
+            raw(200, "text/html", "<html>login</html>", None),
+        ),
+        ("too_large", Answer::Huge { bytes: 100 << 20 }),
+    ];
+    let rss_before = env.peak_rss_mib();
+    for (kind, answer) in answers {
+        fake.set(answer);
+        let before = env.failed_polls(kind).await;
+        env.until_metric_at_least(
+            &format!(r#"alert_poller_polls_total{{result="{kind}"}}"#),
+            before + 1.0,
+        )
+        .await
+        .with_context(|| format!("no {kind} error"))?;
+        env.still_running()?;
+    }
+    // All that took longer than staleAfter without one good answer.
+    env.until_all("Unknown", "GatewayProbingFailed").await?;
+    let rss_after = env.peak_rss_mib();
+    ensure!(
+        rss_after < rss_before + 32.0,
+        "peak RSS grew from {rss_before:.0} to {rss_after:.0} MiB against a 100 MB body"
+    );
+    println!("    peak RSS {rss_before:.0} MiB before, {rss_after:.0} MiB after a 100 MB answer");
+    let log = env.controller().log();
+    for needle in ["500", "503", "text/html", "larger than the limit"] {
+        ensure!(
+            log.lines()
+                .map(plain)
+                .any(|l| l.contains("poll of Prometheus alerts failed") && l.contains(needle)),
+            "no poll error mentioning {needle:?}:\n{}",
+            tail(&log, 30)
+        );
+    }
+    env.point_at(&env.prometheus.url())?;
+    env.until_all("True", "FlowHealthy").await?;
+    Ok(())
+}
+
+/// The tuning ConfigMap garbled, emptied and deleted: each time the last good
+/// tuning (here a 300 ms fixed interval, and the Prometheus URL the flags do
+/// not know) stays in force; a new valid ConfigMap is applied again.
+const INTERVAL: &str = "alert_poller_poll_interval_seconds";
+const SUCCESSES: &str = r#"alert_poller_polls_total{result="success"}"#;
+
+/// Replaces the tuning ConfigMap (recreating it if deleted) with `data`.
+fn replace_config(env: &Env, data: &str) -> Result<()> {
+    let yaml = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: alert-poller\n  namespace: {NAMESPACE}\n{data}"
+    );
+    let verb = if env.kubectl(&["-n", NAMESPACE, "get", "configmap", "alert-poller"]).is_ok() {
+        "replace"
+    } else {
+        "create"
+    };
+    env.kubectl.run_with_input(&[verb, "-f", "-"], Some(&yaml))?;
+    Ok(())
+}
+
+/// Five more successful polls, still at the last good 300 ms interval.
+async fn tuning_holds(env: &Env, what: &str) -> Result<()> {
+    let polls = env.metric_or(SUCCESSES, 0.0).await;
+    env.until_metric_at_least(SUCCESSES, polls + 5.0)
+        .await
+        .with_context(|| format!("polling stopped after the ConfigMap was {what}"))?;
+    let now = env.controller().metric(INTERVAL).await;
+    ensure!(
+        now == Some(0.3),
+        "after the ConfigMap was {what} the interval is {now:?}, not the last good 0.3"
+    );
+    Ok(())
+}
+
+async fn configmap_garbled_emptied_deleted(env: &mut Env) -> Result<()> {
+    env.patch_config(r#"{"minInterval":"300ms","maxInterval":"300ms","backoffFactor":"1"}"#)?;
+    env.until_metric(INTERVAL, 0.3).await?;
+
+    replace_config(env, 
+        "data:\n  minInterval: \"\\u00ff\\u0000\"\n  backoffFactor: NaN\n  staleAfter: \"-5s\"\n  prometheusUrl: \"ftp://[::1\"\n",
+    )?;
+    env.until_metric("alert_poller_config_valid", 0.0).await?;
+    tuning_holds(env, "garbled").await?;
+
+    replace_config(env, "data: {}\n")?;
+    let started = Instant::now();
+    while env.events(NAMESPACE, "EmptyConfig")?.is_empty() {
+        ensure!(started.elapsed() < PATIENCE, "no EmptyConfig event");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tuning_holds(env, "emptied").await?;
+
+    env.kubectl(&["-n", NAMESPACE, "delete", "configmap", "alert-poller"])?;
+    tuning_holds(env, "deleted").await?;
+
+    let url = env.prometheus.url();
+    replace_config(
+        env,
+        &format!(
+            "data:\n  prometheusUrl: \"{url}\"\n  minInterval: 200ms\n  maxInterval: 1s\n  backoffFactor: \"2\"\n  errorMaxInterval: 2s\n  staleAfter: 5s\n  requestTimeout: 1s\n  connectTimeout: 500ms\n"
+        ),
+    )?;
+    env.until_metric("alert_poller_config_valid", 1.0).await?;
+    let started = Instant::now();
+    while env.metric_or(INTERVAL, 0.0).await == 0.3 {
+        ensure!(
+            started.elapsed() < PATIENCE,
+            "the recreated ConfigMap was not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    env.still_running()
+}
+
+/// The API server (and etcd) restart while an alert starts: the controller's
+/// watches resume, the alert's transition is written once the API is back, a
+/// pipeline created after the restart is picked up, and the process never
+/// restarts.
+async fn kube_apiserver_restarted(env: &mut Env) -> Result<()> {
+    let pid = env.controller().pid();
+    let stopped = Instant::now();
+    let plane = &mut env.plane;
+    let restart = tokio::task::block_in_place(|| {
+        // The alert starts while the API server is down.
+        env.collector
+            .set_flow(Component::Gateway, "audit", Flow::AllDropped);
+        plane.restart()
+    });
+    restart?;
+    println!(
+        "    API server back after {:.1}s",
+        stopped.elapsed().as_secs_f64()
+    );
+    env.until_condition("audit", "False", "GatewayAllTelemetryDataDropped")
+        .await?;
+    env.kubectl.run_with_input(
+        &["apply", "-f", "-"],
+        Some(r#"{"apiVersion":"telemetry.kyma-project.io/v1alpha1","kind":"MetricPipeline","metadata":{"name":"after-restart"},"spec":{"output":{"otlp":{"endpoint":{"value":"http://backend:4317"}}}}}"#),
+    )?;
+    env.until_condition("after-restart", "True", "FlowHealthy")
+        .await?;
+    env.collector
+        .set_flow(Component::Gateway, "audit", Flow::Healthy);
+    env.until_all("True", "FlowHealthy").await?;
+    env.kubectl(&["delete", "metricpipeline", "after-restart"])?;
+    env.still_running()?;
+    ensure!(env.controller().pid() == pid, "the controller restarted");
+    Ok(())
+}
+
+/// Every condition on every pipeline is whole and agrees with itself.
+fn conditions_are_whole(pipelines: &[Value]) -> Result<usize> {
+    let mut with_condition = 0;
+    for p in pipelines {
+        let name = &p["metadata"]["name"];
+        let Some(c) = p["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == CONDITION))
+        else {
+            continue;
+        };
+        with_condition += 1;
+        for field in ["status", "reason", "message", "lastTransitionTime"] {
+            ensure!(
+                c[field].as_str().is_some_and(|v| !v.is_empty()),
+                "{name}: condition without {field}: {c}"
+            );
+        }
+        ensure!(
+            c["observedGeneration"] == p["metadata"]["generation"],
+            "{name}: observedGeneration {} for generation {}",
+            c["observedGeneration"],
+            p["metadata"]["generation"]
+        );
+        ensure!(
+            (c["status"] == "True") == (c["reason"] == "FlowHealthy"),
+            "{name}: status and reason disagree: {c}"
+        );
+    }
+    Ok(with_condition)
+}
+
+/// SIGTERM while hundreds of first reconciles are writing status: the
+/// process is gone within 5 s, every status written is whole (server-side
+/// apply writes a condition entirely or not at all), and the next controller
+/// finishes the job.
+async fn sigterm_during_reconciles(env: &mut Env) -> Result<()> {
+    const BULK: usize = 300;
+    let mut stopped = env.controller.take().context("a controller runs")?;
+    ensure!(
+        stopped.terminate(Duration::from_secs(5)).is_some(),
+        "the controller did not stop"
+    );
+    let items: Vec<String> = (0..BULK)
+        .map(|i| {
+            format!(
+                r#"{{"apiVersion":"telemetry.kyma-project.io/v1alpha1","kind":"MetricPipeline","metadata":{{"name":"bulk-{i}"}},"spec":{{"output":{{"otlp":{{"endpoint":{{"value":"http://backend:4317"}}}}}}}}}}"#
+            )
+        })
+        .collect();
+    let list = format!(
+        r#"{{"apiVersion":"v1","kind":"List","items":[{}]}}"#,
+        items.join(",")
+    );
+    env.kubectl
+        .run_with_input(&["apply", "-f", "-"], Some(&list))?;
+
+    env.start_controller("faults-sigterm", &["--lease-duration", "30s"])?;
+    // Wait for the first status writes, then stop it in the middle.
+    let started = Instant::now();
+    while env.status_writes().await < 1.0 {
+        ensure!(started.elapsed() < PATIENCE, "no status write at all");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut controller = env.controller.take().expect("started");
+    let took = controller.terminate(Duration::from_secs(5));
+    let log = controller.log();
+    drop(controller);
+    let took = took.with_context(|| {
+        format!(
+            "still running 5 s after SIGTERM:\n{}",
+            tail(&log, 20)
+        )
+    })?;
+
+    let json = env.kubectl(&["get", "metricpipelines", "-o", "json"])?;
+    let list: Value = serde_json::from_str(&json)?;
+    let pipelines = list["items"].as_array().cloned().unwrap_or_default();
+    let written = conditions_are_whole(&pipelines)?;
+    println!(
+        "    stopped {:.0} ms after SIGTERM with {written} of {} pipelines written; all whole",
+        took.as_secs_f64() * 1000.0,
+        pipelines.len()
+    );
+
+    // The next controller completes what the first one left.
+    env.start_controller("faults-after-sigterm", &["--lease-duration", "30s"])?;
+    let started = Instant::now();
+    loop {
+        let json = env.kubectl(&["get", "metricpipelines", "-o", "json"])?;
+        let list: Value = serde_json::from_str(&json)?;
+        let pipelines = list["items"].as_array().cloned().unwrap_or_default();
+        if conditions_are_whole(&pipelines)? == pipelines.len() {
+            break;
+        }
+        if started.elapsed() > PATIENCE {
+            bail!("not every pipeline got a condition after the restart");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let names: Vec<String> = (0..BULK).map(|i| format!("bulk-{i}")).collect();
+    let mut args = vec!["delete", "metricpipeline", "--wait=false"];
+    args.extend(names.iter().map(String::as_str));
+    env.kubectl(&args)?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    env::run(
+        "e2e_faults",
+        &scenarios![
+            install,
+            controller_starts,
+            prometheus_killed_longer_than_stale_after,
+            prometheus_hung_by_sigstop,
+            slow_prometheus_behind_a_proxy,
+            garbage_from_prometheus,
+            configmap_garbled_emptied_deleted,
+            kube_apiserver_restarted,
+            sigterm_during_reconciles,
+        ],
+    )
+}
