@@ -183,8 +183,6 @@ pub async fn install(env: &mut Env) -> Result<()> {
 
 pub type Scenario = for<'a> fn(&'a mut Env) -> Pin<Box<dyn Future<Output = Result<()>> + 'a>>;
 
-
-
 /// A list of scenario functions, named by their identifiers.
 macro_rules! scenarios {
     ($($name:ident),+ $(,)?) => {
@@ -243,7 +241,7 @@ impl Env {
 }
 
 /// Starts the environment and runs the scenarios in order (the first one,
-/// the install, always; the others only if their name contains the first
+/// which sets up, always; the others only if their name contains the first
 /// command-line argument, when one is given). Prints libtest-like lines.
 pub fn run(harness: &str, scenarios: &[(&str, Scenario)]) -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
