@@ -353,6 +353,11 @@ async fn run_push(
     book.enqueue(config.pipelines.iter().cloned());
     ready();
     loop {
+        // A design kept busy by notifications (thousands of alerts re-sent)
+        // may never drain its queue; stop anyway so the harness can go on.
+        if stop.is_cancelled() {
+            break;
+        }
         let next = book.queue.lock().unwrap().pop_first();
         let Some(pipeline) = next else {
             tokio::select! {

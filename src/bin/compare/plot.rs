@@ -1,5 +1,7 @@
 //! SVG plots from the CSV files the report writes, so they can be redrawn
 //! from committed data (`compare --replot --out experiments`) without a rerun.
+//! Columns added later (noise, resend delay, sweeps, `solo.csv`) may be
+//! missing from older data; each plot then falls back to all rows.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,13 +18,18 @@ const BOTTOM: f64 = 50.0;
 const COLOURS: [&str; 8] = [
     "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
 ];
+/// On a log y axis zero cannot be drawn; values below this sit on the floor.
+const LOG_FLOOR: f64 = 0.1;
 
-fn rows(path: &Path) -> Result<Vec<BTreeMap<String, String>>> {
+type Row = BTreeMap<String, String>;
+
+fn rows(path: &Path) -> Result<Vec<Row>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
     Ok(lines
+        .filter(|l| !l.is_empty())
         .map(|l| {
             header
                 .iter()
@@ -33,6 +40,58 @@ fn rows(path: &Path) -> Result<Vec<BTreeMap<String, String>>> {
         .collect())
 }
 
+fn num(r: &Row, k: &str) -> Option<f64> {
+    r.get(k).and_then(|v| v.parse::<f64>().ok())
+}
+
+/// Whether a column matches, counting a missing column (older data) as a match.
+fn is(r: &Row, k: &str, v: f64) -> bool {
+    num(r, k).is_none_or(|x| (x - v).abs() < 1e-9)
+}
+
+/// The rows `keep` selects, or all rows when it selects none (the quick run
+/// and older data have no rows of the full run's shape).
+fn select(all: &[Row], keep: impl Fn(&Row) -> bool) -> (Vec<&Row>, bool) {
+    let kept: Vec<&Row> = all.iter().filter(|r| keep(r)).collect();
+    if kept.is_empty() {
+        (all.iter().collect(), false)
+    } else {
+        (kept, true)
+    }
+}
+
+/// Tick positions (in axis units, i.e. log10 on a log axis) and labels.
+fn ticks(min: f64, max: f64, log: bool) -> Vec<(f64, String)> {
+    if log {
+        let (a, b) = (min.floor() as i32, max.ceil() as i32);
+        (a..=b)
+            .map(|e| {
+                let v = 10f64.powi(e);
+                let label = if v >= 1.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v}")
+                };
+                (e as f64, label)
+            })
+            .filter(|(e, _)| *e >= min - 1e-9 && *e <= max + 1e-9)
+            .collect()
+    } else {
+        let span = max - min;
+        (0..=4)
+            .map(|i| {
+                let v = min + span * i as f64 / 4.0;
+                let label = if max.abs() >= 10.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.2}")
+                };
+                (v, label)
+            })
+            .collect()
+    }
+}
+
 /// A plot frame with axes, title and legend; `series` are (name, points).
 fn chart(
     title: &str,
@@ -40,17 +99,32 @@ fn chart(
     y_label: &str,
     series: &[(String, Vec<(f64, f64)>)],
     log_x: bool,
+    log_y: bool,
 ) -> String {
-    let xs = series.iter().flat_map(|(_, p)| p.iter().map(|q| q.0));
-    let ys = series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1));
     let tx = |x: f64| if log_x { x.max(1.0).log10() } else { x };
-    let (x_min, x_max) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| {
-        (a.min(tx(x)), b.max(tx(x)))
-    });
-    let y_max = ys.fold(0.0f64, f64::max).max(1e-9) * 1.05;
+    let ty = |y: f64| if log_y { y.max(LOG_FLOOR).log10() } else { y };
+    let xs = series.iter().flat_map(|(_, p)| p.iter().map(|q| tx(q.0)));
+    let ys = series.iter().flat_map(|(_, p)| p.iter().map(|q| ty(q.1)));
+    let (x_min, x_max) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+    let (x_min, x_max) = if x_min > x_max {
+        (0.0, 1.0)
+    } else {
+        (x_min, x_max)
+    };
+    let (y_min, y_max) = if log_y {
+        let (a, b) = ys.fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
+        if a > b {
+            (0.0, 1.0)
+        } else {
+            (a.floor(), b.ceil().max(a.floor() + 1.0))
+        }
+    } else {
+        (0.0, ys.fold(0.0f64, f64::max).max(1e-9) * 1.05)
+    };
     let x_span = (x_max - x_min).max(1e-9);
-    let px = |x: f64| LEFT + (tx(x) - x_min) / x_span * (W - LEFT - RIGHT);
-    let py = |y: f64| H - BOTTOM - y / y_max * (H - TOP - BOTTOM);
+    let y_span = (y_max - y_min).max(1e-9);
+    let px = |x: f64| LEFT + (x - x_min) / x_span * (W - LEFT - RIGHT);
+    let py = |y: f64| H - BOTTOM - (y - y_min) / y_span * (H - TOP - BOTTOM);
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
@@ -70,30 +144,22 @@ fn chart(
         (TOP + H - BOTTOM) / 2.0,
         (TOP + H - BOTTOM) / 2.0,
     );
-    for i in 0..=4 {
-        let y = y_max * i as f64 / 4.0;
+    for (y, label) in ticks(y_min, y_max, log_y) {
         let _ = writeln!(
             svg,
-            r##"<text x="{}" y="{}" text-anchor="end">{}</text><line x1="{LEFT}" y1="{}" x2="{}" y2="{}" stroke="#ddd"/>"##,
+            r##"<text x="{}" y="{}" text-anchor="end">{label}</text><line x1="{LEFT}" y1="{}" x2="{}" y2="{}" stroke="#ddd"/>"##,
             LEFT - 6.0,
             py(y) + 4.0,
-            if y_max >= 10.0 {
-                format!("{y:.0}")
-            } else {
-                format!("{y:.2}")
-            },
             py(y),
             W - RIGHT,
             py(y)
         );
     }
-    for i in 0..=4 {
-        let v = x_min + x_span * i as f64 / 4.0;
-        let shown = if log_x { 10f64.powf(v) } else { v };
-        let x = LEFT + (v - x_min) / x_span * (W - LEFT - RIGHT);
+    for (x, label) in ticks(x_min, x_max, log_x) {
         let _ = writeln!(
             svg,
-            r#"<text x="{x}" y="{}" text-anchor="middle">{shown:.0}</text>"#,
+            r#"<text x="{}" y="{}" text-anchor="middle">{label}</text>"#,
+            px(x),
             H - BOTTOM + 16.0
         );
     }
@@ -101,7 +167,7 @@ fn chart(
         let colour = COLOURS[i % COLOURS.len()];
         let path: Vec<String> = points
             .iter()
-            .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
+            .map(|(x, y)| format!("{:.1},{:.1}", px(tx(*x)), py(ty(*y))))
             .collect();
         let _ = writeln!(
             svg,
@@ -112,8 +178,8 @@ fn chart(
             let _ = writeln!(
                 svg,
                 r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{colour}"/>"#,
-                px(*x),
-                py(*y)
+                px(tx(*x)),
+                py(ty(*y))
             );
         }
         let ly = TOP + 16.0 * i as f64;
@@ -130,12 +196,69 @@ fn chart(
     svg
 }
 
-/// Draws `latency-cdf.svg` and `cost-vs-pipelines.svg` into `out`.
+/// Horizontal bars, one per (name, value), with the value written beside.
+fn bars(title: &str, x_label: &str, bars: &[(String, f64)]) -> String {
+    let left = 190.0;
+    let row = 26.0;
+    let height = TOP + BOTTOM + row * bars.len() as f64;
+    let max = bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-9) * 1.15;
+    let px = |v: f64| left + v.max(0.0) / max * (W - left - 40.0);
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{}" y="22" font-size="15" text-anchor="middle">{title}</text>
+<line x1="{left}" y1="{TOP}" x2="{left}" y2="{}" stroke="black"/>
+<text x="{}" y="{}" text-anchor="middle">{x_label}</text>
+"#,
+        W / 2.0,
+        height - BOTTOM,
+        (left + W - 40.0) / 2.0,
+        height - 12.0,
+    );
+    for (i, (name, v)) in bars.iter().enumerate() {
+        let y = TOP + row * i as f64;
+        let colour = COLOURS[i % COLOURS.len()];
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="{}" text-anchor="end">{name}</text><rect x="{left}" y="{}" width="{:.1}" height="{}" fill="{colour}"/><text x="{:.1}" y="{}">{v:.2}</text>"#,
+            left - 6.0,
+            y + row / 2.0 + 4.0,
+            y + 4.0,
+            px(*v) - left,
+            row - 8.0,
+            px(*v) + 4.0,
+            y + row / 2.0 + 4.0,
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn series(m: BTreeMap<String, Vec<(f64, f64)>>) -> Vec<(String, Vec<(f64, f64)>)> {
+    m.into_iter()
+        .map(|(k, mut v)| {
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (k, v)
+        })
+        .collect()
+}
+
+/// Draws `latency-cdf.svg`, `requests-vs-pipelines.svg`,
+/// `reconciles-vs-pipelines.svg` and, with solo runs, `solo-prometheus-cpu.svg`.
 pub fn render(out: &Path) -> Result<()> {
     let latency = rows(&out.join("latency.csv"))?;
+    // The reference scenario: 100 pipelines, 1s evaluation, no noise, the
+    // default resend delay; the other sweeps would mix conditions.
+    let (picked, reference) = select(&latency, |r| {
+        is(r, "pipelines", 100.0)
+            && is(r, "evaluation_s", 1.0)
+            && is(r, "noise", 0.0)
+            && is(r, "resend_delay_s", 60.0)
+            && r.contains_key("pipelines")
+    });
     let mut by_design: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for r in &latency {
-        if let Some(ms) = r.get("latency_ms").and_then(|v| v.parse::<f64>().ok()) {
+    for r in picked {
+        if let Some(ms) = num(r, "latency_ms") {
             by_design.entry(r["design"].clone()).or_default().push(ms);
         }
     }
@@ -155,48 +278,52 @@ pub fn render(out: &Path) -> Result<()> {
     std::fs::write(
         out.join("latency-cdf.svg"),
         chart(
-            "Reaction latency after the evaluation (all scenarios)",
-            "latency, ms",
+            if reference {
+                "Reaction latency, 100 pipelines, evaluation 1s"
+            } else {
+                "Reaction latency after the evaluation (all scenarios)"
+            },
+            "latency, ms (log)",
             "fraction of changes",
             &cdf,
+            true,
             false,
         ),
     )?;
 
     let summary = rows(&out.join("summary.csv"))?;
+    let (picked, _) = select(&summary, |r| {
+        r.get("sweeps")
+            .is_some_and(|s| s.split(';').any(|k| k == "pipelines"))
+    });
     let mut requests: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut reconciles: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for r in &summary {
-        let num = |k: &str| r.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        let minutes = num("stable_s") / 60.0;
+    for r in picked {
+        let minutes = num(r, "stable_s").unwrap_or(0.0) / 60.0;
         if minutes <= 0.0 {
             continue;
         }
-        let pipelines = num("pipelines");
+        let pipelines = num(r, "pipelines").unwrap_or(0.0);
+        let per_min = |k: &str| num(r, k).unwrap_or(0.0) / minutes;
         requests
             .entry(r["design"].clone())
             .or_default()
-            .push((pipelines, num("stable_requests") / minutes));
+            .push((pipelines, per_min("stable_requests")));
         reconciles
             .entry(r["design"].clone())
             .or_default()
-            .push((pipelines, num("stable_reconciles") / minutes));
+            .push((pipelines, per_min("stable_reconciles")));
     }
-    let series = |m: BTreeMap<String, Vec<(f64, f64)>>| -> Vec<(String, Vec<(f64, f64)>)> {
-        m.into_iter()
-            .map(|(k, mut v)| {
-                v.sort_by(|a, b| a.0.total_cmp(&b.0));
-                (k, v)
-            })
-            .collect()
-    };
+    // Push-all's cost grows with the pipelines by orders of magnitude while
+    // pull stays flat, so only a log axis shows both.
     std::fs::write(
         out.join("requests-vs-pipelines.svg"),
         chart(
             "Requests to Prometheus per minute while stable",
             "pipelines (log)",
-            "requests / min",
+            "requests / min (log; 0 drawn at 0.1)",
             &series(requests),
+            true,
             true,
         ),
     )?;
@@ -205,10 +332,38 @@ pub fn render(out: &Path) -> Result<()> {
         chart(
             "Reconciles per minute while stable",
             "pipelines (log)",
-            "reconciles / min",
+            "reconciles / min (log; 0 drawn at 0.1)",
             &series(reconciles),
+            true,
             true,
         ),
     )?;
+
+    let solo_path = out.join("solo.csv");
+    let solo = if solo_path.exists() {
+        rows(&solo_path)?
+    } else {
+        Vec::new()
+    };
+    let cpu: Vec<(String, f64)> = solo
+        .iter()
+        .filter_map(|r| {
+            let minutes = num(r, "measured_s")? / 60.0;
+            Some((
+                r.get("design")?.clone(),
+                num(r, "prometheus_cpu_s")? / minutes.max(1e-9),
+            ))
+        })
+        .collect();
+    if !cpu.is_empty() {
+        std::fs::write(
+            out.join("solo-prometheus-cpu.svg"),
+            bars(
+                "Prometheus CPU with one design attached (solo runs)",
+                "Prometheus CPU seconds per minute",
+                &cpu,
+            ),
+        )?;
+    }
     Ok(())
 }

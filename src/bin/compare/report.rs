@@ -1,13 +1,27 @@
 //! Turns the outcomes into latency figures, CSV files and the Markdown report.
+//! The report is generated, so its prose says what each sweep varies and
+//! which columns to read; the numbers speak for themselves.
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::Outcome;
 use crate::agent::AgentReport;
 use crate::truth::Change;
+use crate::{DesignSpec, Failure, Outcome, Scenario, SoloOutcome};
+
+/// Everything one run produced, for [`write`].
+pub struct Results<'a> {
+    pub outcomes: &'a [Outcome],
+    pub solo: &'a [SoloOutcome],
+    pub failures: &'a [Failure],
+    /// The command line that made it, quoted in the report.
+    pub command: &'a str,
+    /// Only some scenarios were run (`--only`).
+    pub partial: bool,
+}
 
 /// One measured reaction: a design noticing a change Prometheus made.
 #[derive(Clone, Debug)]
@@ -101,39 +115,93 @@ fn ms(v: Option<u64>) -> String {
     v.map_or("-".into(), |v| v.to_string())
 }
 
-/// The headline table, one row per scenario and design.
-pub fn summary_table(outcomes: &[Outcome]) -> String {
+const MIB: f64 = 1048576.0;
+
+/// Prometheus' `--rules.alert.resend-delay`, its default when not set.
+fn resend(s: &Scenario) -> Duration {
+    s.resend_delay.unwrap_or(Duration::from_secs(60))
+}
+
+fn duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// The figures of one design in one scenario.
+struct Row {
+    p50: Option<u64>,
+    p95: Option<u64>,
+    max: Option<u64>,
+    seen: usize,
+    expected: usize,
+    requests: u64,
+    mib: f64,
+    kib_per_request: Option<f64>,
+    stable_requests_min: f64,
+    stable_reconciles_min: f64,
+    stable: crate::Stable,
+    report: AgentReport,
+}
+
+fn row(o: &Outcome, spec: &DesignSpec, r: &AgentReport, reactions: &[Reaction]) -> Row {
+    let mine: Vec<&Reaction> = reactions
+        .iter()
+        .filter(|x| x.design == spec.label)
+        .collect();
+    let mut lat: Vec<u64> = mine.iter().filter_map(|x| x.latency_ms()).collect();
+    lat.sort_unstable();
+    let stable = o
+        .stable
+        .iter()
+        .find(|s| s.label == spec.label)
+        .cloned()
+        .unwrap_or_default();
+    let minutes = o.scenario.stable.as_secs_f64() / 60.0;
+    Row {
+        p50: percentile(&lat, 50.0),
+        p95: percentile(&lat, 95.0),
+        max: lat.last().copied(),
+        seen: lat.len(),
+        expected: mine.len(),
+        requests: r.prometheus_requests,
+        mib: r.prometheus_bytes as f64 / MIB,
+        kib_per_request: (r.prometheus_requests > 0)
+            .then(|| r.prometheus_bytes as f64 / 1024.0 / r.prometheus_requests as f64),
+        stable_requests_min: stable.requests as f64 / minutes,
+        stable_reconciles_min: stable.reconciles as f64 / minutes,
+        stable,
+        report: r.clone(),
+    }
+}
+
+fn kib(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.1}"))
+}
+
+/// Every row of every scenario (printed at the end of a run).
+pub fn summary_table<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> String {
     let mut t = String::from(
-        "| scenario | design | latency p50 ms | p95 ms | max ms | requests | MiB read | requests/min stable | reconciles | reconciles/min stable | status writes | notifications | CPU s | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | design | latency p50 ms | p95 ms | max ms | seen | requests | MiB read | KiB/request | requests/min stable | reconciles | reconciles/min stable | status writes | notifications | CPU s | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for o in outcomes {
         let reactions = reactions(o);
-        let minutes = o.scenario.stable.as_secs_f64() / 60.0;
         for (spec, r) in &o.reports {
-            let mut lat: Vec<u64> = reactions
-                .iter()
-                .filter(|x| x.design == spec.label)
-                .filter_map(Reaction::latency_ms)
-                .collect();
-            lat.sort_unstable();
-            let (stable_requests, stable_reconciles) = o
-                .stable_counts
-                .iter()
-                .find(|(l, ..)| *l == spec.label)
-                .map_or((0, 0), |(_, q, r)| (*q, *r));
+            let x = row(o, spec, r, &reactions);
             let _ = writeln!(
                 t,
-                "| {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {} | {:.1} | {} | {} | {:.2} | {:.1} |",
+                "| {} | {} | {} | {} | {} | {}/{} | {} | {:.1} | {} | {:.1} | {} | {:.1} | {} | {} | {:.2} | {:.1} |",
                 o.scenario.name,
                 spec.label,
-                ms(percentile(&lat, 50.0)),
-                ms(percentile(&lat, 95.0)),
-                ms(lat.last().copied()),
-                r.prometheus_requests,
-                r.prometheus_bytes as f64 / 1048576.0,
-                stable_requests as f64 / minutes,
+                ms(x.p50),
+                ms(x.p95),
+                ms(x.max),
+                x.seen,
+                x.expected,
+                x.requests,
+                x.mib,
+                kib(x.kib_per_request),
+                x.stable_requests_min,
                 r.reconciles,
-                stable_reconciles as f64 / minutes,
+                x.stable_reconciles_min,
                 r.status_writes,
                 r.notifications,
                 r.cpu_seconds,
@@ -142,6 +210,248 @@ pub fn summary_table(outcomes: &[Outcome]) -> String {
         }
     }
     t
+}
+
+/// What a sweep varies.
+#[derive(Clone, Copy)]
+enum Variable {
+    Pipelines,
+    Noise,
+    Evaluation,
+    Resend,
+    Scenario,
+}
+
+impl Variable {
+    fn heading(self) -> &'static str {
+        match self {
+            Variable::Pipelines => "pipelines",
+            Variable::Noise => "unrelated alerts",
+            Variable::Evaluation => "evaluation",
+            Variable::Resend => "resend delay",
+            Variable::Scenario => "scenario",
+        }
+    }
+
+    /// Sort key and shown value.
+    fn of(self, s: &Scenario) -> (u128, String) {
+        match self {
+            Variable::Pipelines => (s.pipelines as u128, s.pipelines.to_string()),
+            Variable::Noise => (s.noise as u128, s.noise.to_string()),
+            Variable::Evaluation => (s.evaluation.as_millis(), duration(s.evaluation)),
+            Variable::Resend => (
+                resend(s).as_millis(),
+                match s.resend_delay {
+                    Some(d) => duration(d),
+                    None => "1m (default)".into(),
+                },
+            ),
+            Variable::Scenario => (0, s.name.clone()),
+        }
+    }
+}
+
+/// A report section: the scenarios tagged with `key`.
+struct Sweep {
+    key: &'static str,
+    title: &'static str,
+    variable: Variable,
+    about: &'static str,
+}
+
+const SWEEPS: &[Sweep] = &[
+    Sweep {
+        key: "quick",
+        title: "CI smoke test",
+        variable: Variable::Scenario,
+        about: "10 pipelines, evaluation 1s, resend delay 5s, two changes; every design \
+                must see every change.",
+    },
+    Sweep {
+        key: "pipelines",
+        title: "Pipelines sweep",
+        variable: Variable::Pipelines,
+        about: "1, 10, 100 and 1000 pipelines; evaluation 1s; Prometheus' default resend \
+                delay (1m); one background alert (from 10 pipelines up); no unrelated \
+                alerts. How the cost while nothing changes grows with the number of \
+                pipelines is in `requests/min stable` and `reconciles/min stable`; \
+                reaction time is in the latency columns.",
+    },
+    Sweep {
+        key: "noise",
+        title: "Active alerts sweep",
+        variable: Variable::Noise,
+        about: "100 pipelines, evaluation 1s, default resend delay, with 0, 10, 1000 and \
+                10000 unrelated firing alerts (`NoiseAlert`) that every `/api/v1/alerts` \
+                answer and every notification carries. `KiB/request` is the size of one \
+                answer and `MiB read` the total a design read; `seen` counts the changes \
+                a design noticed out of those Prometheus made, so a design that missed \
+                changes under the load shows it there.",
+    },
+    Sweep {
+        key: "evaluation",
+        title: "Realistic evaluation interval",
+        variable: Variable::Evaluation,
+        about: "100 pipelines; rules evaluated and targets scraped every 30s (rate \
+                windows 90s); default resend delay; one change (break, mend). Latency \
+                counts from the evaluation that changed the alert, so it is the delay a \
+                design adds on top of Prometheus; read it next to `requests/min stable`.",
+    },
+    Sweep {
+        key: "resend",
+        title: "Resend-delay sweep",
+        variable: Variable::Resend,
+        about: "100 pipelines, evaluation 1s, one background alert firing throughout, \
+                Prometheus' `--rules.alert.resend-delay` at 5s, 15s and the default 1m. \
+                Prometheus re-sends firing alerts to its Alertmanagers (the push \
+                designs) once per resend delay, and pulling designs are not notified \
+                at all; compare `notifications`, `requests/min stable` and \
+                `reconciles/min stable` across the delays.",
+    },
+];
+
+fn sweep_section(md: &mut String, sweep: &Sweep, outcomes: &[Outcome]) {
+    let mut members: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.scenario.sweeps.contains(&sweep.key))
+        .collect();
+    if members.is_empty() {
+        return;
+    }
+    members.sort_by_key(|o| sweep.variable.of(&o.scenario).0);
+    // A shared scenario ran more designs than this sweep is about: show the
+    // designs every member ran, in the order the first one ran them.
+    let designs: Vec<&str> = members[0]
+        .reports
+        .iter()
+        .map(|(d, _)| d.label.as_str())
+        .filter(|l| {
+            members
+                .iter()
+                .all(|o| o.reports.iter().any(|(d, _)| d.label == *l))
+        })
+        .collect();
+    let heading = sweep.variable.heading();
+    let _ = write!(md, "\n## {}\n\n{}\n", sweep.title, sweep.about);
+    for o in &members {
+        let others: Vec<&str> = o
+            .scenario
+            .sweeps
+            .iter()
+            .filter(|k| **k != sweep.key)
+            .filter_map(|k| SWEEPS.iter().find(|s| s.key == *k))
+            .map(|s| s.title)
+            .collect();
+        if !others.is_empty() && members.len() > 1 {
+            let _ = writeln!(
+                md,
+                "The {heading} = {} point is scenario `{}`, the same run as in {} \
+                 ({} changes, {} designs; only this sweep's designs are shown).",
+                sweep.variable.of(&o.scenario).1,
+                o.scenario.name,
+                others.join(" and "),
+                o.scenario.changes,
+                o.reports.len()
+            );
+        }
+    }
+    let _ = write!(
+        md,
+        "\n| {heading} | design | latency p50 ms | p95 ms | max ms | seen | requests | MiB read | KiB/request | requests/min stable | reconciles | reconciles/min stable | status writes | notifications | CPU s | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    );
+    for o in &members {
+        let reactions = reactions(o);
+        let value = sweep.variable.of(&o.scenario).1;
+        for label in &designs {
+            let Some((spec, r)) = o.reports.iter().find(|(d, _)| d.label == *label) else {
+                continue;
+            };
+            let x = row(o, spec, r, &reactions);
+            let _ = writeln!(
+                md,
+                "| {value} | {} | {} | {} | {} | {}/{} | {} | {:.1} | {} | {:.1} | {} | {:.1} | {} | {} | {:.2} | {:.1} |",
+                spec.label,
+                ms(x.p50),
+                ms(x.p95),
+                ms(x.max),
+                x.seen,
+                x.expected,
+                x.requests,
+                x.mib,
+                kib(x.kib_per_request),
+                x.stable_requests_min,
+                x.report.reconciles,
+                x.stable_reconciles_min,
+                x.report.status_writes,
+                x.report.notifications,
+                x.report.cpu_seconds,
+                x.report.peak_rss_kib as f64 / 1024.0,
+            );
+        }
+    }
+    md.push_str(
+        "\n| scenario | evaluation | pipelines | unrelated alerts | resend delay | changes | stable s | Prometheus CPU s | Prometheus CPU s/min | duration s |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for o in &members {
+        let s = &o.scenario;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.0} |",
+            s.name,
+            duration(s.evaluation),
+            s.pipelines,
+            s.noise,
+            Variable::Resend.of(s).1,
+            s.changes,
+            s.stable.as_secs(),
+            o.prometheus_cpu,
+            o.prometheus_cpu / (o.duration.as_secs_f64() / 60.0).max(1e-9),
+            o.duration.as_secs_f64()
+        );
+    }
+}
+
+fn solo_section(md: &mut String, solo: &[SoloOutcome]) {
+    let Some(first) = solo.first() else { return };
+    let per_min = |v: f64, o: &SoloOutcome| v / (o.measured.as_secs_f64() / 60.0).max(1e-9);
+    let baseline = solo
+        .iter()
+        .find(|o| o.label == "baseline")
+        .map(|b| per_min(b.prometheus_cpu, b));
+    let _ = write!(
+        md,
+        "\n## Prometheus CPU per design (solo)\n\n\
+         Designs sharing one Prometheus share its CPU time, so here each design ran \
+         alone with a fresh Prometheus and collector: {} pipelines, evaluation {}, {} \
+         unrelated alerts, one background alert, default resend delay; the push designs \
+         are its only Alertmanager. `baseline` is Prometheus with no design. After {} to \
+         settle, Prometheus' CPU time (user + system, from /proc) and the design's \
+         requests were counted over {}. `vs baseline` is the design's Prometheus CPU \
+         s/min minus the baseline's: what the design costs Prometheus. Each row is one \
+         run, so read small differences with care.\n\n\
+         | design | Prometheus CPU s/min | vs baseline s/min | requests/min | MiB read/min | KiB/request | reconciles/min | notifications/min | design CPU s/min |\n|---|---|---|---|---|---|---|---|---|\n",
+        first.pipelines,
+        duration(first.evaluation),
+        first.noise,
+        duration(crate::SOLO_SETTLE),
+        duration(crate::SOLO_MEASURED),
+    );
+    for o in solo {
+        let cpu = per_min(o.prometheus_cpu, o);
+        let _ = writeln!(
+            md,
+            "| {} | {:.2} | {} | {:.1} | {:.2} | {} | {:.1} | {:.1} | {:.2} |",
+            o.label,
+            cpu,
+            baseline.map_or("-".into(), |b| format!("{:+.2}", cpu - b)),
+            per_min(o.requests as f64, o),
+            per_min(o.bytes as f64 / MIB, o),
+            kib((o.requests > 0).then(|| o.bytes as f64 / 1024.0 / o.requests as f64)),
+            per_min(o.reconciles as f64, o),
+            per_min(o.notifications as f64, o),
+            per_min(o.design_cpu, o),
+        );
+    }
 }
 
 fn machine() -> String {
@@ -179,54 +489,68 @@ fn machine() -> String {
     format!("{cores} cores ({cpu}), {mem:.0} GiB memory; {prometheus}")
 }
 
-pub fn write(out: &Path, outcomes: &[Outcome], quick: bool) -> Result<()> {
-    std::fs::create_dir_all(out)?;
-    let mut csv =
-        String::from("scenario,design,pipeline,kind,truth_unix_ms,seen_unix_ms,latency_ms\n");
-    for o in outcomes {
-        for r in reactions(o) {
+/// The columns that say under which conditions a row was measured.
+fn conditions(s: &Scenario) -> String {
+    format!(
+        "{},{},{},{}",
+        s.pipelines,
+        s.evaluation.as_secs_f64(),
+        s.noise,
+        resend(s).as_secs_f64()
+    )
+}
+
+fn write_csv(out: &Path, r: &Results) -> Result<()> {
+    let mut csv = String::from(
+        "scenario,design,pipelines,evaluation_s,noise,resend_delay_s,pipeline,kind,truth_unix_ms,seen_unix_ms,latency_ms\n",
+    );
+    for o in r.outcomes {
+        for x in reactions(o) {
             let _ = writeln!(
                 csv,
-                "{},{},{},{},{},{},{}",
-                r.scenario,
-                r.design,
-                r.pipeline,
-                r.kind,
-                r.truth_ms,
-                ms(r.seen_ms),
-                ms(r.latency_ms())
+                "{},{},{},{},{},{},{},{}",
+                x.scenario,
+                x.design,
+                conditions(&o.scenario),
+                x.pipeline,
+                x.kind,
+                x.truth_ms,
+                ms(x.seen_ms),
+                ms(x.latency_ms())
             );
         }
     }
     std::fs::write(out.join("latency.csv"), csv)?;
 
+    // `sweeps` is `;`-separated so the file stays plain comma-separated.
     let mut summary = String::from(
-        "scenario,design,evaluation_s,pipelines,requests,bytes,stable_requests,stable_s,reconciles,stable_reconciles,status_writes,notifications,cpu_s,peak_rss_kib,prometheus_cpu_s,duration_s\n",
+        "scenario,sweeps,design,pipelines,evaluation_s,noise,resend_delay_s,changes,requests,bytes,stable_requests,stable_bytes,stable_s,reconciles,stable_reconciles,status_writes,notifications,cpu_s,peak_rss_kib,changes_seen,changes_expected,prometheus_cpu_s,duration_s\n",
     );
-    for o in outcomes {
-        for (spec, r) in &o.reports {
-            let (sq, sr) = o
-                .stable_counts
-                .iter()
-                .find(|(l, ..)| *l == spec.label)
-                .map_or((0, 0), |(_, q, r)| (*q, *r));
+    for o in r.outcomes {
+        let reactions = reactions(o);
+        for (spec, rep) in &o.reports {
+            let x = row(o, spec, rep, &reactions);
             let _ = writeln!(
                 summary,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{:.3},{},{:.3},{:.1}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3},{},{},{},{:.3},{:.1}",
                 o.scenario.name,
+                o.scenario.sweeps.join(";"),
                 spec.label,
-                o.scenario.evaluation.as_secs_f64(),
-                o.scenario.pipelines,
-                r.prometheus_requests,
-                r.prometheus_bytes,
-                sq,
+                conditions(&o.scenario),
+                o.scenario.changes,
+                rep.prometheus_requests,
+                rep.prometheus_bytes,
+                x.stable.requests,
+                x.stable.bytes,
                 o.scenario.stable.as_secs(),
-                r.reconciles,
-                sr,
-                r.status_writes,
-                r.notifications,
-                r.cpu_seconds,
-                r.peak_rss_kib,
+                rep.reconciles,
+                x.stable.reconciles,
+                rep.status_writes,
+                rep.notifications,
+                rep.cpu_seconds,
+                rep.peak_rss_kib,
+                x.seen,
+                x.expected,
                 o.prometheus_cpu,
                 o.duration.as_secs_f64()
             );
@@ -234,41 +558,94 @@ pub fn write(out: &Path, outcomes: &[Outcome], quick: bool) -> Result<()> {
     }
     std::fs::write(out.join("summary.csv"), summary)?;
 
-    let command = if quick {
-        "cargo run --release --bin compare -- --quick"
-    } else {
-        "cargo run --release --bin compare -- --out experiments"
-    };
+    // Always written, if only the header, so a replot never draws a stale
+    // solo plot from an earlier run.
+    let mut solo = String::from(
+        "design,pipelines,evaluation_s,noise,measured_s,prometheus_cpu_s,requests,bytes,reconciles,notifications,design_cpu_s\n",
+    );
+    for o in r.solo {
+        let _ = writeln!(
+            solo,
+            "{},{},{},{},{:.1},{:.3},{},{},{},{},{:.3}",
+            o.label,
+            o.pipelines,
+            o.evaluation.as_secs_f64(),
+            o.noise,
+            o.measured.as_secs_f64(),
+            o.prometheus_cpu,
+            o.requests,
+            o.bytes,
+            o.reconciles,
+            o.notifications,
+            o.design_cpu
+        );
+    }
+    std::fs::write(out.join("solo.csv"), solo)?;
+    Ok(())
+}
+
+pub fn write(out: &Path, r: &Results) -> Result<()> {
+    std::fs::create_dir_all(out)?;
+    write_csv(out, r)?;
     let mut md = format!(
-        "# Push vs pull: measured\n\nProduced by `{command}` on {}.\n\n\
+        "# Push vs pull: measured\n\nProduced by `{}` on {}.\n\n\
          Latency is from the Prometheus evaluation at which an alert fired (or stopped\n\
          firing), read back from Prometheus' `ALERTS` series, to the moment the design's\n\
          reconcile computed the new status. Requests and bytes are the designs' own\n\
-         requests to `/api/v1/alerts`. The stable columns count only the final phase in\n\
-         which nothing changed. Prometheus CPU is shared by all designs of a scenario.\n\n",
+         requests to Prometheus (`/api/v1/alerts`, and `/api/v1/rules` for the\n\
+         phase-locked ones). The stable columns count only the final phase in which\n\
+         nothing changed. `seen` is changes noticed / changes Prometheus made (a fire\n\
+         and a resolve per injected fault). Within a sweep the designs of a scenario\n\
+         share one Prometheus, so its CPU is given per scenario; the solo part gives it\n\
+         per design.\n",
+        r.command,
         machine()
     );
-    md.push_str(&summary_table(outcomes));
-    md.push_str("\n| scenario | evaluation | pipelines | injected changes | resend delay | Prometheus CPU s | duration s |\n|---|---|---|---|---|---|---|\n");
-    for o in outcomes {
+    if r.partial {
+        md.push_str("\n**Partial run**: only the scenarios named in `--only` were run.\n");
+    }
+    for sweep in SWEEPS {
+        sweep_section(&mut md, sweep, r.outcomes);
+    }
+    let untagged: Vec<&Outcome> = r
+        .outcomes
+        .iter()
+        .filter(|o| !SWEEPS.iter().any(|s| o.scenario.sweeps.contains(&s.key)))
+        .collect();
+    if !untagged.is_empty() {
+        md.push_str("\n## Other scenarios\n\n");
+        md.push_str(&summary_table(untagged));
+    }
+    solo_section(&mut md, r.solo);
+
+    md.push_str("\n## Missed changes and failed runs\n\n");
+    let missed = missed(r.outcomes);
+    if missed.is_empty() && r.failures.is_empty() {
+        md.push_str("Every design saw every change; every run completed.\n");
+    }
+    for m in &missed {
+        let _ = writeln!(md, "- missed: {m}");
+    }
+    for f in r.failures {
         let _ = writeln!(
             md,
-            "| {} | {:?} | {} | {} | {} | {:.2} | {:.0} |",
-            o.scenario.name,
-            o.scenario.evaluation,
-            o.scenario.pipelines,
-            o.scenario.changes,
-            o.scenario
-                .resend_delay
-                .map_or("default (1m)".into(), |d| format!("{d:?}")),
-            o.prometheus_cpu,
-            o.duration.as_secs_f64()
+            "- not run to its end, no figures: `{}`: {}",
+            f.name,
+            f.error.replace('\n', " ")
         );
     }
+
     md.push_str(
-        "\n![latency CDF](latency-cdf.svg)\n\n![requests vs pipelines](requests-vs-pipelines.svg)\n\n\
-         ![reconciles vs pipelines](reconciles-vs-pipelines.svg)\n\n\
-         Raw data: `latency.csv` (one row per design and change), `summary.csv`.\n",
+        "\n## Plots\n\n![latency CDF](latency-cdf.svg)\n\n![requests vs pipelines](requests-vs-pipelines.svg)\n\n\
+         ![reconciles vs pipelines](reconciles-vs-pipelines.svg)\n",
+    );
+    if !r.solo.is_empty() {
+        md.push_str("\n![Prometheus CPU per design](solo-prometheus-cpu.svg)\n");
+    }
+    md.push_str(
+        "\nRaw data: `latency.csv` (one row per design and change), `summary.csv` (one row \
+         per scenario and design), `solo.csv` (one row per solo run). \
+         `compare --replot --out <dir>` redraws the plots from them.\n",
     );
     std::fs::write(out.join("report.md"), md)?;
     crate::plot::render(out)
