@@ -89,17 +89,7 @@ impl Env {
     }
 
     async fn status_writes(&self) -> f64 {
-        let c = self.controller();
-        let mut total = 0.0;
-        for status in ["True", "False", "Unknown"] {
-            total += c
-                .metric(&format!(
-                    r#"alert_poller_status_writes_total{{status="{status}"}}"#
-                ))
-                .await
-                .unwrap_or(0.0);
-        }
-        total
+        self.controller().status_writes().await
     }
 
     async fn failed_polls(&self, kind: &str) -> f64 {

@@ -4,35 +4,25 @@
 //! (Prometheus killed and restarted is in tests/poller_prometheus.rs, with the
 //! real Prometheus.)
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alert_poller::alerts::Affected;
 use alert_poller::config::Tuning;
 use alert_poller::health::Knowledge;
-use alert_poller::metrics::Metrics;
-use alert_poller::poller::{PollView, Poller};
 use alert_poller::prometheus::{ClientSettings, PollError, PrometheusClient};
 use alert_poller::testbed::TempDir;
 use alert_poller::testbed::fake_prometheus::{Answer, FakePrometheus};
-use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
+use alert_poller::testbed::poller::{self, StandalonePoller};
 
 fn tuning(url: &str, extra: &[(&str, &str)]) -> Tuning {
-    let mut data: BTreeMap<String, String> = [
+    let mut settings = vec![
         ("prometheusUrl", url),
         ("requestTimeout", "500ms"),
         ("connectTimeout", "200ms"),
         ("maxResponseBytes", "1Mi"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    data.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    Tuning::defaults()
-        .with_overrides(&data)
-        .expect("valid test tuning")
+    ];
+    settings.extend_from_slice(extra);
+    poller::tuning(&settings)
 }
 
 fn client(t: &Tuning) -> PrometheusClient {
@@ -216,25 +206,8 @@ async fn a_failing_prometheus_is_backed_off_and_pipelines_turn_unknown() {
             ("staleAfter", "1500ms"),
         ],
     );
-    let (_tuning_tx, tuning_rx) = watch::channel(Arc::new(t));
-    let (view_tx, view) = watch::channel(Arc::new(PollView::default()));
-    let (requeue_tx, mut requeues) = mpsc::unbounded_channel();
-    let (polled_tx, _polled) = watch::channel(false);
-    let (_loaded_tx, tuning_loaded) = watch::channel(true);
-    let metrics = Arc::new(Metrics::new().0);
-    let stop = CancellationToken::new();
-    tokio::spawn(
-        Poller {
-            tuning: tuning_rx,
-            view: view_tx,
-            requeue: requeue_tx,
-            metrics: metrics.clone(),
-            polled: polled_tx,
-            tuning_loaded,
-        }
-        .run(stop.clone()),
-    );
-
+    let mut poller = StandalonePoller::start(t);
+    let (view, requeues, metrics) = (&poller.view, &mut poller.requeues, &poller.metrics);
     // While failing: every scheduled delay stays within errorMaxInterval, and
     // after staleAfter the view turns stale and everyone is re-queued.
     let started = Instant::now();
@@ -278,5 +251,5 @@ async fn a_failing_prometheus_is_backed_off_and_pipelines_turn_unknown() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    stop.cancel();
+    drop(poller);
 }

@@ -4,34 +4,22 @@
 //! judges each pipeline from the poller's view, exactly as a reconcile does.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alert_poller::alerts::Affected;
-use alert_poller::config::Tuning;
 use alert_poller::health::{self, PipelineFacts, Status, Verdict};
-use alert_poller::metrics::{Metrics, ResultLabels};
-use alert_poller::poller::{PollView, Poller};
+use alert_poller::metrics::ResultLabels;
 use alert_poller::testbed::collector::{Collector, Component, Flow};
+use alert_poller::testbed::poller::{StandalonePoller, tuning};
 use alert_poller::testbed::prometheus::{Prometheus, Setup};
-use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
 struct Bed {
+    // Field order is drop order: the poller stops before Prometheus goes.
+    poller: StandalonePoller,
     prometheus: Prometheus,
     collector: Collector,
-    view: watch::Receiver<Arc<PollView>>,
-    requeues: mpsc::UnboundedReceiver<Affected>,
-    metrics: Arc<Metrics>,
-    stop: CancellationToken,
-}
-
-impl Drop for Bed {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
 }
 
 async fn bed(pipelines: &[&str], extra: &[(&str, &str)]) -> Bed {
@@ -51,48 +39,17 @@ async fn bed(pipelines: &[&str], extra: &[(&str, &str)]) -> Bed {
         ("staleAfter", "3s"),
     ];
     settings.extend_from_slice(extra);
-    let tuning = Tuning::defaults()
-        .with_overrides(
-            &settings
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-        .expect("test tuning is valid");
-    let (_tuning_tx, tuning_rx) = watch::channel(Arc::new(tuning));
-    let (view_tx, view) = watch::channel(Arc::new(PollView::default()));
-    let (requeue_tx, requeues) = mpsc::unbounded_channel();
-    let (polled_tx, _polled) = watch::channel(false);
-    let (_loaded_tx, tuning_loaded) = watch::channel(true);
-    let metrics = Arc::new(Metrics::new().0);
-    let stop = CancellationToken::new();
-    let poller = Poller {
-        tuning: tuning_rx,
-        view: view_tx,
-        requeue: requeue_tx,
-        metrics: metrics.clone(),
-        polled: polled_tx,
-        tuning_loaded,
-    };
-    let token = stop.clone();
-    tokio::spawn(async move {
-        // Keep the tuning sender alive with the poller.
-        let _keep = _tuning_tx;
-        poller.run(token).await;
-    });
+    let poller = StandalonePoller::start(tuning(&settings));
     Bed {
+        poller,
         prometheus,
         collector,
-        view,
-        requeues,
-        metrics,
-        stop,
     }
 }
 
 impl Bed {
     fn judge(&self, pipeline: &str) -> Option<Verdict> {
-        let view = self.view.borrow().clone();
+        let view = self.poller.view.borrow().clone();
         let facts = PipelineFacts {
             name: pipeline,
             uses_agent: true,
@@ -101,7 +58,8 @@ impl Bed {
     }
 
     fn successful_polls(&self) -> u64 {
-        self.metrics
+        self.poller
+            .metrics
             .polls
             .get_or_create(&ResultLabels {
                 result: "success".into(),
@@ -115,7 +73,7 @@ impl Bed {
         let started = Instant::now();
         let mut seen = Vec::new();
         loop {
-            while let Ok(a) = self.requeues.try_recv() {
+            while let Ok(a) = self.poller.requeues.try_recv() {
                 seen.push(a);
             }
             if let Some(v) = self.judge(pipeline)
@@ -137,7 +95,7 @@ impl Bed {
     /// Drains pending re-queue requests.
     fn drain(&mut self) -> Vec<Affected> {
         let mut seen = Vec::new();
-        while let Ok(a) = self.requeues.try_recv() {
+        while let Ok(a) = self.poller.requeues.try_recv() {
             seen.push(a);
         }
         seen
@@ -282,7 +240,7 @@ async fn phase_locked_polls_follow_the_evaluations() {
     );
     assert!(polls >= 3, "still polling: {polls}");
     assert!(
-        bed.metrics.rule_timing_reads.get() >= 1,
+        bed.poller.metrics.rule_timing_reads.get() >= 1,
         "the timing was read"
     );
 

@@ -3,37 +3,17 @@
 //!
 //! Run it with `scripts/demo.sh`, which builds what it needs first.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use alert_poller::testbed::collector::{Collector, Component, Flow};
-use alert_poller::testbed::controller::ControllerProcess;
+use alert_poller::testbed::controller::{ControllerProcess, sibling_binary};
 use alert_poller::testbed::controlplane::{ControlPlane, Kubectl};
+use alert_poller::testbed::install::{install, repo};
 use alert_poller::testbed::prometheus::{Prometheus, Setup};
 use anyhow::{Context, Result, bail};
 
-fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(path)
-        .display()
-        .to_string()
-}
-
 fn say(started: Instant, text: &str) {
     println!("[{:>6.1}s] {text}", started.elapsed().as_secs_f64());
-}
-
-/// The `alert-poller` binary built next to this one.
-fn controller_binary() -> Result<PathBuf> {
-    let me = std::env::current_exe()?;
-    let path = me.with_file_name("alert-poller");
-    if !path.is_file() {
-        bail!(
-            "{} not found: build it with `cargo build --bins`",
-            path.display()
-        );
-    }
-    Ok(path)
 }
 
 /// Prints `kubectl get metricpipelines` whenever it changes, until `done` says so.
@@ -98,29 +78,16 @@ async fn main() -> Result<()> {
         started,
         "kubectl apply -k config/crd && kubectl apply -k deploy/",
     );
-    kubectl.run(&["apply", "-k", &repo("config/crd")])?;
-    kubectl.run(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=60s",
-        "crd/metricpipelines.telemetry.kyma-project.io",
-    ])?;
-    kubectl.run(&["apply", "-k", &repo("deploy")])?;
-    let tuning = format!(
-        r#"{{"data":{{"prometheusUrl":"{}","minInterval":"250ms","maxInterval":"2s","staleAfter":"10s"}}}}"#,
-        prometheus.url()
-    );
-    kubectl.run(&[
-        "-n",
-        "alert-poller",
-        "patch",
-        "configmap",
-        "alert-poller",
-        "--type",
-        "merge",
-        "-p",
-        &tuning,
-    ])?;
+    let url = prometheus.url();
+    install(
+        &kubectl,
+        &[
+            ("prometheusUrl", url.as_str()),
+            ("minInterval", "250ms"),
+            ("maxInterval", "2s"),
+            ("staleAfter", "10s"),
+        ],
+    )?;
     kubectl.run(&["apply", "-k", &repo("config/samples")])?;
 
     say(
@@ -131,7 +98,7 @@ async fn main() -> Result<()> {
     kubectl.service_account_kubeconfig("alert-poller", "alert-poller", &kubeconfig)?;
     let log = plane.dir().join("alert-poller.log");
     let controller =
-        ControllerProcess::start(&controller_binary()?, &kubeconfig, "alert-poller", &log)?;
+        ControllerProcess::start(&sibling_binary()?, &kubeconfig, "alert-poller", &log)?;
     say(
         started,
         &format!("controller metrics at {}/metrics", controller.base_url()),

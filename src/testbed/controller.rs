@@ -9,6 +9,23 @@ use prometheus_http_query::reqwest;
 
 use super::free_port;
 
+/// The `alert-poller` binary cargo built next to the running one (for the
+/// demo and the load run, which are binaries themselves).
+pub fn sibling_binary() -> std::io::Result<PathBuf> {
+    let path = std::env::current_exe()?.with_file_name("alert-poller");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "{} not found: build it in the same profile (cargo build --bins)",
+                path.display()
+            ),
+        ))
+    }
+}
+
 /// A running controller; gets SIGTERM when dropped.
 #[derive(Debug)]
 pub struct ControllerProcess {
@@ -94,6 +111,25 @@ impl ControllerProcess {
     pub async fn metric(&self, series: &str) -> Option<f64> {
         let (_, text) = self.get("/metrics").await?;
         sample(&text, series)
+    }
+
+    /// Status writes so far, whatever status they wrote.
+    pub async fn status_writes(&self) -> f64 {
+        let text = self
+            .get("/metrics")
+            .await
+            .map(|(_, t)| t)
+            .unwrap_or_default();
+        ["True", "False", "Unknown"]
+            .iter()
+            .filter_map(|s| {
+                sample(
+                    &text,
+                    &format!(r#"alert_poller_status_writes_total{{status="{s}"}}"#),
+                )
+            })
+            .sum::<f64>()
+            + 0.0 // an empty sum is -0.0
     }
 
     /// Kills the process outright (SIGKILL), as a node failure would.

@@ -33,6 +33,15 @@ where
 {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    Ok((addr, serve_on(listener, handler)))
+}
+
+/// Serves `handler` on `listener` until the returned token is cancelled.
+pub fn serve_on<F, Fut>(listener: TcpListener, handler: F) -> CancellationToken
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
     let stop = CancellationToken::new();
     let token = stop.clone();
     tokio::spawn(async move {
@@ -56,5 +65,5 @@ where
             });
         }
     });
-    Ok((addr, token))
+    token
 }

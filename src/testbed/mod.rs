@@ -10,12 +10,16 @@
 //! - [`controller`]: the real `alert-poller` binary as a child process.
 //! - [`fake_prometheus`], [`slow_proxy`]: a misbehaving and a slow Prometheus.
 //! - [`http`]: the small HTTP server the stand-ins share.
+//! - [`install`]: the CRD and deploy/ applied, tuned for a test Prometheus.
+//! - [`poller`]: the poller alone, wired as `main` wires it.
 
 pub mod collector;
 pub mod controller;
 pub mod controlplane;
 pub mod fake_prometheus;
 pub mod http;
+pub mod install;
+pub mod poller;
 pub mod prometheus;
 pub mod rules;
 pub mod slow_proxy;

@@ -126,19 +126,10 @@ impl Env {
     }
 
     pub fn patch_config(&self, data: &str) -> Result<()> {
-        let patch = format!("{{\"data\":{data}}}");
-        self.kubectl(&[
-            "-n",
-            NAMESPACE,
-            "patch",
-            "configmap",
-            "alert-poller",
-            "--type",
-            "merge",
-            "-p",
-            &patch,
-        ])?;
-        Ok(())
+        Ok(alert_poller::testbed::install::patch_config(
+            &self.kubectl,
+            data,
+        )?)
     }
 }
 
@@ -150,14 +141,20 @@ pub fn tail(text: &str, n: usize) -> String {
 /// `kubectl apply -k config/crd` then `kubectl apply -k deploy/`, as a user
 /// without telemetry-manager would; then point the tuning at the test Prometheus.
 pub async fn install(env: &mut Env) -> Result<()> {
-    env.kubectl(&["apply", "-k", &repo("config/crd").display().to_string()])?;
-    env.kubectl(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=60s",
-        "crd/metricpipelines.telemetry.kyma-project.io",
-    ])?;
-    env.kubectl(&["apply", "-k", &repo("deploy").display().to_string()])?;
+    let url = env.prometheus.url();
+    alert_poller::testbed::install::install(
+        &env.kubectl,
+        &[
+            ("prometheusUrl", url.as_str()),
+            ("minInterval", "200ms"),
+            ("maxInterval", "1s"),
+            ("backoffFactor", "2"),
+            ("errorMaxInterval", "2s"),
+            ("staleAfter", "5s"),
+            ("requestTimeout", "1s"),
+            ("connectTimeout", "500ms"),
+        ],
+    )?;
     for object in [
         "serviceaccount/alert-poller",
         "configmap/alert-poller",
@@ -173,10 +170,6 @@ pub async fn install(env: &mut Env) -> Result<()> {
         "clusterrole/alert-poller",
         "clusterrolebinding/alert-poller",
     ])?;
-    env.patch_config(&format!(
-        r#"{{"prometheusUrl":"{}","minInterval":"200ms","maxInterval":"1s","backoffFactor":"2","errorMaxInterval":"2s","staleAfter":"5s","requestTimeout":"1s","connectTimeout":"500ms"}}"#,
-        env.prometheus.url()
-    ))?;
     env.kubectl(&["apply", "-k", &repo("config/samples").display().to_string()])?;
     Ok(())
 }

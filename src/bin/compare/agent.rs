@@ -11,26 +11,24 @@
 //! Prometheus load, reaction time and reconcile counts.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use alert_poller::alerts::{Affected, Matcher, Snapshot};
+use alert_poller::alerts::{Affected, Matcher, Scope, Snapshot};
 use alert_poller::config::Tuning;
 use alert_poller::health::{self, Knowledge, PipelineFacts, Status};
-use alert_poller::metrics::{Metrics, ResultLabels};
-use alert_poller::poller::{PollView, Poller};
+use alert_poller::metrics::ResultLabels;
 use alert_poller::prometheus::{ClientSettings, PrometheusClient};
+use alert_poller::testbed::http;
+use alert_poller::testbed::poller::StandalonePoller;
 use anyhow::Result;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::service::service_fn;
+use bytes::Bytes;
+use http_body_util::BodyExt;
 use hyper::{Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Which design, and how it is tuned.
@@ -107,6 +105,25 @@ impl Book {
         self.wake.notify_one();
     }
 
+    /// The next pipeline to reconcile, waiting for one; `None` once `stop`
+    /// is cancelled (even with work left: a design kept busy by thousands of
+    /// re-sent alerts may never drain its queue, and the harness must go on).
+    async fn next(&self, stop: &CancellationToken) -> Option<String> {
+        loop {
+            if stop.is_cancelled() {
+                return None;
+            }
+            let next = self.queue.lock().unwrap().pop_first();
+            if next.is_some() {
+                return next;
+            }
+            tokio::select! {
+                () = stop.cancelled() => return None,
+                () = self.wake.notified() => {}
+            }
+        }
+    }
+
     /// Records a reconcile's verdict; counts a write when it changed.
     fn record(&self, pipeline: &str, status: Status) {
         let mut report = self.report.lock().unwrap();
@@ -177,22 +194,13 @@ async fn run_pull(
     ready: impl FnOnce(),
     stop: CancellationToken,
 ) -> Result<()> {
-    let (_tuning_tx, tuning_rx) = watch::channel(Arc::new(tuning));
-    let (view_tx, view) = watch::channel(Arc::new(PollView::default()));
-    let (requeue_tx, mut requeue) = mpsc::unbounded_channel();
-    let (polled_tx, _polled) = watch::channel(false);
-    let (_loaded_tx, tuning_loaded) = watch::channel(true);
-    let (metrics, _registry) = Metrics::new();
-    let metrics = Arc::new(metrics);
-    let poller = Poller {
-        tuning: tuning_rx,
-        view: view_tx,
-        requeue: requeue_tx,
-        metrics: metrics.clone(),
-        polled: polled_tx,
-        tuning_loaded,
-    };
-    let poll_task = tokio::spawn(poller.run(stop.clone()));
+    let StandalonePoller {
+        view,
+        requeues: mut requeue,
+        metrics,
+        stop: _poller,
+        ..
+    } = StandalonePoller::start(tuning);
     // The poller counts its own requests; mirror them into the book.
     let mirror = {
         let (book, metrics) = (book.clone(), metrics.clone());
@@ -236,14 +244,7 @@ async fn run_pull(
         let book = book.clone();
         let stop = stop.clone();
         async move {
-            loop {
-                let next = book.queue.lock().unwrap().pop_first();
-                let Some(pipeline) = next else {
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        () = book.wake.notified() => continue,
-                    }
-                };
+            while let Some(pipeline) = book.next(&stop).await {
                 let view = view.borrow().clone();
                 let facts = PipelineFacts {
                     name: &pipeline,
@@ -256,7 +257,6 @@ async fn run_pull(
         }
     };
     worker.await;
-    let _ = poll_task.await;
     splitter.abort();
     tokio::time::sleep(Duration::from_millis(250)).await;
     mirror.abort();
@@ -288,83 +288,52 @@ async fn run_push(
     let pipelines = Arc::new(config.pipelines.clone());
 
     let server = {
-        let book = book.clone();
-        let stop = stop.clone();
         let matcher = matcher.clone();
-        tokio::spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    () = stop.cancelled() => return,
-                    accepted = listener.accept() => match accepted { Ok((s, _)) => s, Err(_) => continue },
-                };
-                let (book, pipelines, matcher) = (book.clone(), pipelines.clone(), matcher.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (book, pipelines, matcher) =
-                            (book.clone(), pipelines.clone(), matcher.clone());
-                        async move {
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            book.report.lock().unwrap().notifications += 1;
-                            let alerts: Vec<Notified> =
-                                serde_json::from_slice(&body).unwrap_or_default();
-                            let targets: Vec<String> = match design {
-                                Design::PushScoped => {
-                                    let mut names = BTreeSet::new();
-                                    let mut all = false;
-                                    for a in &alerts {
-                                        match matcher.scope(&a.labels) {
-                                            Some(alert_poller::alerts::Scope::All) => all = true,
-                                            Some(alert_poller::alerts::Scope::Pipeline(p)) => {
-                                                names.insert(p);
-                                            }
-                                            None => {}
-                                        }
-                                    }
-                                    if all {
-                                        pipelines.to_vec()
-                                    } else {
-                                        names.into_iter().collect()
-                                    }
+        let book = book.clone();
+        http::serve_on(listener, move |req: hyper::Request<_>| {
+            let (book, pipelines, matcher) = (book.clone(), pipelines.clone(), matcher.clone());
+            async move {
+                let body = req
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                book.report.lock().unwrap().notifications += 1;
+                let alerts: Vec<Notified> = serde_json::from_slice(&body).unwrap_or_default();
+                let targets: Vec<String> = match design {
+                    Design::PushScoped => {
+                        let mut names = BTreeSet::new();
+                        let mut all = false;
+                        for a in &alerts {
+                            match matcher.scope(&a.labels) {
+                                Some(Scope::All) => all = true,
+                                Some(Scope::Pipeline(p)) => {
+                                    names.insert(p);
                                 }
-                                _ => pipelines.to_vec(),
-                            };
-                            book.enqueue(targets);
-                            Ok::<_, Infallible>(
-                                Response::builder()
-                                    .status(StatusCode::OK)
-                                    .body(Full::new(Bytes::new()))
-                                    .unwrap(),
-                            )
+                                None => {}
+                            }
                         }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+                        if all {
+                            pipelines.to_vec()
+                        } else {
+                            names.into_iter().collect()
+                        }
+                    }
+                    _ => pipelines.to_vec(),
+                };
+                book.enqueue(targets);
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .body(http::full(Bytes::new()))
+                    .expect("valid response")
             }
         })
     };
     // Like the proof of concept, every pipeline is reconciled once at start.
     book.enqueue(config.pipelines.iter().cloned());
     ready();
-    loop {
-        // A design kept busy by notifications (thousands of alerts re-sent)
-        // may never drain its queue; stop anyway so the harness can go on.
-        if stop.is_cancelled() {
-            break;
-        }
-        let next = book.queue.lock().unwrap().pop_first();
-        let Some(pipeline) = next else {
-            tokio::select! {
-                () = stop.cancelled() => break,
-                () = book.wake.notified() => continue,
-            }
-        };
+    while let Some(pipeline) = book.next(&stop).await {
         // The reconcile asks Prometheus itself, as the push designs do.
         book.requests.fetch_add(1, Ordering::Relaxed);
         match client.alerts().await {
@@ -383,7 +352,7 @@ async fn run_push(
             Err(_) => book.report.lock().unwrap().reconciles += 1,
         }
     }
-    server.abort();
+    server.cancel();
     Ok(())
 }
 

@@ -1,0 +1,55 @@
+//! deploy/ installed the way its README says (`kubectl apply -k config/crd`,
+//! then `kubectl apply -k deploy/`), with the tuning ConfigMap pointed at a
+//! test Prometheus: the common start of the demo, the end-to-end suites and
+//! the load run.
+
+use std::path::Path;
+
+use super::controlplane::{ControlPlaneError, Kubectl};
+
+/// The namespace deploy/ creates.
+pub const NAMESPACE: &str = "alert-poller";
+
+/// A directory of this repository, as a kubectl argument.
+pub fn repo(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(path)
+        .display()
+        .to_string()
+}
+
+/// Applies the CRD and deploy/, then merges `tuning` (ConfigMap keys) into
+/// the tuning ConfigMap.
+pub fn install(kubectl: &Kubectl, tuning: &[(&str, &str)]) -> Result<(), ControlPlaneError> {
+    kubectl.run(&["apply", "-k", &repo("config/crd")])?;
+    kubectl.run(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=60s",
+        "crd/metricpipelines.telemetry.kyma-project.io",
+    ])?;
+    kubectl.run(&["apply", "-k", &repo("deploy")])?;
+    let data: serde_json::Map<String, serde_json::Value> = tuning
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+        .collect();
+    patch_config(kubectl, &serde_json::Value::Object(data).to_string())
+}
+
+/// Merges `data` (a JSON object of ConfigMap keys; `null` removes a key)
+/// into the tuning ConfigMap.
+pub fn patch_config(kubectl: &Kubectl, data: &str) -> Result<(), ControlPlaneError> {
+    let patch = format!(r#"{{"data":{data}}}"#);
+    kubectl.run(&[
+        "-n",
+        NAMESPACE,
+        "patch",
+        "configmap",
+        "alert-poller",
+        "--type",
+        "merge",
+        "-p",
+        &patch,
+    ])?;
+    Ok(())
+}

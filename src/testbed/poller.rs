@@ -1,0 +1,72 @@
+//! The poller on its own, without the controller: for the tests that watch
+//! what it sees and re-queues, and for the experiments' pull designs. It is
+//! wired exactly as `main` wires it, with the ConfigMap taken as read.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::alerts::Affected;
+use crate::config::Tuning;
+use crate::metrics::Metrics;
+use crate::poller::{PollView, Poller};
+
+/// The defaults with `settings` (ConfigMap keys and values) applied.
+///
+/// # Panics
+/// On an invalid setting: a test's own tuning must be valid.
+pub fn tuning(settings: &[(&str, &str)]) -> Tuning {
+    let data: BTreeMap<String, String> = settings
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Tuning::defaults()
+        .with_overrides(&data)
+        .unwrap_or_else(|e| panic!("invalid test tuning: {e}"))
+}
+
+/// A running poller and its outputs. It stops when `stop` is dropped, so a
+/// caller that takes the fields apart must keep `stop` bound (not `_`).
+pub struct StandalonePoller {
+    /// What the last poll saw.
+    pub view: watch::Receiver<Arc<PollView>>,
+    /// The re-queues it asked for.
+    pub requeues: mpsc::UnboundedReceiver<Affected>,
+    pub metrics: Arc<Metrics>,
+    /// Send a new tuning, as a ConfigMap change would.
+    pub tuning: watch::Sender<Arc<Tuning>>,
+    pub stop: DropGuard,
+}
+
+impl StandalonePoller {
+    /// Spawns the poller on the current tokio runtime.
+    pub fn start(tuning: Tuning) -> StandalonePoller {
+        let (tuning_tx, tuning_rx) = watch::channel(Arc::new(tuning));
+        let (view_tx, view) = watch::channel(Arc::new(PollView::default()));
+        let (requeue_tx, requeues) = mpsc::unbounded_channel();
+        let (polled_tx, _) = watch::channel(false);
+        let (_, tuning_loaded) = watch::channel(true);
+        let metrics = Arc::new(Metrics::new().0);
+        let stop = CancellationToken::new();
+        tokio::spawn(
+            Poller {
+                tuning: tuning_rx,
+                view: view_tx,
+                requeue: requeue_tx,
+                metrics: metrics.clone(),
+                polled: polled_tx,
+                tuning_loaded,
+            }
+            .run(stop.clone()),
+        );
+        StandalonePoller {
+            view,
+            requeues,
+            metrics,
+            tuning: tuning_tx,
+            stop: stop.drop_guard(),
+        }
+    }
+}
