@@ -295,7 +295,7 @@ async fn run(cli: Cli) -> Result<String> {
     );
     let _ = writeln!(
         r,
-        "The release controller, out of cluster with deploy/'s ServiceAccount, against a real kube-apiserver with {} MetricPipelines and a real Prometheus with {} active alerts that concern no pipeline (plus the pipelines' own). It polls every {}. In the first half one pipeline breaks or mends every {}; the second half is quiet. Status writes are counted by the API server (`apiserver_request_total`, APPLY on `metricpipelines/status`).\n",
+        "The release controller, out of cluster with deploy/'s ServiceAccount, against a real kube-apiserver with {} MetricPipelines and a real Prometheus with {} active alerts that concern no pipeline (plus the pipelines' own). It waits {} between polls. In the first half one pipeline breaks or mends every {}; the second half is quiet. Status writes are counted by the API server (`apiserver_request_total`, APPLY on `metricpipelines/status`).\n",
         cli.pipelines,
         cli.alerts,
         cli.interval,
