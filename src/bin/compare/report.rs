@@ -142,6 +142,28 @@ struct Row {
     report: AgentReport,
 }
 
+/// The table cells from the design's name on, shared by every per-design table.
+fn cells(label: &str, x: &Row) -> String {
+    format!(
+        "{label} | {} | {} | {} | {}/{} | {} | {:.1} | {} | {:.1} | {} | {:.1} | {} | {} | {:.2} | {:.1}",
+        ms(x.p50),
+        ms(x.p95),
+        ms(x.max),
+        x.seen,
+        x.expected,
+        x.requests,
+        x.mib,
+        kib(x.kib_per_request),
+        x.stable_requests_min,
+        x.report.reconciles,
+        x.stable_reconciles_min,
+        x.report.status_writes,
+        x.report.notifications,
+        x.report.cpu_seconds,
+        x.report.peak_rss_kib as f64 / 1024.0,
+    )
+}
+
 fn row(o: &Outcome, spec: &DesignSpec, r: &AgentReport, reactions: &[Reaction]) -> Row {
     let mine: Vec<&Reaction> = reactions
         .iter()
@@ -186,27 +208,7 @@ pub fn summary_table<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> Str
         let reactions = reactions(o);
         for (spec, r) in &o.reports {
             let x = row(o, spec, r, &reactions);
-            let _ = writeln!(
-                t,
-                "| {} | {} | {} | {} | {} | {}/{} | {} | {:.1} | {} | {:.1} | {} | {:.1} | {} | {} | {:.2} | {:.1} |",
-                o.scenario.name,
-                spec.label,
-                ms(x.p50),
-                ms(x.p95),
-                ms(x.max),
-                x.seen,
-                x.expected,
-                x.requests,
-                x.mib,
-                kib(x.kib_per_request),
-                x.stable_requests_min,
-                r.reconciles,
-                x.stable_reconciles_min,
-                r.status_writes,
-                r.notifications,
-                r.cpu_seconds,
-                r.peak_rss_kib as f64 / 1024.0,
-            );
+            let _ = writeln!(t, "| {} | {} |", o.scenario.name, cells(&spec.label, &x));
         }
     }
     t
@@ -367,26 +369,7 @@ fn sweep_section(md: &mut String, sweep: &Sweep, outcomes: &[Outcome]) {
                 continue;
             };
             let x = row(o, spec, r, &reactions);
-            let _ = writeln!(
-                md,
-                "| {value} | {} | {} | {} | {} | {}/{} | {} | {:.1} | {} | {:.1} | {} | {:.1} | {} | {} | {:.2} | {:.1} |",
-                spec.label,
-                ms(x.p50),
-                ms(x.p95),
-                ms(x.max),
-                x.seen,
-                x.expected,
-                x.requests,
-                x.mib,
-                kib(x.kib_per_request),
-                x.stable_requests_min,
-                x.report.reconciles,
-                x.stable_reconciles_min,
-                x.report.status_writes,
-                x.report.notifications,
-                x.report.cpu_seconds,
-                x.report.peak_rss_kib as f64 / 1024.0,
-            );
+            let _ = writeln!(md, "| {value} | {} |", cells(&spec.label, &x));
         }
     }
     md.push_str(
