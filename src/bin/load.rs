@@ -74,27 +74,6 @@ fn conditions(kubectl: &Kubectl) -> Result<(usize, usize)> {
     Ok((set, healthy))
 }
 
-/// How many NoiseAlerts Prometheus reports as firing.
-async fn firing_noise(prometheus: &Prometheus) -> Result<usize> {
-    let body = reqwest_get(&format!(
-        "{}api/v1/query?query=count(ALERTS%7Balertname%3D%22NoiseAlert%22,alertstate%3D%22firing%22%7D)",
-        prometheus.url()
-    ))
-    .await?;
-    let v: serde_json::Value = serde_json::from_str(&body)?;
-    Ok(v["data"]["result"][0]["value"][1]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0))
-}
-
-async fn reqwest_get(url: &str) -> Result<String> {
-    Ok(prometheus_http_query::reqwest::get(url)
-        .await?
-        .text()
-        .await?)
-}
-
 struct Sample {
     at: Duration,
     cpu: f64,
@@ -104,6 +83,10 @@ struct Sample {
 async fn run(cli: Cli) -> Result<String> {
     let started = Instant::now();
     let say = |text: &str| eprintln!("[{:>6.1}s] {text}", started.elapsed().as_secs_f64());
+    ensure!(
+        cli.minutes >= 2,
+        "--minutes must be at least 2: the quiet half is measured from 30 s after the half-way mark"
+    );
     let binary = sibling_binary()?;
     say("starting the control plane");
     let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
@@ -116,11 +99,9 @@ async fn run(cli: Cli) -> Result<String> {
     setup.rules = rules::with_noise(&setup.rules);
     let prometheus = Prometheus::start(&setup).await?;
     say(&format!("waiting for {} NoiseAlerts to fire", cli.alerts));
-    let limit = Instant::now() + Duration::from_secs(120);
-    while firing_noise(&prometheus).await? < cli.alerts {
-        ensure!(Instant::now() < limit, "the noise alerts never all fired");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    prometheus
+        .until_noise(cli.alerts, Duration::from_secs(120))
+        .await?;
 
     let url = prometheus.url();
     install(

@@ -78,6 +78,15 @@ pub enum StartError {
     NotReady(Duration, String),
 }
 
+/// The noise did not come up in time.
+#[derive(Debug, thiserror::Error)]
+#[error("only {seen} of {want} NoiseAlerts firing after {limit:?}")]
+pub struct NoiseNotFiring {
+    pub seen: usize,
+    pub want: usize,
+    pub limit: Duration,
+}
+
 fn ms(d: Duration) -> String {
     format!("{}ms", d.as_millis())
 }
@@ -202,6 +211,45 @@ impl Prometheus {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(StartError::NotReady(limit, self.log()))
+    }
+
+    /// Waits until `/api/v1/alerts` itself carries at least `n` firing
+    /// `NoiseAlert`s (see [`super::rules::NOISE`]): the answer a poller will
+    /// fetch, so nothing measured starts before the noise is there in full.
+    pub async fn until_noise(&self, n: usize, limit: Duration) -> Result<(), NoiseNotFiring> {
+        let url = self.url();
+        let tuning = super::poller::tuning(&[
+            ("prometheusUrl", url.as_str()),
+            ("maxResponseBytes", "256Mi"),
+            ("requestTimeout", "30s"),
+        ]);
+        let client = crate::prometheus::PrometheusClient::new(
+            crate::prometheus::ClientSettings::from(&tuning),
+        )
+        .expect("a loopback URL makes a valid client");
+        let started = Instant::now();
+        let mut seen = 0;
+        while started.elapsed() < limit {
+            if let Ok(r) = client.alerts().await {
+                seen = r
+                    .alerts
+                    .iter()
+                    .filter(|a| {
+                        a.state == crate::alerts::AlertState::Firing
+                            && a.labels.get("alertname").map(String::as_str) == Some("NoiseAlert")
+                    })
+                    .count();
+                if seen >= n {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(NoiseNotFiring {
+            seen,
+            want: n,
+            limit,
+        })
     }
 
     /// Prometheus' own log, for failure messages.

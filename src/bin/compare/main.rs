@@ -30,7 +30,6 @@ mod plot;
 mod report;
 mod truth;
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,13 +37,10 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agent::{AgentConfig, AgentReport, Design};
-use alert_poller::alerts::AlertState;
-use alert_poller::config::Tuning;
-use alert_poller::prometheus::{ClientSettings, PrometheusClient};
 use alert_poller::testbed::collector::{Collector, Component, Flow};
 use alert_poller::testbed::prometheus::{Prometheus, Setup};
 use alert_poller::testbed::{TempDir, free_port, rules, usage};
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -380,44 +376,6 @@ async fn until_firing(
     }
 }
 
-/// Waits until `/api/v1/alerts` itself carries `n` firing `NoiseAlert`s, the
-/// answer the designs will fetch, so no design starts before the noise is
-/// there in full.
-async fn until_noise(prometheus: &Prometheus, n: usize, limit: Duration) -> Result<()> {
-    let overrides: BTreeMap<String, String> = [
-        ("prometheusUrl", prometheus.url()),
-        ("maxResponseBytes", "256Mi".to_string()),
-        ("requestTimeout", "30s".to_string()),
-        ("staleAfter", "10m".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let tuning = Tuning::defaults()
-        .with_overrides(&overrides)
-        .map_err(|e| anyhow!("tuning: {e}"))?;
-    let client = PrometheusClient::new(ClientSettings::from(&tuning))?;
-    let started = Instant::now();
-    let mut seen = 0;
-    while started.elapsed() < limit {
-        if let Ok(r) = client.alerts().await {
-            seen = r
-                .alerts
-                .iter()
-                .filter(|a| {
-                    a.state == AlertState::Firing
-                        && a.labels.get("alertname").map(String::as_str) == Some("NoiseAlert")
-                })
-                .count();
-            if seen >= n {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    bail!("only {seen} of {n} NoiseAlerts firing after {limit:?}")
-}
-
 /// A collector and a Prometheus over it, with the background alert and the
 /// noise already firing.
 struct Bed {
@@ -465,12 +423,9 @@ async fn start_bed(b: &BedSetup) -> Result<Bed> {
         .await?;
     }
     if b.noise > 0 {
-        until_noise(
-            &prometheus,
-            b.noise,
-            b.evaluation * 10 + Duration::from_secs(30),
-        )
-        .await?;
+        prometheus
+            .until_noise(b.noise, b.evaluation * 10 + Duration::from_secs(30))
+            .await?;
     }
     Ok(Bed {
         collector,
