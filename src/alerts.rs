@@ -68,20 +68,27 @@ impl Default for Matcher {
 
 impl Matcher {
     /// The scope of an alert, or `None` when it is not about our kind at all.
+    ///
+    /// The order of the checks is telemetry-manager's, and it matters: the
+    /// alert name's prefix first (case-sensitive); then an alert without
+    /// `pipeline_name` concerns every pipeline of the kind, whatever its
+    /// `pipeline_type`; only a scoped alert must carry our `pipeline_type`
+    /// exactly, if it carries one at all.
     pub fn scope(&self, labels: &BTreeMap<String, String>) -> Option<Scope> {
         let name = labels.get(ALERTNAME_LABEL)?;
         if !name.starts_with(&self.alertname_prefix) {
             return None;
         }
-        if let Some(kind) = labels.get(PIPELINE_TYPE_LABEL)
-            && !kind.eq_ignore_ascii_case(&self.pipeline_type)
+        let Some(pipeline) = labels.get(PIPELINE_NAME_LABEL) else {
+            return Some(Scope::All);
+        };
+        if labels
+            .get(PIPELINE_TYPE_LABEL)
+            .is_some_and(|kind| *kind != self.pipeline_type)
         {
             return None;
         }
-        Some(match labels.get(PIPELINE_NAME_LABEL) {
-            None => Scope::All,
-            Some(pipeline) => Scope::Pipeline(pipeline.clone()),
-        })
+        Some(Scope::Pipeline(pipeline.clone()))
     }
 
     /// The rule name without the kind prefix (`GatewayAllDataDropped`), which is
@@ -290,6 +297,24 @@ mod tests {
                 ],
                 None,
             ),
+            // Wrong case is another kind, as telemetry-manager compares it.
+            (
+                &[
+                    ("alertname", "MetricGatewayThrottling"),
+                    ("pipeline_name", "a"),
+                    ("pipeline_type", "MetricPipeline"),
+                ],
+                None,
+            ),
+            // Unscoped is decided before pipeline_type is looked at.
+            (
+                &[
+                    ("alertname", "MetricGatewayThrottling"),
+                    ("pipeline_type", "tracepipeline"),
+                ],
+                Some(Scope::All),
+            ),
+            (&[("alertname", "metricGatewayThrottling")], None),
             (&[("alertname", "LogAgentAllDataDropped")], None),
             (&[("pipeline_name", "a")], None),
         ];

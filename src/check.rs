@@ -54,10 +54,7 @@ pub async fn check(
     Ok(pipelines
         .iter()
         .map(|name| {
-            let facts = PipelineFacts {
-                name,
-                uses_agent: true,
-            };
+            let facts = PipelineFacts { name };
             let verdict = health::evaluate(facts, Knowledge::Fresh(&snapshot))
                 .expect("fresh knowledge always gives a verdict");
             PipelineReport {

@@ -209,6 +209,8 @@ tunables! {
     connect_timeout: Duration = ("connectTimeout", "connect-timeout", "ALERT_POLLER_CONNECT_TIMEOUT", "2s");
     /// Without a successful poll for this long, pipelines turn Unknown (GatewayProbingFailed).
     stale_after: Duration = ("staleAfter", "stale-after", "ALERT_POLLER_STALE_AFTER", "2m");
+    /// Every pipeline is re-checked this often (jittered by up to a tenth), so a condition of ours that another writer changed or deleted is restored even if its event was missed.
+    resync_interval: Duration = ("resyncInterval", "resync-interval", "ALERT_POLLER_RESYNC_INTERVAL", "5m");
     /// Type of the condition written on each MetricPipeline.
     condition_type: String = ("conditionType", "condition-type", "ALERT_POLLER_CONDITION_TYPE", "TelemetryFlowHealthy");
     /// Alerts whose name starts with this are about MetricPipelines.
@@ -344,6 +346,9 @@ impl Tuning {
                     ms(self.request_timeout)
                 ),
             );
+        }
+        if self.resync_interval < Duration::from_secs(10) {
+            refuse("resyncInterval", "must be at least 10s".into());
         }
         if let Err(reason) = check_condition_type(&self.condition_type) {
             refuse("conditionType", reason);
@@ -556,6 +561,7 @@ mod tests {
                 "connectTimeout",
             ),
             (&[("staleAfter", "3s")], "staleAfter"),
+            (&[("resyncInterval", "5s")], "resyncInterval"),
             (&[("conditionType", "Flow Healthy")], "conditionType"),
             (&[("conditionType", "-Flow")], "conditionType"),
             (&[("conditionType", "Bad_Prefix/Flow")], "conditionType"),

@@ -30,61 +30,54 @@ impl Status {
     }
 }
 
-/// Where a problem sits: the gateway serves every pipeline, the agent only
-/// pipelines that scrape or collect inside the cluster.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Component {
-    Gateway,
-    Agent,
-}
-
 /// One problem the alert rules can report.
 struct Problem {
     /// Alert rule name without the kind prefix.
     rule: &'static str,
-    component: Component,
     reason: &'static str,
     message: &'static str,
 }
 
-/// Problems in precedence order: the first one firing decides the condition.
-/// Losing all data outranks losing some, which outranks refusing data, and the
-/// gateway outranks the agent because everything the agent sends goes through it.
+/// Problems in precedence order: the first one firing decides the condition,
+/// in telemetry-manager's order. Losing all data outranks losing some, which
+/// outranks refusing data; gateway problems rank above agent problems.
+///
+/// Agent alerts count for every MetricPipeline, whatever its inputs, as they
+/// do in telemetry-manager since it stopped gating them on inputs: an agent
+/// alert names the pipeline whose exporter fails, so it is about that
+/// pipeline even when its agent inputs are off.
 const PROBLEMS: &[Problem] = &[
     Problem {
         rule: "GatewayAllDataDropped",
-        component: Component::Gateway,
         reason: "GatewayAllTelemetryDataDropped",
         message: "The metric gateway cannot deliver any data to the backend: all of it is dropped. \
                   Check that the backend is reachable and accepts the data.",
     },
     Problem {
         rule: "GatewaySomeDataDropped",
-        component: Component::Gateway,
         reason: "GatewaySomeTelemetryDataDropped",
         message: "The metric gateway drops part of the data it should deliver to the backend. \
                   Check the backend's limits and its error responses.",
     },
     Problem {
         rule: "GatewayThrottling",
-        component: Component::Gateway,
         reason: "GatewayThrottling",
         message: "The metric gateway refuses part of the incoming data because it is at its \
                   capacity. Reduce the data volume or give the gateway more room.",
     },
     Problem {
         rule: "AgentAllDataDropped",
-        component: Component::Agent,
         reason: "AgentAllTelemetryDataDropped",
-        message: "The metric agent cannot deliver any data to the gateway: all of it is dropped. \
-                  Check the gateway's health and the backend.",
+        message: "The metric agent cannot deliver any data to the backend: all of it is dropped. \
+                  The agent exports straight to the pipeline's backend, not through the \
+                  gateway: check that the backend is reachable from every node.",
     },
     Problem {
         rule: "AgentSomeDataDropped",
-        component: Component::Agent,
         reason: "AgentSomeTelemetryDataDropped",
-        message: "The metric agent drops part of the data it should deliver to the gateway. \
-                  Check the gateway's health and the backend.",
+        message: "The metric agent drops part of the data it should deliver to the backend. \
+                  The agent exports straight to the pipeline's backend, not through the \
+                  gateway: check the backend's limits and its error responses.",
     },
 ];
 
@@ -99,13 +92,11 @@ pub struct Verdict {
     pub message: String,
 }
 
-/// What health needs to know about a pipeline besides its name.
+/// What health needs to know about a MetricPipeline: only its name, since
+/// every alert of the kind counts for it whatever its spec says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PipelineFacts<'a> {
     pub name: &'a str,
-    /// Whether the pipeline has an input (prometheus, istio, runtime) served by
-    /// the agent; agent alerts say nothing about pipelines without one.
-    pub uses_agent: bool,
 }
 
 /// What the poller knows when a pipeline is judged.
@@ -139,9 +130,7 @@ pub fn evaluate(pipeline: PipelineFacts<'_>, knowledge: Knowledge<'_>) -> Option
         Knowledge::Fresh(snapshot) => snapshot,
     };
     let firing: Vec<&str> = snapshot.rules_for(pipeline.name).collect();
-    let problem = PROBLEMS.iter().find(|p| {
-        (p.component == Component::Gateway || pipeline.uses_agent) && firing.contains(&p.rule)
-    });
+    let problem = PROBLEMS.iter().find(|p| firing.contains(&p.rule));
     Some(match problem {
         Some(p) => Verdict {
             status: Status::False,
@@ -160,6 +149,7 @@ pub fn evaluate(pipeline: PipelineFacts<'_>, knowledge: Knowledge<'_>) -> Option
 mod tests {
     use super::*;
     use crate::alerts::{ActiveAlert, AlertState, Matcher};
+    use std::collections::BTreeMap;
 
     fn snapshot(alerts: &[(&str, Option<&str>)]) -> Snapshot {
         let alerts = alerts.iter().map(|(name, pipeline)| {
@@ -175,18 +165,15 @@ mod tests {
         Snapshot::from_alerts(alerts, &Matcher::default())
     }
 
-    fn judge(alerts: &[(&str, Option<&str>)], uses_agent: bool) -> Verdict {
+    fn judge(alerts: &[(&str, Option<&str>)]) -> Verdict {
         let snap = snapshot(alerts);
-        let facts = PipelineFacts {
-            name: "a",
-            uses_agent,
-        };
+        let facts = PipelineFacts { name: "a" };
         evaluate(facts, Knowledge::Fresh(&snap)).expect("fresh knowledge gives a verdict")
     }
 
     #[test]
     fn no_alert_is_healthy() {
-        let v = judge(&[], true);
+        let v = judge(&[]);
         assert_eq!((v.status, v.reason), (Status::True, "FlowHealthy"));
     }
 
@@ -209,7 +196,7 @@ mod tests {
             ),
         ];
         for (rule, reason) in cases {
-            let v = judge(&[(rule, Some("a"))], true);
+            let v = judge(&[(rule, Some("a"))]);
             assert_eq!((v.status, v.reason), (Status::False, reason), "{rule}");
         }
     }
@@ -236,42 +223,96 @@ mod tests {
                 .iter()
                 .map(|r| (*r, Some("a")))
                 .collect();
-            assert_eq!(judge(&firing, true).reason, *reason);
+            assert_eq!(judge(&firing).reason, *reason);
         }
     }
 
     #[test]
     fn other_pipelines_alerts_do_not_count() {
-        let v = judge(&[("MetricGatewayAllDataDropped", Some("b"))], true);
+        let v = judge(&[("MetricGatewayAllDataDropped", Some("b"))]);
         assert_eq!(v.status, Status::True);
     }
 
     #[test]
     fn unscoped_alerts_count_for_every_pipeline() {
-        let v = judge(&[("MetricGatewayThrottling", None)], true);
+        let v = judge(&[("MetricGatewayThrottling", None)]);
         assert_eq!(v.reason, "GatewayThrottling");
     }
 
     #[test]
-    fn agent_alerts_are_ignored_for_pipelines_without_agent_inputs() {
-        let v = judge(&[("MetricAgentAllDataDropped", Some("a"))], false);
-        assert_eq!(v.status, Status::True);
-        let v = judge(
-            &[
-                ("MetricAgentAllDataDropped", Some("a")),
-                ("MetricGatewaySomeDataDropped", Some("a")),
-            ],
-            false,
-        );
+    fn agent_alerts_count_like_gateway_alerts_below_them() {
+        let v = judge(&[("MetricAgentAllDataDropped", Some("a"))]);
+        assert_eq!(v.reason, "AgentAllTelemetryDataDropped");
+        assert!(v.message.contains("straight to the pipeline's backend"));
+        let v = judge(&[
+            ("MetricAgentAllDataDropped", Some("a")),
+            ("MetricGatewaySomeDataDropped", Some("a")),
+        ]);
         assert_eq!(v.reason, "GatewaySomeTelemetryDataDropped");
+    }
+
+    /// tests/fixtures/conformance.yaml: telemetry-manager's verdicts for
+    /// alert sets, also run against a real Prometheus by
+    /// tests/conformance_prometheus.rs.
+    #[derive(serde::Deserialize)]
+    struct Conformance {
+        pipelines: Vec<String>,
+        cases: Vec<Case>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Case {
+        name: String,
+        alerts: Vec<CaseAlert>,
+        expect: BTreeMap<String, String>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct CaseAlert {
+        alertname: String,
+        #[serde(default)]
+        labels: BTreeMap<String, String>,
+        #[serde(default)]
+        state: Option<String>,
+    }
+
+    #[test]
+    fn conformance_cases_match_telemetry_manager() {
+        let file: Conformance = serde_yaml::from_str(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/conformance.yaml"
+        )))
+        .expect("the conformance file parses");
+        assert!(file.cases.len() >= 15, "the table lost cases");
+        let mut mismatches = Vec::new();
+        for case in &file.cases {
+            let alerts = case.alerts.iter().map(|a| {
+                let mut labels = a.labels.clone();
+                labels.insert("alertname".into(), a.alertname.clone());
+                let state = match a.state.as_deref() {
+                    None | Some("firing") => AlertState::Firing,
+                    Some("pending") => AlertState::Pending,
+                    Some(other) => panic!("{}: unknown state {other}", case.name),
+                };
+                ActiveAlert { labels, state }
+            });
+            let snap = Snapshot::from_alerts(alerts, &Matcher::default());
+            for pipeline in &file.pipelines {
+                let want = &case.expect[pipeline];
+                let v = evaluate(PipelineFacts { name: pipeline }, Knowledge::Fresh(&snap))
+                    .expect("fresh knowledge gives a verdict");
+                let got = format!("{}/{}", v.status.as_str(), v.reason);
+                if &got != want {
+                    mismatches.push(format!("{}: {pipeline}: want {want}, got {got}", case.name));
+                }
+            }
+        }
+        assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
     }
 
     #[test]
     fn stale_knowledge_is_unknown_and_nothing_known_is_no_verdict() {
-        let facts = PipelineFacts {
-            name: "a",
-            uses_agent: true,
-        };
+        let facts = PipelineFacts { name: "a" };
         let v = evaluate(facts, Knowledge::Stale { cause: "connect" }).unwrap();
         assert_eq!(
             (v.status, v.reason),

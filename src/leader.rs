@@ -67,18 +67,22 @@ pub struct LeaseConfig {
 
 /// Runs the election until `shutdown`. `leading` turns true when this replica
 /// becomes leader; it never turns false again: losing the lease cancels
-/// `lost`, and the caller is expected to exit.
+/// `lost`, and the caller is expected to exit. `reachable` says whether the
+/// last round reached the API server, which is what makes a standby useful.
 pub async fn run(
     client: Client,
     config: LeaseConfig,
     leading: watch::Sender<bool>,
+    reachable: watch::Sender<bool>,
     lost: CancellationToken,
     shutdown: CancellationToken,
 ) {
     let api: Api<Lease> = Api::namespaced(client, &config.namespace);
     let mut last_renewal: Option<tokio::time::Instant> = None;
     loop {
-        match try_once(&api, &config).await {
+        let round = try_once(&api, &config).await;
+        reachable.send_if_modified(|r| std::mem::replace(r, round.is_ok()) != round.is_ok());
+        match round {
             Ok(true) => {
                 last_renewal = Some(tokio::time::Instant::now());
                 if !*leading.borrow() {

@@ -4,13 +4,16 @@
 //! One poll travels through these modules, in this order:
 //! [`prometheus`] (the HTTP request) → [`alerts`] (snapshot and diff) →
 //! [`poller`] (loop, staleness, re-queue) → [`controller`] (reconcile and
-//! status write), with [`health`] deciding the condition and [`schedule`]
+//! status write), with [`health`] deciding the condition, [`conditions`]
+//! placing it among other writers' conditions, [`schema`] choosing the API
+//! version and write strategy, and [`schedule`]
 //! deciding when to poll next. [`config`] defines the tuning and
 //! [`config_watch`] applies the ConfigMap at run time. The pure modules
 //! (`alerts`, `health`, `schedule`, `config`) do no I/O.
 
 pub mod alerts;
 pub mod check;
+pub mod conditions;
 pub mod config;
 pub mod config_watch;
 pub mod controller;
@@ -22,5 +25,6 @@ pub mod pipeline;
 pub mod poller;
 pub mod prometheus;
 pub mod schedule;
+pub mod schema;
 pub mod server;
 pub mod testbed;

@@ -230,6 +230,9 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
     let (synced_tx, synced_rx) = watch::channel(false);
     let (loaded_tx, loaded_rx) = watch::channel(false);
     let (leading_tx, leading_rx) = watch::channel(!args.leader_election);
+    // Without an election there is no standby; with one, a replica is not
+    // ready until its first lease round reached the API server.
+    let (reachable_tx, reachable_rx) = watch::channel(!args.leader_election);
     let lost = CancellationToken::new();
     let (requeue_tx, requeue_rx) = mpsc::unbounded_channel();
     let recorder = Recorder::new(
@@ -248,6 +251,7 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
             polled: polled_rx,
             synced: synced_rx,
             leading: leading_tx.subscribe(),
+            api_reachable: reachable_rx,
         },
         shutdown.clone(),
     ));
@@ -304,6 +308,7 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
                 retry: args.lease_retry,
             },
             leading_tx,
+            reachable_tx,
             lost.clone(),
             shutdown.clone(),
         ));

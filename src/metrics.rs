@@ -49,6 +49,7 @@ pub struct Metrics {
     pub reconciles: Family<ResultLabels, Counter>,
     pub reconcile_duration: Histogram,
     pub status_writes: Family<StatusLabels, Counter>,
+    pub status_write_conflicts: Counter,
     pub poll_interval: Gauge<f64, AtomicU64>,
     pub last_success: Gauge<f64, AtomicU64>,
     pub stale: Gauge,
@@ -77,6 +78,7 @@ impl Metrics {
             reconciles: Family::default(),
             reconcile_duration: Histogram::new(LATENCY_BUCKETS),
             status_writes: Family::default(),
+            status_write_conflicts: Counter::default(),
             poll_interval: Gauge::default(),
             last_success: Gauge::default(),
             stale: Gauge::default(),
@@ -134,6 +136,11 @@ impl Metrics {
             "status_writes",
             "Condition writes to the API server, by written status",
             m.status_writes.clone(),
+        );
+        r.register(
+            "status_write_conflicts",
+            "Condition writes refused because another writer changed the object since it was read (then re-read and retried)",
+            m.status_write_conflicts.clone(),
         );
         r.register_with_unit(
             "poll_interval",

@@ -1,97 +1,171 @@
 //! The `MetricPipeline` custom resource, as far as alert-poller needs it, and the
 //! CRD generated from it.
 //!
-//! Kyma's telemetry-manager owns this resource; we model the `v1alpha1` spec so
-//! our generated CRD is useful on clusters without telemetry-manager, but the
-//! controller only ever reads `spec.input` and writes one status condition.
-//! Every spec field is optional and the schema keeps unknown fields, so objects
-//! written against a richer CRD neither fail to parse nor lose data.
+//! Kyma's telemetry-manager owns this resource. Its CRD serves two versions:
+//! `v1beta1`, the one it stores, and `v1alpha1`, deprecated and still served.
+//! We model both, so our generated CRD is useful on clusters without
+//! telemetry-manager, but the controller never deserializes a pipeline into
+//! these types: it reads and writes through the stored version as untyped
+//! JSON (see [`crate::schema`]), so fields we do not model can never be lost.
+//! Every spec field is optional and the schema keeps unknown fields.
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// What a MetricPipeline collects and where it sends it.
-#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(
-    group = "telemetry.kyma-project.io",
-    version = "v1alpha1",
-    kind = "MetricPipeline",
-    plural = "metricpipelines",
-    status = "MetricPipelineStatus",
-    printcolumn = r#"{"name":"Flow Healthy","type":"string","jsonPath":".status.conditions[?(@.type==\"TelemetryFlowHealthy\")].status"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
-)]
-#[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-pub struct MetricPipelineSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input: Option<Input>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output: Option<Output>,
+/// API group of every Kyma telemetry pipeline.
+pub const GROUP: &str = "telemetry.kyma-project.io";
+pub const KIND: &str = "MetricPipeline";
+pub const PLURAL: &str = "metricpipelines";
+/// The version telemetry-manager stores; preferred whenever it is served.
+pub const STORED_VERSION: &str = "v1beta1";
+/// The deprecated version, used only where the stored one is not served.
+pub const LEGACY_VERSION: &str = "v1alpha1";
+
+/// The CRD's object name, `<plural>.<group>`.
+pub fn crd_name() -> String {
+    format!("{PLURAL}.{GROUP}")
 }
 
-/// Sources of metrics. The first three are served by the per-node agent.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Input {
-    /// Scrape workloads annotated for Prometheus.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prometheus: Option<AgentInput>,
-    /// Collect Istio proxy metrics.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub istio: Option<AgentInput>,
-    /// Collect Kubernetes runtime metrics (nodes, pods, containers).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runtime: Option<AgentInput>,
-    /// Metrics pushed over OTLP to the gateway.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub otlp: Option<OtlpInput>,
+/// The v1alpha1 shape: `input.otlp.disabled`, no output compression.
+pub mod v1alpha1 {
+    use super::*;
+    use kube::CustomResource;
+
+    #[derive(
+        CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema,
+    )]
+    #[kube(
+        group = "telemetry.kyma-project.io",
+        version = "v1alpha1",
+        kind = "MetricPipeline",
+        plural = "metricpipelines",
+        status = "MetricPipelineStatus",
+        printcolumn = r#"{"name":"Flow Healthy","type":"string","jsonPath":".status.conditions[?(@.type==\"TelemetryFlowHealthy\")].status"}"#,
+        printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    )]
+    #[serde(rename_all = "camelCase")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub struct MetricPipelineSpec {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub input: Option<Input>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub output: Option<Output>,
+    }
+
+    /// Sources of metrics. The first three are served by the per-node agent.
+    #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Input {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub prometheus: Option<AgentInput>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub istio: Option<AgentInput>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub runtime: Option<AgentInput>,
+        /// Metrics pushed over OTLP to the gateway; on unless disabled.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub otlp: Option<OtlpInput>,
+    }
+
+    #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct OtlpInput {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub disabled: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub namespaces: Option<NamespaceSelector>,
+    }
+
+    #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Output {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub otlp: Option<OtlpOutput>,
+    }
+
+    #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct OtlpOutput {
+        #[serde(flatten)]
+        pub common: OtlpOutputCommon,
+    }
 }
 
-/// An input served by the agent.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentInput {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespaces: Option<NamespaceSelector>,
+/// The v1beta1 shape, the stored one: `input.otlp.enabled`, and output
+/// `compression`, which v1alpha1 cannot hold.
+pub mod v1beta1 {
+    use super::*;
+    use kube::CustomResource;
+
+    #[derive(
+        CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema,
+    )]
+    #[kube(
+        group = "telemetry.kyma-project.io",
+        version = "v1beta1",
+        kind = "MetricPipeline",
+        plural = "metricpipelines",
+        status = "MetricPipelineStatus",
+        printcolumn = r#"{"name":"Flow Healthy","type":"string","jsonPath":".status.conditions[?(@.type==\"TelemetryFlowHealthy\")].status"}"#,
+        printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    )]
+    #[serde(rename_all = "camelCase")]
+    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+    pub struct MetricPipelineSpec {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub input: Option<Input>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub output: Option<Output>,
+    }
+
+    /// Sources of metrics. The first three are served by the per-node agent.
+    #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Input {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub prometheus: Option<AgentInput>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub istio: Option<AgentInput>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub runtime: Option<AgentInput>,
+        /// Metrics pushed over OTLP to the gateway; on unless `enabled: false`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub otlp: Option<OtlpInput>,
+    }
+
+    #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct OtlpInput {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub enabled: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub namespaces: Option<NamespaceSelector>,
+    }
+
+    #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Output {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub otlp: Option<OtlpOutput>,
+    }
+
+    #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct OtlpOutput {
+        #[serde(flatten)]
+        pub common: OtlpOutputCommon,
+        /// `gzip` or `none`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub compression: Option<String>,
+    }
 }
 
-/// The OTLP input, on unless disabled.
+/// The OTLP backend settings both versions share.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct OtlpInput {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disabled: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespaces: Option<NamespaceSelector>,
-}
-
-/// Namespaces to take data from; at most one of the lists is meant to be set.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NamespaceSelector {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub include: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exclude: Option<Vec<String>>,
-}
-
-/// Where the data goes.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Output {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub otlp: Option<OtlpOutput>,
-}
-
-/// An OTLP backend.
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OtlpOutput {
+pub struct OtlpOutputCommon {
     /// `grpc` or `http`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["grpc", "http"]))]
@@ -107,6 +181,26 @@ pub struct OtlpOutput {
     pub headers: Option<Vec<Header>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<OtlpTls>,
+}
+
+/// An input served by the agent.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<NamespaceSelector>,
+}
+
+/// Namespaces to take data from; at most one of the lists is meant to be set.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceSelector {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<Vec<String>>,
 }
 
 /// A value given inline or read from a Secret.
@@ -185,7 +279,8 @@ pub struct OtlpTls {
 
 /// Observed state: a list of conditions keyed by type, so that several writers
 /// (telemetry-manager, alert-poller) each own their own entries under
-/// server-side apply.
+/// server-side apply. telemetry-manager's own CRD leaves the list atomic;
+/// [`crate::schema`] tells the two apart and the controller writes either way.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricPipelineStatus {
@@ -197,34 +292,33 @@ pub struct MetricPipelineStatus {
     pub conditions: Vec<Condition>,
 }
 
-impl MetricPipeline {
-    /// Whether any input served by the agent is on. Agent alerts are about the
-    /// agent's own data, so they only concern pipelines that use it.
-    pub fn uses_agent(&self) -> bool {
-        let Some(input) = self.spec.input.as_ref() else {
-            return false;
-        };
-        [&input.prometheus, &input.istio, &input.runtime]
-            .into_iter()
-            .flatten()
-            .any(|i| i.enabled == Some(true))
+/// Our CRD: both versions, v1beta1 stored, as telemetry-manager's is.
+pub fn crd() -> CustomResourceDefinition {
+    use kube::CustomResourceExt;
+    let mut crd = kube::core::crd::merge_crds(
+        vec![
+            v1alpha1::MetricPipeline::crd(),
+            v1beta1::MetricPipeline::crd(),
+        ],
+        STORED_VERSION,
+    )
+    .expect("both versions describe the same kind");
+    // As in telemetry-manager's CRD: every v1alpha1 request gets a warning, so
+    // clients still on it learn that it is going away.
+    for version in &mut crd.spec.versions {
+        if version.name == LEGACY_VERSION {
+            version.deprecated = Some(true);
+            version.deprecation_warning = Some(format!(
+                "{GROUP}/{LEGACY_VERSION} {KIND} is deprecated; use {GROUP}/{STORED_VERSION}"
+            ));
+        }
     }
-
-    /// The condition of the given type, if the status has one.
-    pub fn condition(&self, condition_type: &str) -> Option<&Condition> {
-        self.status
-            .as_ref()?
-            .conditions
-            .iter()
-            .find(|c| c.type_ == condition_type)
-    }
+    crd
 }
 
 /// The CRD as YAML, as `alert-poller crd` prints it and config/crd/ holds it.
 pub fn crd_yaml() -> String {
-    use kube::CustomResourceExt;
-    let crd = MetricPipeline::crd();
-    let body = serde_yaml::to_string(&crd).expect("a CRD always serializes");
+    let body = serde_yaml::to_string(&crd()).expect("a CRD always serializes");
     format!("# Generated by `alert-poller crd` from src/pipeline.rs; do not edit.\n{body}")
 }
 
@@ -235,61 +329,66 @@ mod tests {
     #[test]
     fn unknown_and_missing_fields_parse() {
         let json = serde_json::json!({
-            "apiVersion": "telemetry.kyma-project.io/v1alpha1",
+            "apiVersion": "telemetry.kyma-project.io/v1beta1",
             "kind": "MetricPipeline",
             "metadata": {"name": "a"},
             "spec": {
-                "input": {"runtime": {"enabled": true, "resources": {"pod": {"enabled": false}}}},
-                "output": {"otlp": {"endpoint": {"value": "http://x:4317"}, "future": 1}},
+                "input": {"runtime": {"enabled": true, "resources": {"pod": {"enabled": false}}},
+                          "otlp": {"enabled": false}},
+                "output": {"otlp": {"endpoint": {"value": "http://x:4317"}, "compression": "gzip", "future": 1}},
                 "transforms": [{"statements": ["x"]}]
             }
         });
-        let p: MetricPipeline = serde_json::from_value(json).expect("parses");
-        assert!(p.uses_agent());
-        let bare: MetricPipeline = serde_json::from_value(serde_json::json!({
+        let p: v1beta1::MetricPipeline = serde_json::from_value(json).expect("parses");
+        let input = p.spec.input.unwrap();
+        assert_eq!(input.otlp.unwrap().enabled, Some(false));
+        assert_eq!(
+            p.spec.output.unwrap().otlp.unwrap().compression.as_deref(),
+            Some("gzip")
+        );
+        let bare: v1alpha1::MetricPipeline = serde_json::from_value(serde_json::json!({
             "apiVersion": "telemetry.kyma-project.io/v1alpha1",
             "kind": "MetricPipeline",
             "metadata": {"name": "b"},
             "spec": {}
         }))
         .expect("an empty spec parses");
-        assert!(!bare.uses_agent());
+        assert_eq!(bare.spec.input, None);
     }
 
     #[test]
-    fn only_agent_inputs_count_as_agent_use() {
-        let mut p = MetricPipeline::new("a", MetricPipelineSpec::default());
-        p.spec.input = Some(Input {
-            otlp: Some(OtlpInput::default()),
-            prometheus: Some(AgentInput {
-                enabled: Some(false),
-                namespaces: None,
-            }),
-            ..Input::default()
-        });
-        assert!(!p.uses_agent());
-        p.spec.input.as_mut().unwrap().istio = Some(AgentInput {
-            enabled: Some(true),
-            namespaces: None,
-        });
-        assert!(p.uses_agent());
-    }
-
-    #[test]
-    fn crd_is_cluster_scoped_with_status_and_list_map_conditions() {
-        let yaml = crd_yaml();
-        let crd: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+    fn crd_serves_both_versions_stores_v1beta1_with_list_map_conditions() {
+        let crd = serde_json::to_value(crd()).unwrap();
+        assert_eq!(crd["metadata"]["name"], crd_name());
         assert_eq!(crd["spec"]["scope"], "Cluster");
-        let version = &crd["spec"]["versions"][0];
-        assert_eq!(version["name"], "v1alpha1");
-        assert!(version["subresources"]["status"].is_object());
-        let schema = &version["schema"]["openAPIV3Schema"]["properties"];
-        let conditions = &schema["status"]["properties"]["conditions"];
-        assert_eq!(conditions["x-kubernetes-list-type"], "map");
-        assert_eq!(conditions["x-kubernetes-list-map-keys"][0], "type");
-        assert_eq!(schema["spec"]["x-kubernetes-preserve-unknown-fields"], true);
-        let columns = version["additionalPrinterColumns"].as_array().unwrap();
-        assert!(columns.iter().any(|c| c["name"] == "Flow Healthy"));
+        let versions = crd["spec"]["versions"].as_array().unwrap();
+        let mut names: Vec<_> = versions
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, [LEGACY_VERSION, STORED_VERSION]);
+        for version in versions {
+            let stored = version["name"] == STORED_VERSION;
+            assert_eq!(version["storage"], stored, "{}", version["name"]);
+            assert_eq!(version["deprecated"].as_bool().unwrap_or(false), !stored);
+            assert_eq!(version["served"], true);
+            assert!(version["subresources"]["status"].is_object());
+            let schema = &version["schema"]["openAPIV3Schema"]["properties"];
+            let conditions = &schema["status"]["properties"]["conditions"];
+            assert_eq!(conditions["x-kubernetes-list-type"], "map");
+            assert_eq!(conditions["x-kubernetes-list-map-keys"][0], "type");
+            assert_eq!(schema["spec"]["x-kubernetes-preserve-unknown-fields"], true);
+            let columns = version["additionalPrinterColumns"].as_array().unwrap();
+            assert!(columns.iter().any(|c| c["name"] == "Flow Healthy"));
+        }
+        let beta = versions
+            .iter()
+            .find(|v| v["name"] == STORED_VERSION)
+            .unwrap();
+        let beta = &beta["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+        assert!(beta["output"]["properties"]["otlp"]["properties"]["compression"].is_object());
+        assert!(beta["input"]["properties"]["otlp"]["properties"]["enabled"].is_object());
     }
 
     #[test]

@@ -19,21 +19,37 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics;
 
 /// Readiness inputs: the leader is ready once its first poll has finished
-/// and the pipeline cache has synced. A standby is ready as it is: it has
-/// nothing to load, and holding it unready would stall every rollout.
+/// and the pipeline cache has synced. A standby has nothing to load, but it is
+/// only worth keeping in a rollout while it could take over: it is ready while
+/// its last lease read reached the API server.
 #[derive(Clone)]
 pub struct Readiness {
     pub polled: watch::Receiver<bool>,
     pub synced: watch::Receiver<bool>,
     pub leading: watch::Receiver<bool>,
+    /// Whether the last lease round trip reached the API server (always true
+    /// without leader election, where there is no standby).
+    pub api_reachable: watch::Receiver<bool>,
 }
 
 impl Readiness {
-    fn state(&self) -> (bool, bool) {
+    /// `Ok` when ready, otherwise what is missing, for the probe's body.
+    fn check(&self) -> Result<(), String> {
         if !*self.leading.borrow() {
-            return (true, true);
+            return if *self.api_reachable.borrow() {
+                Ok(())
+            } else {
+                Err("standby cannot reach the API server".into())
+            };
         }
-        (*self.polled.borrow(), *self.synced.borrow())
+        let (polled, synced) = (*self.polled.borrow(), *self.synced.borrow());
+        if polled && synced {
+            Ok(())
+        } else {
+            Err(format!(
+                "first poll done={polled}, pipeline cache synced={synced}"
+            ))
+        }
     }
 }
 
@@ -94,11 +110,11 @@ fn route(
                 .expect("static headers are valid")
         }
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" => match readiness.state() {
-            (true, true) => text(StatusCode::OK, "ready\n"),
-            (polled, synced) => text(
+        "/readyz" => match readiness.check() {
+            Ok(()) => text(StatusCode::OK, "ready\n"),
+            Err(missing) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &format!("not ready: first poll done={polled}, pipeline cache synced={synced}\n"),
+                &format!("not ready: {missing}\n"),
             ),
         },
         _ => text(StatusCode::NOT_FOUND, "not found\n"),

@@ -50,10 +50,7 @@ async fn bed(pipelines: &[&str], extra: &[(&str, &str)]) -> Bed {
 impl Bed {
     fn judge(&self, pipeline: &str) -> Option<Verdict> {
         let view = self.poller.view.borrow().clone();
-        let facts = PipelineFacts {
-            name: pipeline,
-            uses_agent: true,
-        };
+        let facts = PipelineFacts { name: pipeline };
         health::evaluate(facts, view.knowledge())
     }
 

@@ -246,10 +246,7 @@ async fn run_pull(
         async move {
             while let Some(pipeline) = book.next(&stop).await {
                 let view = view.borrow().clone();
-                let facts = PipelineFacts {
-                    name: &pipeline,
-                    uses_agent: true,
-                };
+                let facts = PipelineFacts { name: &pipeline };
                 if let Some(v) = health::evaluate(facts, view.knowledge()) {
                     book.record(&pipeline, v.status);
                 }
@@ -341,10 +338,7 @@ async fn run_push(
                 book.bytes
                     .fetch_add(response.bytes as u64, Ordering::Relaxed);
                 let snapshot = Snapshot::from_alerts(response.alerts, &matcher);
-                let facts = PipelineFacts {
-                    name: &pipeline,
-                    uses_agent: true,
-                };
+                let facts = PipelineFacts { name: &pipeline };
                 if let Some(v) = health::evaluate(facts, Knowledge::Fresh(&snapshot)) {
                     book.record(&pipeline, v.status);
                 }

@@ -1,0 +1,317 @@
+//! Which version of the pipeline API to talk to, and how the CRD declares its
+//! conditions list: the two facts that decide whether a status write is safe.
+//!
+//! Writing through a version the API server does not store makes it convert
+//! the object, and a version that cannot hold a field drops it, silently and
+//! without a generation bump. So we always use the stored version when it is
+//! served. And the conditions list is shared with telemetry-manager: where the
+//! CRD declares it a map keyed by `type`, server-side apply of our one entry
+//! is exact; where it is atomic (telemetry-manager's own CRD), an apply would
+//! take the whole list, so we rewrite the list instead, keeping every other
+//! entry, guarded by `resourceVersion`.
+//!
+//! [`Schema::from_crd`] decides from the CRD object and is pure; [`discover`]
+//! fetches it, falling back to API discovery and the atomic strategy (safe on
+//! both shapes) when the CRD cannot be read.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps,
+};
+use kube::Client;
+use kube::api::{Api, ApiResource};
+
+use crate::pipeline;
+
+/// How the CRD declares `status.conditions`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListShape {
+    /// `x-kubernetes-list-type: map` keyed by `type`: each writer owns its
+    /// entries under server-side apply.
+    Map,
+    /// No list type (or `atomic`): the list is one value, whoever applies it
+    /// owns all of it.
+    Atomic,
+}
+
+impl ListShape {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListShape::Map => "map",
+            ListShape::Atomic => "atomic",
+        }
+    }
+}
+
+/// What the controller needs to know about the pipeline CRD.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Schema {
+    /// The version every read, watch and write goes through.
+    pub version: String,
+    pub conditions: ListShape,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("the {crd} CRD serves neither {stored} nor {legacy} (served: {served})")]
+    NoUsableVersion {
+        crd: String,
+        stored: &'static str,
+        legacy: &'static str,
+        served: String,
+    },
+    #[error(
+        "no {group} API with {plural} is served (is the CRD installed? `kubectl apply -k config/crd/`): {source}"
+    )]
+    NotServed {
+        group: &'static str,
+        plural: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// The version to use among the served ones: the stored one if served, the
+/// deprecated one otherwise.
+pub fn choose_version<'a>(served: impl IntoIterator<Item = &'a str>) -> Option<&'static str> {
+    let served: Vec<&str> = served.into_iter().collect();
+    [pipeline::STORED_VERSION, pipeline::LEGACY_VERSION]
+        .into_iter()
+        .find(|v| served.contains(v))
+}
+
+impl Schema {
+    /// Reads the version and the list shape from the CRD object.
+    pub fn from_crd(crd: &CustomResourceDefinition) -> Result<Schema, SchemaError> {
+        let served: Vec<&str> = crd
+            .spec
+            .versions
+            .iter()
+            .filter(|v| v.served)
+            .map(|v| v.name.as_str())
+            .collect();
+        let version =
+            choose_version(served.iter().copied()).ok_or_else(|| SchemaError::NoUsableVersion {
+                crd: pipeline::crd_name(),
+                stored: pipeline::STORED_VERSION,
+                legacy: pipeline::LEGACY_VERSION,
+                served: served.join(", "),
+            })?;
+        let conditions = crd
+            .spec
+            .versions
+            .iter()
+            .find(|v| v.name == version)
+            .and_then(|v| v.schema.as_ref()?.open_api_v3_schema.as_ref())
+            .map_or(ListShape::Atomic, conditions_shape);
+        Ok(Schema {
+            version: version.to_owned(),
+            conditions,
+        })
+    }
+
+    /// The dynamic API resource for this version.
+    pub fn api_resource(&self) -> ApiResource {
+        ApiResource {
+            group: pipeline::GROUP.into(),
+            version: self.version.clone(),
+            api_version: format!("{}/{}", pipeline::GROUP, self.version),
+            kind: pipeline::KIND.into(),
+            plural: pipeline::PLURAL.into(),
+        }
+    }
+}
+
+/// `status.conditions` is a map list only if it says so and is keyed by
+/// `type`; anything else is treated as atomic, the shape that is safe to
+/// assume when in doubt.
+fn conditions_shape(root: &JSONSchemaProps) -> ListShape {
+    let conditions = root
+        .properties
+        .as_ref()
+        .and_then(|p| p.get("status"))
+        .and_then(|s| s.properties.as_ref())
+        .and_then(|p| p.get("conditions"));
+    match conditions {
+        Some(c)
+            if c.x_kubernetes_list_type.as_deref() == Some("map")
+                && c.x_kubernetes_list_map_keys.as_deref() == Some(&["type".to_owned()][..]) =>
+        {
+            ListShape::Map
+        }
+        _ => ListShape::Atomic,
+    }
+}
+
+/// Finds the schema on the cluster. The CRD is read when RBAC allows it (our
+/// ClusterRole grants `get` on this one CRD); otherwise API discovery picks
+/// the version and the conditions list is taken as atomic.
+pub async fn discover(client: &Client) -> Result<Schema, SchemaError> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    match crds.get(&pipeline::crd_name()).await {
+        Ok(crd) => return Schema::from_crd(&crd),
+        Err(error) => tracing::warn!(
+            crd = %pipeline::crd_name(),
+            %error,
+            "cannot read the CRD; choosing the version by API discovery and writing conditions as an atomic list"
+        ),
+    }
+    let group = kube::discovery::group(client, pipeline::GROUP)
+        .await
+        .map_err(|source| SchemaError::NotServed {
+            group: pipeline::GROUP,
+            plural: pipeline::PLURAL,
+            source,
+        })?;
+    let served: Vec<String> = group
+        .versions()
+        .filter(|v| {
+            group
+                .versioned_resources(v)
+                .iter()
+                .any(|(r, _)| r.plural == pipeline::PLURAL)
+        })
+        .map(str::to_owned)
+        .collect();
+    let version = choose_version(served.iter().map(String::as_str)).ok_or_else(|| {
+        SchemaError::NoUsableVersion {
+            crd: pipeline::crd_name(),
+            stored: pipeline::STORED_VERSION,
+            legacy: pipeline::LEGACY_VERSION,
+            served: served.join(", "),
+        }
+    })?;
+    Ok(Schema {
+        version: version.to_owned(),
+        conditions: ListShape::Atomic,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn crd(versions: serde_json::Value) -> CustomResourceDefinition {
+        serde_json::from_value(json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "metricpipelines.telemetry.kyma-project.io"},
+            "spec": {
+                "group": "telemetry.kyma-project.io",
+                "names": {"kind": "MetricPipeline", "plural": "metricpipelines"},
+                "scope": "Cluster",
+                "versions": versions,
+            }
+        }))
+        .expect("a valid CRD")
+    }
+
+    fn version(name: &str, served: bool, conditions: serde_json::Value) -> serde_json::Value {
+        json!({
+            "name": name, "served": served, "storage": name == "v1beta1",
+            "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                "status": {"type": "object", "properties": {"conditions": conditions}}
+            }}}
+        })
+    }
+
+    fn map_list() -> serde_json::Value {
+        json!({"type": "array", "items": {"type": "object"},
+               "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]})
+    }
+
+    fn plain_list() -> serde_json::Value {
+        json!({"type": "array", "items": {"type": "object"}})
+    }
+
+    #[test]
+    fn version_and_shape_come_from_the_crd() {
+        type Case = (serde_json::Value, Option<(&'static str, ListShape)>);
+        let cases: Vec<Case> = vec![
+            // Ours: both served, map list.
+            (
+                json!([
+                    version("v1alpha1", true, map_list()),
+                    version("v1beta1", true, map_list())
+                ]),
+                Some(("v1beta1", ListShape::Map)),
+            ),
+            // telemetry-manager's: both served, atomic list.
+            (
+                json!([
+                    version("v1alpha1", true, plain_list()),
+                    version("v1beta1", true, plain_list())
+                ]),
+                Some(("v1beta1", ListShape::Atomic)),
+            ),
+            // An old cluster with only v1alpha1.
+            (
+                json!([version("v1alpha1", true, map_list())]),
+                Some(("v1alpha1", ListShape::Map)),
+            ),
+            // v1beta1 present but not served: the shape of v1alpha1 counts.
+            (
+                json!([
+                    version("v1alpha1", true, plain_list()),
+                    version("v1beta1", false, map_list())
+                ]),
+                Some(("v1alpha1", ListShape::Atomic)),
+            ),
+            // Explicitly atomic, or a map keyed by something else: atomic.
+            (
+                json!([version(
+                    "v1beta1",
+                    true,
+                    json!({"type": "array", "x-kubernetes-list-type": "atomic"})
+                )]),
+                Some(("v1beta1", ListShape::Atomic)),
+            ),
+            (
+                json!([version(
+                    "v1beta1",
+                    true,
+                    json!({"type": "array",
+                    "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["reason"]})
+                )]),
+                Some(("v1beta1", ListShape::Atomic)),
+            ),
+            // Nothing we can use.
+            (json!([version("v2", true, map_list())]), None),
+        ];
+        for (versions, want) in cases {
+            let got = Schema::from_crd(&crd(versions.clone()))
+                .ok()
+                .map(|s| (s.version.clone(), s.conditions));
+            let want = want.map(|(v, s)| (v.to_owned(), s));
+            assert_eq!(got, want, "{versions}");
+        }
+    }
+
+    #[test]
+    fn a_version_without_a_schema_is_atomic() {
+        let c = crd(json!([{"name": "v1beta1", "served": true, "storage": true}]));
+        assert_eq!(Schema::from_crd(&c).unwrap().conditions, ListShape::Atomic);
+    }
+
+    #[test]
+    fn our_generated_crd_is_a_map_list_on_v1beta1() {
+        let s = Schema::from_crd(&pipeline::crd()).unwrap();
+        assert_eq!(
+            s,
+            Schema {
+                version: "v1beta1".into(),
+                conditions: ListShape::Map
+            }
+        );
+        assert_eq!(
+            s.api_resource().api_version,
+            "telemetry.kyma-project.io/v1beta1"
+        );
+    }
+
+    #[test]
+    fn the_error_names_what_is_served() {
+        let err = Schema::from_crd(&crd(json!([version("v2", true, map_list())]))).unwrap_err();
+        assert!(err.to_string().contains("served: v2"), "{err}");
+    }
+}
