@@ -136,6 +136,13 @@ fn rbac_grants_exactly_what_the_controller_uses() {
                 }
             }
             assert!(rule.get("resourceNames").is_none() || rule["resourceNames"].is_array());
+            // The CRD rule is for the one CRD we read, never all of them.
+            if rule["resources"][0] == "customresourcedefinitions" {
+                assert_eq!(
+                    rule["resourceNames"],
+                    serde_json::json!(["metricpipelines.telemetry.kyma-project.io"])
+                );
+            }
         }
         for (g, r, verbs) in &out {
             assert!(
@@ -150,6 +157,11 @@ fn rbac_grants_exactly_what_the_controller_uses() {
     assert_eq!(
         rules("ClusterRole"),
         vec![
+            (
+                "apiextensions.k8s.io".into(),
+                "customresourcedefinitions".into(),
+                s(&["get"])
+            ),
             (
                 "events.k8s.io".into(),
                 "events".into(),
@@ -234,7 +246,7 @@ fn exactly_one_crypto_provider_is_built() {
     }
 }
 
-/// The chart overrides carry the same rules as the plain rules file, and no
+/// The chart overrides carry the same rules and scrape job as the plain files, and no
 /// Alertmanager: the pull design pushes nothing.
 #[test]
 fn chart_values_carry_the_shipped_rules_and_no_alertmanager() {
@@ -244,6 +256,10 @@ fn chart_values_carry_the_shipped_rules_and_no_alertmanager() {
     let values = read("config/prometheus/values.yaml");
     let rules = read("config/prometheus/rules.yaml");
     assert_eq!(values["serverFiles"]["alerting_rules.yml"], rules);
+    let scrape = read("config/prometheus/scrape.yaml");
+    let extra: serde_yaml::Value =
+        serde_yaml::from_str(values["extraScrapeConfigs"].as_str().unwrap()).unwrap();
+    assert_eq!(extra, scrape["scrape_configs"]);
     assert_eq!(
         values["alertmanager"]["enabled"],
         serde_yaml::Value::Bool(false)

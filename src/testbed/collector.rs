@@ -4,8 +4,14 @@
 //! a healthy pipeline sends, a dropping one fails some or all of its sends, a
 //! throttling gateway refuses data.
 //!
-//! The gateway's metrics are served on `/gateway`, the agent's on `/agent`;
-//! Prometheus scrapes them as jobs `metric-gateway` and `metric-agent`.
+//! Series are labelled as real collectors label them: each exporter is named
+//! after its pipeline (`otlp_grpc/metricpipeline-<name>` on the gateway,
+//! `otlp_http/metricpipeline-<name>` on the agent, so both protocols' names
+//! go through the shipped relabeling), with the collector's own resource
+//! labels beside it; the refused counter is per receiver. The gateway's
+//! metrics are served on `/gateway`, the agent's on `/agent`; the test
+//! Prometheus gives them the `service` label of the real Services (see
+//! [`super::rules::collector_jobs`]).
 //! `/noise` serves series for alerts that concern no pipeline (see
 //! [`super::rules::NOISE`]), the many unrelated alerts a real cluster has.
 
@@ -149,6 +155,11 @@ fn scrape(state: &Mutex<State>, component: Component) -> Response<Body> {
         }
         series.push((pipeline.clone(), *counters));
     }
+    let (exporter, instance) = match component {
+        Component::Gateway => ("otlp_grpc", "telemetry-otlp-gateway-0"),
+        Component::Agent => ("otlp_http", "telemetry-metric-agent-0"),
+    };
+    let resource = format!("service_instance_id=\"{instance}\",service_name=\"otelcol-contrib\"");
     for (name, pick) in [
         ("otelcol_exporter_sent_metric_points_total", 0),
         ("otelcol_exporter_send_failed_metric_points_total", 1),
@@ -157,7 +168,10 @@ fn scrape(state: &Mutex<State>, component: Component) -> Response<Body> {
         let _ = writeln!(body, "# TYPE {name} counter");
         for (pipeline, c) in &series {
             let value = [c.sent, c.failed, c.enqueue_failed][pick];
-            let _ = writeln!(body, "{name}{{exporter=\"otlp/{pipeline}\"}} {value}");
+            let _ = writeln!(
+                body,
+                "{name}{{exporter=\"{exporter}/metricpipeline-{pipeline}\",{resource}}} {value}"
+            );
         }
     }
     if component == Component::Gateway {
@@ -166,7 +180,20 @@ fn scrape(state: &Mutex<State>, component: Component) -> Response<Body> {
         }
         let name = "otelcol_receiver_refused_metric_points_total";
         let _ = writeln!(body, "# TYPE {name} counter");
-        let _ = writeln!(body, "{name}{{receiver=\"otlp\"}} {}", state.refused);
+        let _ = writeln!(
+            body,
+            "{name}{{receiver=\"otlp\",transport=\"grpc\",{resource}}} {}",
+            state.refused
+        );
+        // The gateway serves every signal: a trace pipeline's failing
+        // exporter must not raise any Metric alert.
+        let name = "otelcol_exporter_send_failed_spans_total";
+        let _ = writeln!(body, "# TYPE {name} counter");
+        let _ = writeln!(
+            body,
+            "{name}{{exporter=\"otlp_grpc/tracepipeline-traces\",{resource}}} {}",
+            state.refused + 1
+        );
     }
     Response::builder()
         .header("content-type", "text/plain; version=0.0.4")

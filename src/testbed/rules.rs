@@ -5,6 +5,43 @@ use std::time::Duration;
 /// The rules as shipped: 5m rate windows, `for: 1m`, evaluated every 30s.
 pub const SHIPPED: &str = include_str!("../../config/prometheus/rules.yaml");
 
+/// The shipped scrape job, whose metric relabeling derives `pipeline_name`
+/// and `pipeline_type` from the exporters' names.
+pub const SHIPPED_SCRAPE: &str = include_str!("../../config/prometheus/scrape.yaml");
+
+/// The `metric_relabel_configs` of the shipped scrape job, as one line of
+/// JSON (which is YAML too), to put into a test Prometheus' own job.
+pub fn shipped_metric_relabeling() -> String {
+    let doc: serde_yaml::Value = serde_yaml::from_str(SHIPPED_SCRAPE).expect("scrape.yaml is YAML");
+    let relabel = &doc["scrape_configs"][0]["metric_relabel_configs"];
+    assert!(
+        relabel.is_sequence(),
+        "scrape.yaml changed shape: update testbed::rules"
+    );
+    serde_json::to_string(relabel).expect("YAML values serialize as JSON")
+}
+
+/// Scrape jobs for the collector stand-in at `collector`, as a real
+/// cluster's would see it: the gateway and the agent each with the `service`
+/// label of its Kubernetes Service (what the shipped job's service discovery
+/// sets) and the shipped metric relabeling, word for word.
+pub fn collector_jobs(collector: std::net::SocketAddr) -> String {
+    let relabel = shipped_metric_relabeling();
+    let mut jobs = String::new();
+    for (job, path, service) in [
+        ("otlp-gateway", "/gateway", "telemetry-otlp-gateway-metrics"),
+        ("metric-agent", "/agent", "telemetry-metric-agent-metrics"),
+    ] {
+        jobs.push_str(&format!(
+            "  - job_name: {job}\n    metrics_path: {path}\n    static_configs: [{{targets: ['{collector}'], labels: {{service: {service}}}}}]\n    metric_relabel_configs: {relabel}\n"
+        ));
+    }
+    jobs.push_str(&format!(
+        "  - job_name: noise\n    metrics_path: /noise\n    static_configs: [{{targets: ['{collector}']}}]\n"
+    ));
+    jobs
+}
+
 /// A rule group that fires one `NoiseAlert` per `noise_active` series the
 /// collector serves: alerts that concern no pipeline, so the experiments can
 /// vary how many active alerts every `/api/v1/alerts` answer carries.
@@ -50,6 +87,23 @@ mod tests {
         );
         assert!(r.contains("[3000ms]") && r.contains("for: 0ms") && r.contains("interval: 1000ms"));
         assert_eq!(r.matches("- alert: Metric").count(), 5);
+    }
+
+    #[test]
+    fn collector_jobs_carry_the_shipped_relabeling_and_services() {
+        let jobs = collector_jobs("127.0.0.1:9".parse().unwrap());
+        let doc: serde_yaml::Value = serde_yaml::from_str(&jobs).expect("valid YAML");
+        let jobs = doc.as_sequence().expect("a list of jobs");
+        assert_eq!(jobs.len(), 3);
+        let shipped: serde_yaml::Value = serde_yaml::from_str(SHIPPED_SCRAPE).unwrap();
+        let relabel = &shipped["scrape_configs"][0]["metric_relabel_configs"];
+        for (job, service) in [
+            (0, "telemetry-otlp-gateway-metrics"),
+            (1, "telemetry-metric-agent-metrics"),
+        ] {
+            assert_eq!(&jobs[job]["metric_relabel_configs"], relabel);
+            assert_eq!(jobs[job]["static_configs"][0]["labels"]["service"], service);
+        }
     }
 
     #[test]
