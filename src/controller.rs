@@ -212,7 +212,7 @@ async fn write(
             Err(kube::Error::Api(e)) if e.code == 409 => {
                 shared.ctx.metrics.status_write_conflicts.inc();
                 tracing::debug!(pipeline = %name, "status changed since read; re-reading");
-                let fresh = shared.api.get_status(&name).await.map_err(write_error)?;
+                let fresh = shared.api.get(&name).await.map_err(write_error)?;
                 object = serde_json::to_value(fresh).expect("an object serializes");
             }
             Err(e) => return Err(write_error(e)),

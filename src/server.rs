@@ -128,3 +128,33 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
         .body(Full::new(Bytes::from(body.to_owned())))
         .expect("static headers are valid")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readiness(leading: bool, reachable: bool, polled: bool, synced: bool) -> Readiness {
+        Readiness {
+            polled: watch::channel(polled).1,
+            synced: watch::channel(synced).1,
+            leading: watch::channel(leading).1,
+            api_reachable: watch::channel(reachable).1,
+        }
+    }
+
+    #[test]
+    fn a_standby_is_ready_only_while_it_reaches_the_api_server() {
+        assert_eq!(readiness(false, true, false, false).check(), Ok(()));
+        let err = readiness(false, false, false, false).check().unwrap_err();
+        assert!(err.contains("cannot reach the API server"), "{err}");
+    }
+
+    #[test]
+    fn the_leader_is_ready_after_its_first_poll_and_cache_sync() {
+        assert_eq!(readiness(true, true, true, true).check(), Ok(()));
+        for (polled, synced) in [(false, true), (true, false), (false, false)] {
+            let err = readiness(true, true, polled, synced).check().unwrap_err();
+            assert!(err.contains(&format!("first poll done={polled}")), "{err}");
+        }
+    }
+}

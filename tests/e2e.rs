@@ -378,6 +378,51 @@ async fn leader_failover(env: &mut Env) -> Result<()> {
     Ok(())
 }
 
+/// A standby that cannot reach the API server is not ready: it could not take
+/// over, so a rollout must not count on it. Its kubeconfig is the
+/// ServiceAccount's with the server pointed at a loopback port where nothing
+/// listens.
+async fn a_standby_cut_off_from_the_api_server_is_not_ready(env: &mut Env) -> Result<()> {
+    let good = std::fs::read_to_string(env.service_account_kubeconfig()?)?;
+    let dead = format!("https://127.0.0.1:{}", alert_poller::testbed::free_port());
+    let cut_off: String = good
+        .lines()
+        .map(|l| match l.trim_start().strip_prefix("server: ") {
+            Some(_) => format!("    server: {dead}"),
+            None => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    ensure!(cut_off.contains(&dead), "the kubeconfig has no server line");
+    let kubeconfig = env.plane.dir().join("cut-off.kubeconfig");
+    std::fs::write(&kubeconfig, cut_off)?;
+    let replica = ControllerProcess::start_with(
+        Path::new(env!("CARGO_BIN_EXE_alert-poller")),
+        &kubeconfig,
+        NAMESPACE,
+        &env.plane.dir().join("cut-off.log"),
+        &["--pod-name", "cut-off", "--lease-retry", "500ms"],
+    )?;
+    let started = Instant::now();
+    loop {
+        if let Some((status, body)) = replica.get("/readyz").await {
+            ensure!(
+                status == 503,
+                "a standby without the API server answers {status}: {body}"
+            );
+            ensure!(body.contains("cannot reach the API server"), "{body}");
+            ensure!(replica.metric("alert_poller_leader").await == Some(0.0));
+            println!("    cut-off standby: 503 {}", body.trim());
+            return Ok(());
+        }
+        ensure!(
+            started.elapsed() < PATIENCE,
+            "the cut-off replica never served /readyz"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn main() -> ExitCode {
     env::run(
         "e2e",
@@ -389,6 +434,7 @@ fn main() -> ExitCode {
             deleting_a_pipeline_while_polling_is_quiet,
             sigterm_stops_within_five_seconds,
             leader_failover,
+            a_standby_cut_off_from_the_api_server_is_not_ready,
         ],
     )
 }

@@ -438,7 +438,7 @@ async fn kube_apiserver_restarted(env: &mut Env) -> Result<()> {
         .await?;
     env.kubectl.run_with_input(
         &["apply", "-f", "-"],
-        Some(r#"{"apiVersion":"telemetry.kyma-project.io/v1alpha1","kind":"MetricPipeline","metadata":{"name":"after-restart"},"spec":{"output":{"otlp":{"endpoint":{"value":"http://backend:4317"}}}}}"#),
+        Some(r#"{"apiVersion":"telemetry.kyma-project.io/v1beta1","kind":"MetricPipeline","metadata":{"name":"after-restart"},"spec":{"output":{"otlp":{"endpoint":{"value":"http://backend:4317"}}}}}"#),
     )?;
     env.until_condition("after-restart", "True", "FlowHealthy")
         .await?;
@@ -497,7 +497,7 @@ async fn sigterm_during_reconciles(env: &mut Env) -> Result<()> {
     let items: Vec<String> = (0..BULK)
         .map(|i| {
             format!(
-                r#"{{"apiVersion":"telemetry.kyma-project.io/v1alpha1","kind":"MetricPipeline","metadata":{{"name":"bulk-{i}","labels":{{"bulk":"true"}}}},"spec":{{"output":{{"otlp":{{"endpoint":{{"value":"http://backend:4317"}}}}}}}}}}"#
+                r#"{{"apiVersion":"telemetry.kyma-project.io/v1beta1","kind":"MetricPipeline","metadata":{{"name":"bulk-{i}","labels":{{"bulk":"true"}}}},"spec":{{"output":{{"otlp":{{"endpoint":{{"value":"http://backend:4317"}}}}}}}}}}"#
             )
         })
         .collect();

@@ -121,7 +121,7 @@ async fn run(cli: Cli) -> Result<String> {
             .iter()
             .map(|n| {
                 format!(
-                    r#"{{"apiVersion":"telemetry.kyma-project.io/v1alpha1","kind":"MetricPipeline","metadata":{{"name":"{n}"}},"spec":{{"output":{{"otlp":{{"endpoint":{{"value":"http://backend:4317"}}}}}}}}}}"#
+                    r#"{{"apiVersion":"telemetry.kyma-project.io/v1beta1","kind":"MetricPipeline","metadata":{{"name":"{n}"}},"spec":{{"output":{{"otlp":{{"endpoint":{{"value":"http://backend:4317"}}}}}}}}}}"#
                 )
             })
             .collect();

@@ -22,12 +22,29 @@ pub fn repo(path: &str) -> String {
 /// the tuning ConfigMap.
 pub fn install(kubectl: &Kubectl, tuning: &[(&str, &str)]) -> Result<(), ControlPlaneError> {
     kubectl.run(&["apply", "-k", &repo("config/crd")])?;
+    wait_for_crd(kubectl)?;
+    install_deploy(kubectl, tuning)
+}
+
+/// Applies a CRD given as a JSON object (another shape than config/crd/'s)
+/// and waits until it serves.
+pub fn install_crd(kubectl: &Kubectl, crd: &serde_json::Value) -> Result<(), ControlPlaneError> {
+    kubectl.run_with_input(&["apply", "-f", "-"], Some(&crd.to_string()))?;
+    wait_for_crd(kubectl)
+}
+
+fn wait_for_crd(kubectl: &Kubectl) -> Result<(), ControlPlaneError> {
     kubectl.run(&[
         "wait",
         "--for=condition=established",
         "--timeout=60s",
         "crd/metricpipelines.telemetry.kyma-project.io",
     ])?;
+    Ok(())
+}
+
+/// Applies deploy/ and merges `tuning` into its ConfigMap.
+pub fn install_deploy(kubectl: &Kubectl, tuning: &[(&str, &str)]) -> Result<(), ControlPlaneError> {
     kubectl.run(&["apply", "-k", &repo("deploy")])?;
     let data: serde_json::Map<String, serde_json::Value> = tuning
         .iter()

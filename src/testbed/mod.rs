@@ -7,6 +7,7 @@
 //! - [`prometheus`]: Debian's `prometheus` binary on a free loopback port.
 //! - [`rules`]: the shipped alert rules, made fast for tests.
 //! - [`controlplane`]: kube-apiserver and etcd, built from Go modules.
+//! - [`crd_shapes`]: our CRD and one shaped like telemetry-manager's.
 //! - [`controller`]: the real `alert-poller` binary as a child process.
 //! - [`fake_prometheus`], [`slow_proxy`]: a misbehaving and a slow Prometheus.
 //! - [`http`]: the small HTTP server the stand-ins share.
@@ -16,6 +17,7 @@
 pub mod collector;
 pub mod controller;
 pub mod controlplane;
+pub mod crd_shapes;
 pub mod fake_prometheus;
 pub mod http;
 pub mod install;

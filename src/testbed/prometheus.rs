@@ -1,6 +1,9 @@
 //! A real Prometheus (Debian's `prometheus` package, or `$PROMETHEUS_BIN`) on a
 //! free loopback port, with its own data directory, for tests, the demo and
 //! the experiments. Killed when dropped, so a failing test leaves nothing behind.
+//!
+//! Everything here works with Prometheus 2.x and 3.x alike: the flags used
+//! exist in both, and a test picks the version with `$PROMETHEUS_BIN`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,8 +22,8 @@ pub struct Setup {
     pub evaluation_interval: Duration,
     /// Contents of the rules file.
     pub rules: String,
-    /// The fake collector to scrape as jobs `metric-gateway`, `metric-agent`
-    /// and `noise`.
+    /// The fake collector to scrape, as the shipped job would (see
+    /// [`super::rules::collector_jobs`]), plus its noise series.
     pub collector: Option<SocketAddr>,
     /// Alertmanagers to push alerts to (the push design); none for pull.
     pub alertmanagers: Vec<SocketAddr>,
@@ -78,6 +81,20 @@ pub enum StartError {
     NotReady(Duration, String),
 }
 
+/// New rules were not taken up.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("cannot write the rules file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot ask Prometheus to reload: {0}")]
+    Request(#[from] reqwest::Error),
+    #[error("Prometheus refused the new rules ({status}): {answer}")]
+    Refused {
+        status: reqwest::StatusCode,
+        answer: String,
+    },
+}
+
 /// The noise did not come up in time.
 #[derive(Debug, thiserror::Error)]
 #[error("only {seen} of {want} NoiseAlerts firing after {limit:?}")]
@@ -105,15 +122,7 @@ impl Prometheus {
             ms(setup.evaluation_interval)
         );
         if let Some(collector) = setup.collector {
-            for (job, path) in [
-                ("metric-gateway", "/gateway"),
-                ("metric-agent", "/agent"),
-                ("noise", "/noise"),
-            ] {
-                config.push_str(&format!(
-                    "  - job_name: {job}\n    metrics_path: {path}\n    static_configs: [{{targets: ['{collector}']}}]\n"
-                ));
-            }
+            config.push_str(&super::rules::collector_jobs(collector));
         }
         if !setup.alertmanagers.is_empty() {
             let targets: Vec<String> = setup
@@ -135,6 +144,9 @@ impl Prometheus {
             format!("--storage.tsdb.path={}", path("data")),
             format!("--web.listen-address=127.0.0.1:{port}"),
             "--log.level=warn".to_owned(),
+            // For `set_rules`: POST /-/reload answers only after the reload,
+            // with the error if the rules are refused (SIGHUP would not tell).
+            "--web.enable-lifecycle".to_owned(),
         ];
         if let Some(delay) = setup.resend_delay {
             args.push(format!("--rules.alert.resend-delay={}", ms(delay)));
@@ -211,6 +223,26 @@ impl Prometheus {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(StartError::NotReady(limit, self.log()))
+    }
+
+    /// Replaces the rules file and has Prometheus load it. Returns once the new
+    /// rule groups are in place (alerts of removed groups are gone by then);
+    /// their first evaluation is at most one interval later.
+    pub async fn set_rules(&self, rules: &str) -> Result<(), ReloadError> {
+        std::fs::write(self.dir.path().join("rules.yaml"), rules)?;
+        crate::prometheus::install_crypto_provider();
+        let response = reqwest::Client::new()
+            .post(format!("{}-/reload", self.url()))
+            .send()
+            .await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(ReloadError::Refused {
+            status,
+            answer: response.text().await.unwrap_or_default(),
+        })
     }
 
     /// Waits until `/api/v1/alerts` itself carries at least `n` firing

@@ -1,0 +1,473 @@
+//! End to end on both CRD shapes a real cluster can have, with another writer
+//! (standing in for telemetry-manager, field manager `telemetry-manager`)
+//! sharing the conditions list:
+//!
+//! 1. telemetry-manager's shape (v1beta1 stored, v1alpha1 served, an atomic
+//!    conditions list, nothing unknown preserved), generated from our types
+//!    by `testbed::crd_shapes::manager_like`;
+//! 2. ours (config/crd/): the same versions with a map list.
+//!
+//! On each: the spec survives many status writes byte for byte; the other
+//! writer's conditions survive ours and ours survive theirs, through apply
+//! and through update; a condition of ours that someone overwrites or deletes
+//! comes back; and while nothing differs, nothing is written.
+
+#[macro_use]
+#[path = "support/env.rs"]
+mod env;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use alert_poller::testbed::collector::{Component, Flow};
+use alert_poller::testbed::crd_shapes;
+use alert_poller::testbed::install::{install_crd, install_deploy};
+use anyhow::{Context as _, Result, bail, ensure};
+use env::{CONDITION, Env, PATIENCE, tail};
+use serde_json::{Value, json};
+
+/// Short, so that the resync is seen within a test.
+const RESYNC: Duration = Duration::from_secs(10);
+const OTHER_MANAGER: &str = "telemetry-manager";
+/// The stored version, named explicitly so kubectl never picks another one.
+const BETA: &str = "metricpipelines.v1beta1.telemetry.kyma-project.io";
+const ALPHA: &str = "metricpipelines.v1alpha1.telemetry.kyma-project.io";
+
+/// Pipelines with fields only v1beta1 can hold (`compression`,
+/// `input.otlp.enabled: false`, which v1alpha1 would turn into `otlp: {}`,
+/// that is OTLP input on).
+fn pipelines() -> Vec<Value> {
+    let pipeline = |name: &str, compression: &str| {
+        json!({
+            "apiVersion": "telemetry.kyma-project.io/v1beta1",
+            "kind": "MetricPipeline",
+            "metadata": {"name": name},
+            "spec": {
+                "input": {"runtime": {"enabled": true}, "otlp": {"enabled": false}},
+                "output": {"otlp": {
+                    "protocol": "grpc",
+                    "endpoint": {"value": "http://metrics-backend.observability:4317"},
+                    "compression": compression,
+                }},
+            },
+        })
+    };
+    vec![
+        pipeline("backend", "zstd"),
+        pipeline("audit", "gzip"),
+        pipeline("victim", "zstd"),
+    ]
+}
+
+fn get(env: &Env, resource: &str, name: &str) -> Result<Value> {
+    Ok(serde_json::from_str(
+        &env.kubectl(&["get", resource, name, "-o", "json"])?,
+    )?)
+}
+
+fn conditions(object: &Value) -> Vec<Value> {
+    object["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn others(object: &Value) -> Vec<Value> {
+    conditions(object)
+        .into_iter()
+        .filter(|c| c["type"] != CONDITION)
+        .collect()
+}
+
+fn theirs(kind: &str, status: &str, reason: &str) -> Value {
+    json!({"type": kind, "status": status, "reason": reason, "message": format!("{reason} (written by {OTHER_MANAGER})"),
+           "lastTransitionTime": "2026-11-01T10:00:00Z", "observedGeneration": 1})
+}
+
+/// Installs `crd`, deploy/ tuned for the test, the pipelines, and starts the
+/// controller as its ServiceAccount; returns once every pipeline is True.
+async fn set_up(env: &mut Env, crd: &Value, shape: &str) -> Result<()> {
+    install_crd(&env.kubectl, crd)?;
+    let url = env.prometheus.url();
+    let resync = format!("{}s", RESYNC.as_secs());
+    install_deploy(
+        &env.kubectl,
+        &[
+            ("prometheusUrl", url.as_str()),
+            ("minInterval", "200ms"),
+            ("maxInterval", "1s"),
+            ("backoffFactor", "2"),
+            ("errorMaxInterval", "2s"),
+            ("staleAfter", "5s"),
+            ("requestTimeout", "1s"),
+            ("connectTimeout", "500ms"),
+            ("resyncInterval", resync.as_str()),
+        ],
+    )?;
+    for p in pipelines() {
+        env.kubectl
+            .run_with_input(&["apply", "-f", "-"], Some(&p.to_string()))?;
+        env.collector
+            .add_pipeline(p["metadata"]["name"].as_str().unwrap());
+    }
+    env.start_controller(&format!("alert-poller-{shape}"), &[])?;
+    for p in ["backend", "audit", "victim"] {
+        env.until_condition(p, "True", "FlowHealthy").await?;
+    }
+    let log = env.controller().log();
+    ensure!(
+        log.lines().any(|l| l.contains("pipeline API chosen")
+            && l.contains("version=v1beta1")
+            && l.contains(&format!("conditions=\"{shape}\""))),
+        "the controller did not choose v1beta1 with a {shape} list:\n{}",
+        tail(&log, 20)
+    );
+    Ok(())
+}
+
+/// Removes the pipelines and the CRD, so the other shape can be installed.
+async fn tear_down(env: &mut Env) -> Result<()> {
+    if let Some(mut controller) = env.controller.take() {
+        controller.terminate(Duration::from_secs(5));
+    }
+    env.kubectl(&["delete", "metricpipelines", "--all", "--wait=true"])?;
+    env.kubectl(&[
+        "delete",
+        "crd",
+        "metricpipelines.telemetry.kyma-project.io",
+        "--wait=true",
+    ])?;
+    Ok(())
+}
+
+async fn install_the_manager_shaped_crd(env: &mut Env) -> Result<()> {
+    set_up(env, &crd_shapes::manager_like(), "atomic").await
+}
+
+/// The control experiment: on this shape, a status write through v1alpha1
+/// really does delete v1beta1-only spec fields, so the next scenario's check
+/// could fail.
+async fn a_v1alpha1_status_write_loses_v1beta1_fields(env: &mut Env) -> Result<()> {
+    let before = get(env, BETA, "victim")?;
+    ensure!(before["spec"]["output"]["otlp"]["compression"] == "zstd");
+    env.kubectl(&[
+        "patch",
+        ALPHA,
+        "victim",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"conditions":[]}}"#,
+    ])?;
+    let after = get(env, BETA, "victim")?;
+    ensure!(
+        after["spec"]["output"]["otlp"].get("compression").is_none()
+            && after["spec"]["input"]["otlp"].get("enabled").is_none(),
+        "a write through v1alpha1 kept the v1beta1-only fields, so this shape tests nothing: {}",
+        after["spec"]
+    );
+    ensure!(
+        after["metadata"]["generation"] == before["metadata"]["generation"],
+        "the generation moved"
+    );
+    println!(
+        "    control: a v1alpha1 status write dropped compression and otlp.enabled, generation unchanged"
+    );
+    Ok(())
+}
+
+/// Breaks and mends `backend`'s gateway flow `rounds` times; returns the
+/// number of status writes the controller made meanwhile.
+async fn flip(env: &Env, rounds: usize) -> Result<f64> {
+    let before = env.controller().status_writes().await;
+    for _ in 0..rounds {
+        env.collector
+            .set_flow(Component::Gateway, "backend", Flow::AllDropped);
+        env.until_condition("backend", "False", "GatewayAllTelemetryDataDropped")
+            .await?;
+        env.collector
+            .set_flow(Component::Gateway, "backend", Flow::Healthy);
+        env.until_condition("backend", "True", "FlowHealthy")
+            .await?;
+    }
+    Ok(env.controller().status_writes().await - before)
+}
+
+async fn spec_survives_status_writes(env: &mut Env) -> Result<()> {
+    let before = get(env, BETA, "backend")?;
+    let writes = flip(env, 3).await?;
+    let after = get(env, BETA, "backend")?;
+    ensure!(writes >= 6.0, "only {writes} status writes");
+    ensure!(
+        serde_json::to_string(&after["spec"])? == serde_json::to_string(&before["spec"])?,
+        "the spec changed:\nbefore {}\nafter  {}",
+        before["spec"],
+        after["spec"]
+    );
+    ensure!(after["metadata"]["generation"] == before["metadata"]["generation"]);
+    println!("    spec byte for byte the same through {writes} status writes");
+    Ok(())
+}
+
+/// The other writer updates the status the way controller-runtime's
+/// `Status().Update` does: the whole object back, its conditions set in it.
+fn their_update(env: &Env, name: &str, mine: &[Value]) -> Result<()> {
+    let mut object = get(env, BETA, name)?;
+    let mut list: Vec<Value> = conditions(&object)
+        .into_iter()
+        .filter(|c| !mine.iter().any(|m| m["type"] == c["type"]))
+        .collect();
+    list.extend(mine.iter().cloned());
+    object["status"]["conditions"] = Value::Array(list);
+    env.kubectl.run_with_input(
+        &[
+            "replace",
+            "--subresource=status",
+            "--field-manager",
+            OTHER_MANAGER,
+            "-f",
+            "-",
+        ],
+        Some(&object.to_string()),
+    )?;
+    Ok(())
+}
+
+/// The other writer applies only its own conditions, forcing: on an atomic
+/// list that takes the whole list, ours included.
+fn their_apply(env: &Env, name: &str, mine: &[Value]) -> Result<()> {
+    let object = json!({
+        "apiVersion": "telemetry.kyma-project.io/v1beta1",
+        "kind": "MetricPipeline",
+        "metadata": {"name": name},
+        "status": {"conditions": mine},
+    });
+    env.kubectl.run_with_input(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--subresource=status",
+            "--field-manager",
+            OTHER_MANAGER,
+            "-f",
+            "-",
+        ],
+        Some(&object.to_string()),
+    )?;
+    Ok(())
+}
+
+/// Waits until `name` carries exactly `want` besides our condition, which must
+/// be present with `status`/`reason`.
+async fn until_shared(
+    env: &Env,
+    name: &str,
+    want: &[Value],
+    status: &str,
+    reason: &str,
+) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let object = get(env, BETA, name)?;
+        let ours = conditions(&object)
+            .into_iter()
+            .find(|c| c["type"] == CONDITION);
+        let others = others(&object);
+        if others == want
+            && ours
+                .as_ref()
+                .is_some_and(|c| c["status"] == status && c["reason"] == reason)
+        {
+            return Ok(());
+        }
+        if started.elapsed() > PATIENCE {
+            bail!(
+                "{name}: want theirs {want:?} and ours {status}/{reason}; have theirs {others:?}, ours {ours:?}\ncontroller log:\n{}",
+                tail(&env.controller().log(), 20)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn conditions_are_shared(env: &Env) -> Result<()> {
+    // Through update: they write the whole list (ours kept), then we write ours.
+    let update = [
+        theirs("GatewayHealthy", "True", "GatewayReady"),
+        theirs("ConfigurationGenerated", "True", "GatewayConfigured"),
+    ];
+    their_update(env, "backend", &update)?;
+    until_shared(env, "backend", &update, "True", "FlowHealthy").await?;
+    env.collector
+        .set_flow(Component::Gateway, "backend", Flow::SomeDropped);
+    until_shared(
+        env,
+        "backend",
+        &update,
+        "False",
+        "GatewaySomeTelemetryDataDropped",
+    )
+    .await?;
+    env.collector
+        .set_flow(Component::Gateway, "backend", Flow::Healthy);
+    until_shared(env, "backend", &update, "True", "FlowHealthy").await?;
+
+    // Through apply: their forced apply of their entries; ours is kept (map)
+    // or taken and written back at once (atomic), theirs untouched either way.
+    let apply = [
+        theirs("GatewayHealthy", "False", "GatewayNotReady"),
+        theirs("ConfigurationGenerated", "True", "GatewayConfigured"),
+    ];
+    their_apply(env, "backend", &apply)?;
+    until_shared(env, "backend", &apply, "True", "FlowHealthy").await?;
+    env.collector
+        .set_flow(Component::Gateway, "backend", Flow::AllDropped);
+    until_shared(
+        env,
+        "backend",
+        &apply,
+        "False",
+        "GatewayAllTelemetryDataDropped",
+    )
+    .await?;
+    env.collector
+        .set_flow(Component::Gateway, "backend", Flow::Healthy);
+    until_shared(env, "backend", &apply, "True", "FlowHealthy").await?;
+    // Their next apply, forced or not, is not refused by anything of ours on
+    // a map list; on an atomic list a forced one is the only kind that
+    // can share it with any other writer.
+    their_apply(env, "backend", &apply)?;
+    until_shared(env, "backend", &apply, "True", "FlowHealthy").await?;
+    Ok(())
+}
+
+/// Our condition, overwritten or deleted by someone else, comes back within
+/// the resync interval; then, while nothing differs, nothing is written
+/// although the resync keeps reconciling.
+async fn drift_is_repaired_and_quiet_is_quiet(env: &Env) -> Result<()> {
+    let object = get(env, BETA, "audit")?;
+    let mut tampered: Vec<Value> = conditions(&object);
+    for c in tampered.iter_mut().filter(|c| c["type"] == CONDITION) {
+        c["status"] = "False".into();
+        c["reason"] = "Tampered".into();
+    }
+    for (what, list) in [("overwritten", tampered), ("deleted", others(&object))] {
+        let patch = json!({"status": {"conditions": list}});
+        env.kubectl(&[
+            "patch",
+            BETA,
+            "audit",
+            "--subresource=status",
+            "--type=merge",
+            "--field-manager",
+            OTHER_MANAGER,
+            "-p",
+            &patch.to_string(),
+        ])?;
+        let started = Instant::now();
+        env.until_condition("audit", "True", "FlowHealthy").await?;
+        let took = started.elapsed();
+        ensure!(
+            took <= RESYNC + RESYNC / 10,
+            "our {what} condition took {took:?}, more than resyncInterval"
+        );
+        println!("    {what}: back after {:.1}s", took.as_secs_f64());
+    }
+
+    let writes = env.controller().status_writes().await;
+    let reconciles = env
+        .metric_or("alert_poller_reconciles_total{result=\"success\"}", 0.0)
+        .await;
+    tokio::time::sleep(RESYNC + RESYNC / 5).await;
+    let writes_after = env.controller().status_writes().await;
+    let reconciles_after = env
+        .metric_or("alert_poller_reconciles_total{result=\"success\"}", 0.0)
+        .await;
+    ensure!(
+        writes_after == writes,
+        "{} writes while nothing differed",
+        writes_after - writes
+    );
+    ensure!(
+        reconciles_after >= reconciles + 3.0,
+        "the resync did not reconcile every pipeline ({reconciles} -> {reconciles_after})"
+    );
+    println!(
+        "    quiet for {:?}: {} resync reconciles, 0 writes",
+        RESYNC + RESYNC / 5,
+        reconciles_after - reconciles
+    );
+    Ok(())
+}
+
+async fn atomic_spec_survives_status_writes(env: &mut Env) -> Result<()> {
+    spec_survives_status_writes(env).await
+}
+
+async fn atomic_conditions_are_shared(env: &mut Env) -> Result<()> {
+    conditions_are_shared(env).await
+}
+
+async fn atomic_drift_is_repaired_and_quiet_is_quiet(env: &mut Env) -> Result<()> {
+    drift_is_repaired_and_quiet_is_quiet(env).await
+}
+
+async fn switch_to_our_crd(env: &mut Env) -> Result<()> {
+    tear_down(env)
+        .await
+        .context("removing the manager-shaped CRD")?;
+    set_up(env, &crd_shapes::ours(), "map").await
+}
+
+async fn map_spec_survives_status_writes(env: &mut Env) -> Result<()> {
+    // Our CRD keeps unknown fields at the top of the spec: ones our types do
+    // not model must survive our writes too.
+    env.kubectl(&[
+        "patch",
+        BETA,
+        "backend",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"transform":[{"statements":["set(x, 1)"]}],"filter":[{"conditions":["y"]}]}}"#,
+    ])?;
+    env.until_condition("backend", "True", "FlowHealthy")
+        .await?;
+    spec_survives_status_writes(env).await?;
+    let after = get(env, BETA, "backend")?;
+    ensure!(after["spec"]["transform"][0]["statements"][0] == "set(x, 1)");
+    ensure!(after["spec"]["filter"][0]["conditions"][0] == "y");
+    Ok(())
+}
+
+async fn map_conditions_are_shared(env: &mut Env) -> Result<()> {
+    conditions_are_shared(env).await
+}
+
+async fn map_drift_is_repaired_and_quiet_is_quiet(env: &mut Env) -> Result<()> {
+    drift_is_repaired_and_quiet_is_quiet(env).await
+}
+
+/// The scenarios need an empty cluster; `env::install` is not used here.
+async fn start(env: &mut Env) -> Result<()> {
+    env.kubectl(&["version"])?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    env::run(
+        "e2e_shapes",
+        &scenarios![
+            start,
+            install_the_manager_shaped_crd,
+            a_v1alpha1_status_write_loses_v1beta1_fields,
+            atomic_spec_survives_status_writes,
+            atomic_conditions_are_shared,
+            atomic_drift_is_repaired_and_quiet_is_quiet,
+            switch_to_our_crd,
+            map_spec_survives_status_writes,
+            map_conditions_are_shared,
+            map_drift_is_repaired_and_quiet_is_quiet,
+        ],
+    )
+}
