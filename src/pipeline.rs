@@ -49,24 +49,9 @@ pub mod v1alpha1 {
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     pub struct MetricPipelineSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub input: Option<Input>,
+        pub input: Option<Input<OtlpInput>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub output: Option<Output>,
-    }
-
-    /// Sources of metrics. The first three are served by the per-node agent.
-    #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct Input {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub prometheus: Option<AgentInput>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub istio: Option<AgentInput>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub runtime: Option<AgentInput>,
-        /// Metrics pushed over OTLP to the gateway; on unless disabled.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub otlp: Option<OtlpInput>,
+        pub output: Option<Output<OtlpOutput>>,
     }
 
     #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -76,13 +61,6 @@ pub mod v1alpha1 {
         pub disabled: Option<bool>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub namespaces: Option<NamespaceSelector>,
-    }
-
-    #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct Output {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub otlp: Option<OtlpOutput>,
     }
 
     #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -115,24 +93,9 @@ pub mod v1beta1 {
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
     pub struct MetricPipelineSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub input: Option<Input>,
+        pub input: Option<Input<OtlpInput>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub output: Option<Output>,
-    }
-
-    /// Sources of metrics. The first three are served by the per-node agent.
-    #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct Input {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub prometheus: Option<AgentInput>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub istio: Option<AgentInput>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub runtime: Option<AgentInput>,
-        /// Metrics pushed over OTLP to the gateway; on unless `enabled: false`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub otlp: Option<OtlpInput>,
+        pub output: Option<Output<OtlpOutput>>,
     }
 
     #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -146,20 +109,38 @@ pub mod v1beta1 {
 
     #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
     #[serde(rename_all = "camelCase")]
-    pub struct Output {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub otlp: Option<OtlpOutput>,
-    }
-
-    #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-    #[serde(rename_all = "camelCase")]
     pub struct OtlpOutput {
         #[serde(flatten)]
         pub common: OtlpOutputCommon,
-        /// `gzip` or `none`.
+        /// `none`, `gzip`, `snappy` or `zstd`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub compression: Option<String>,
     }
+}
+
+// Shared by both versions; only the OTLP input's shape differs.
+/// Sources of metrics. The first three are served by the per-node agent.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Input<Otlp> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<AgentInput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub istio: Option<AgentInput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<AgentInput>,
+    /// Metrics pushed over OTLP to the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<Otlp>,
+}
+
+// Shared by both versions; only the OTLP output's shape differs.
+/// Where the data goes.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Output<Otlp> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<Otlp>,
 }
 
 /// The OTLP backend settings both versions share.

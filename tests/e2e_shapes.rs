@@ -23,7 +23,7 @@ use alert_poller::testbed::collector::{Component, Flow};
 use alert_poller::testbed::crd_shapes;
 use alert_poller::testbed::install::{install_crd, install_deploy};
 use anyhow::{Context as _, Result, bail, ensure};
-use env::{CONDITION, Env, PATIENCE, tail};
+use env::{CONDITION, Env, PATIENCE, tail, test_tuning};
 use serde_json::{Value, json};
 
 /// Short, so that the resync is seen within a test.
@@ -92,17 +92,7 @@ async fn set_up(env: &mut Env, crd: &Value, shape: &str) -> Result<()> {
     let resync = format!("{}s", RESYNC.as_secs());
     install_deploy(
         &env.kubectl,
-        &[
-            ("prometheusUrl", url.as_str()),
-            ("minInterval", "200ms"),
-            ("maxInterval", "1s"),
-            ("backoffFactor", "2"),
-            ("errorMaxInterval", "2s"),
-            ("staleAfter", "5s"),
-            ("requestTimeout", "1s"),
-            ("connectTimeout", "500ms"),
-            ("resyncInterval", resync.as_str()),
-        ],
+        &test_tuning(&url, &[("resyncInterval", resync.as_str())]),
     )?;
     for p in pipelines() {
         env.kubectl

@@ -138,23 +138,28 @@ pub fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// The tuning the end-to-end suites run with: the test Prometheus, fast
+/// polls and a short staleness bound, plus `extra` keys.
+pub fn test_tuning<'a>(url: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut tuning = vec![
+        ("prometheusUrl", url),
+        ("minInterval", "200ms"),
+        ("maxInterval", "1s"),
+        ("backoffFactor", "2"),
+        ("errorMaxInterval", "2s"),
+        ("staleAfter", "5s"),
+        ("requestTimeout", "1s"),
+        ("connectTimeout", "500ms"),
+    ];
+    tuning.extend_from_slice(extra);
+    tuning
+}
+
 /// `kubectl apply -k config/crd` then `kubectl apply -k deploy/`, as a user
 /// without telemetry-manager would; then point the tuning at the test Prometheus.
 pub async fn install(env: &mut Env) -> Result<()> {
     let url = env.prometheus.url();
-    alert_poller::testbed::install::install(
-        &env.kubectl,
-        &[
-            ("prometheusUrl", url.as_str()),
-            ("minInterval", "200ms"),
-            ("maxInterval", "1s"),
-            ("backoffFactor", "2"),
-            ("errorMaxInterval", "2s"),
-            ("staleAfter", "5s"),
-            ("requestTimeout", "1s"),
-            ("connectTimeout", "500ms"),
-        ],
-    )?;
+    alert_poller::testbed::install::install(&env.kubectl, &test_tuning(&url, &[]))?;
     for object in [
         "serviceaccount/alert-poller",
         "configmap/alert-poller",
