@@ -5,49 +5,50 @@
 #  - the local control plane (kube-apiserver + etcd from Go modules) and
 #    Prometheus 3 (from Go modules, for a second run of the Prometheus tests),
 #    cached under ${ALERT_POLLER_CACHE:-~/.cache/alert-poller}
+#
+# Each step prints one line; its output goes to a log under the cache, whose
+# end is shown, with its name, only when the step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache="${ALERT_POLLER_CACHE:-$HOME/.cache/alert-poller}"
+mkdir -p "$cache"
 
 as_root() {
 	if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
 }
 
-updated=""
-apt_update() {
-	[[ -n $updated ]] || as_root apt-get update -qq
-	updated=1
+# step NAME "what it does" COMMAND...: runs COMMAND with its output in
+# $cache/setup-NAME.log.
+step() {
+	local name=$1 what=$2 log="$cache/setup-$1.log"
+	shift 2
+	echo "setup: $what (log: $log)" >&2
+	if ! "$@" >"$log" 2>&1; then
+		echo "setup: $what failed; the end of $log:" >&2
+		tail -n 40 "$log" >&2
+		exit 1
+	fi
 }
 
-if ! command -v prometheus >/dev/null; then
-	echo "setup: installing Debian's prometheus package" >&2
-	apt_update
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >&2
-fi
-prometheus --version 2>&1 | head -n1 >&2
+apt_install() {
+	as_root apt-get update -qq
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
 
-if ! command -v buildah >/dev/null; then
-	echo "setup: installing Debian's buildah package (image build, no Docker daemon)" >&2
-	apt_update
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends buildah >&2
+missing=()
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v buildah >/dev/null || missing+=(buildah)
+if ((${#missing[@]})); then
+	step apt "installing Debian's ${missing[*]}" apt_install "${missing[@]}"
 fi
 
 for tool in cargo go; do
 	command -v "$tool" >/dev/null || { echo "setup: $tool is required" >&2; exit 1; }
 done
 
-# Runs a Go build script (it prints the binary's path, which is not needed
-# here) with its output in a log under the cache: one line when all is well,
-# the end of the log when the build fails.
-go_build() {
-	local what=$1 script=$2 log="$cache/build-$3.log"
-	mkdir -p "$cache"
-	echo "setup: $what (built once, then cached; log: $log)" >&2
-	if ! bash "$script" >/dev/null 2>"$log"; then
-		echo "setup: building the $what failed; the end of $log:" >&2
-		tail -n 40 "$log" >&2
-		exit 1
-	fi
-}
-go_build "control plane binary" tests/controlplane/build.sh controlplane
-go_build "Prometheus 3" tests/prometheus3/build.sh prometheus3
+# The Go builds print the binary's path on stdout; it is not needed here.
+step controlplane "control plane (kube-apiserver + etcd; first build about 10 min, then cached)" \
+	bash tests/controlplane/build.sh
+step prometheus3 "Prometheus 3 (first build about 4 min, then cached)" \
+	bash tests/prometheus3/build.sh
+echo "setup: ready: $(prometheus --version 2>&1 | head -n1 | cut -d' ' -f1-3), $("$(bash tests/prometheus3/build.sh 2>/dev/null)" --version 2>&1 | head -n1 | cut -d' ' -f1-3)" >&2

@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo fmt --all -- --check
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "test: all tests; those with a real Prometheus on $("${PROMETHEUS_BIN:-prometheus}" --version 2>&1 | head -n1)" >&2
-cargo test --locked --lib --bins --tests
+cargo test --locked --workspace --lib --bins --tests
 # The tests that start a real Prometheus, again on Prometheus 3 (setup.sh
 # built it): the poller must read what both major versions serve.
 prometheus3="$(bash tests/prometheus3/build.sh)"
@@ -17,4 +17,4 @@ PROMETHEUS_BIN="$prometheus3" cargo test --locked \
 	--test poller_prometheus --test check_cli --test conformance_prometheus
 # The push-vs-pull comparison in quick mode: a smoke test that both designs
 # see every injected change (the full report is experiments/, see README).
-cargo run --locked --quiet --bin compare -- --quick --out target/compare-quick
+cargo run --locked --quiet -p alert-poller-experiments --bin compare -- --quick --out target/compare-quick

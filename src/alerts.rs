@@ -189,7 +189,7 @@ impl Snapshot {
 pub enum Affected {
     /// Nothing changed: reconcile nobody.
     #[default]
-    None,
+    Nobody,
     /// Only these pipelines.
     Pipelines(BTreeSet<String>),
     /// An unscoped alert changed: every pipeline.
@@ -204,14 +204,14 @@ impl Affected {
             (Scope::Pipeline(name), Affected::Pipelines(names)) => {
                 names.insert(name.clone());
             }
-            (Scope::Pipeline(name), Affected::None) => {
+            (Scope::Pipeline(name), Affected::Nobody) => {
                 *self = Affected::Pipelines(BTreeSet::from([name.clone()]));
             }
         }
     }
 
-    pub fn is_none(&self) -> bool {
-        matches!(self, Affected::None)
+    pub fn is_nobody(&self) -> bool {
+        matches!(self, Affected::Nobody)
     }
 }
 
@@ -386,7 +386,7 @@ mod tests {
         ];
         let d = snap(alerts.clone()).diff(&snap(alerts));
         assert!(d.is_empty());
-        assert_eq!(d.affected, Affected::None);
+        assert_eq!(d.affected, Affected::Nobody);
     }
 
     #[test]

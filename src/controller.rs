@@ -332,7 +332,7 @@ pub async fn run(
         let mut requeue = requeue;
         while let Some(affected) = requeue.recv().await {
             match affected {
-                Affected::None => {}
+                Affected::Nobody => {}
                 Affected::Pipelines(names) => {
                     metrics.pipelines_requeued.inc_by(names.len() as u64);
                     for name in names {

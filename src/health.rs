@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn conformance_cases_match_telemetry_manager() {
-        let file: Conformance = serde_yaml::from_str(include_str!(concat!(
+        let file: Conformance = serde_norway::from_str(include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/conformance.yaml"
         )))

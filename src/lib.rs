@@ -27,4 +27,3 @@ pub mod prometheus;
 pub mod schedule;
 pub mod schema;
 pub mod server;
-pub mod testbed;

@@ -59,7 +59,7 @@ pub struct Poller {
 const TUNING_WAIT: Duration = Duration::from_secs(10);
 
 /// State carried from one poll to the next.
-struct Memory {
+struct PollState {
     started: Instant,
     previous: Option<Arc<Snapshot>>,
     last_success: Option<Instant>,
@@ -89,7 +89,7 @@ impl Poller {
         let mut schedule = Schedule::new(&tuning.intervals());
         let mut client: Option<PrometheusClient> = None;
         let mut watching_tuning = true;
-        let mut memory = Memory {
+        let mut memory = PollState {
             started: Instant::now(),
             previous: None,
             last_success: None,
@@ -188,7 +188,7 @@ impl Poller {
         &self,
         response: AlertsResponse,
         tuning: &Tuning,
-        memory: &mut Memory,
+        memory: &mut PollState,
     ) -> Outcome {
         self.metrics.response_bytes.inc_by(response.bytes as u64);
         let snapshot = Arc::new(Snapshot::from_alerts(response.alerts, &tuning.matcher()));
@@ -227,7 +227,7 @@ impl Poller {
             snapshot: Some(snapshot),
             stale_cause: None,
         }));
-        self.send(affected);
+        self.requeue(affected);
         if changed {
             Outcome::Changed
         } else {
@@ -243,7 +243,7 @@ impl Poller {
         client: &PrometheusClient,
         tuning: &Tuning,
         delay: Duration,
-        memory: &mut Memory,
+        memory: &mut PollState,
     ) -> Duration {
         let expired = |(groups, read): &(Vec<GroupTiming>, Instant)| {
             // An empty reading (no group evaluated yet, or an error) is retried soon.
@@ -283,13 +283,13 @@ impl Poller {
         }
     }
 
-    fn on_failure(&self, error: &PollError, memory: &mut Memory) {
+    fn on_failure(&self, error: &PollError, memory: &mut PollState) {
         tracing::warn!(%error, kind = error.kind(), "poll of Prometheus alerts failed");
         memory.last_error = error.kind();
     }
 
     /// No successful poll within `staleAfter`: every pipeline turns Unknown.
-    fn go_stale(&self, memory: &mut Memory) {
+    fn go_stale(&self, memory: &mut PollState) {
         memory.stale = true;
         self.metrics.stale.set(1);
         tracing::warn!(
@@ -302,23 +302,23 @@ impl Poller {
             snapshot,
             stale_cause: Some(memory.last_error),
         }));
-        self.send(Affected::All);
+        self.requeue(Affected::All);
     }
 
     /// Applies new tuning between polls.
-    fn retune(&self, old: &Tuning, new: &Tuning, memory: &mut Memory) {
+    fn retune(&self, old: &Tuning, new: &Tuning, memory: &mut PollState) {
         if old.matcher() != new.matcher() {
             // The old snapshot was cut with the old matcher: diffing against it
             // would be meaningless, so the next poll counts as a fresh start.
             memory.previous = None;
         }
         if old.condition_type != new.condition_type {
-            self.send(Affected::All);
+            self.requeue(Affected::All);
         }
     }
 
-    fn send(&self, affected: Affected) {
-        if affected.is_none() {
+    fn requeue(&self, affected: Affected) {
+        if affected.is_nobody() {
             return;
         }
         // Fails only when the controller is gone, i.e. during shutdown.

@@ -308,19 +308,19 @@ impl PrometheusClient {
 
 /// A body that did not decode: a Prometheus error, garbage, or the error
 /// body of a failed status.
-fn decode_error(status: StatusCode, e: Decoded) -> PollError {
+fn decode_error(status: StatusCode, e: DecodeError) -> PollError {
     match (status.is_success(), e) {
-        (false, Decoded::Invalid(detail) | Decoded::Prometheus(detail)) => {
+        (false, DecodeError::Invalid(detail) | DecodeError::Prometheus(detail)) => {
             PollError::Http { status, detail }
         }
-        (true, Decoded::Invalid(cause)) => PollError::Decode(cause),
-        (true, Decoded::Prometheus(message)) => PollError::Prometheus(message),
+        (true, DecodeError::Invalid(cause)) => PollError::Decode(cause),
+        (true, DecodeError::Prometheus(message)) => PollError::Prometheus(message),
     }
 }
 
 /// Why a body could not be turned into alerts.
 #[derive(Debug, PartialEq)]
-pub enum Decoded {
+pub enum DecodeError {
     /// Not the JSON shape of an alerts answer.
     Invalid(String),
     /// A well-formed `{"status":"error"}` answer.
@@ -335,13 +335,13 @@ enum Envelope<D> {
 }
 
 impl<D> Envelope<D> {
-    fn parse(body: &[u8]) -> Result<D, Decoded>
+    fn parse(body: &[u8]) -> Result<D, DecodeError>
     where
         D: serde::de::DeserializeOwned,
     {
-        match serde_json::from_slice(body).map_err(|e| Decoded::Invalid(e.to_string()))? {
+        match serde_json::from_slice(body).map_err(|e| DecodeError::Invalid(e.to_string()))? {
             Envelope::Success { data } => Ok(data),
-            Envelope::Error(e) => Err(Decoded::Prometheus(format!(
+            Envelope::Error(e) => Err(DecodeError::Prometheus(format!(
                 "{}: {}",
                 e.error_type(),
                 e.message()
@@ -377,7 +377,7 @@ struct RuleName {
 
 /// Decodes `/api/v1/rules` into the timing of the groups that hold alerts
 /// named `prefix…`. Groups never evaluated yet are left out. Pure.
-pub fn decode_rule_timings(body: &[u8], prefix: &str) -> Result<Vec<GroupTiming>, Decoded> {
+pub fn decode_rule_timings(body: &[u8], prefix: &str) -> Result<Vec<GroupTiming>, DecodeError> {
     let data: RulesData = Envelope::parse(body)?;
     Ok(data
         .groups
@@ -406,7 +406,7 @@ struct AlertsData {
 
 /// Decodes an `/api/v1/alerts` body. Pure, so the parser is tested and fuzzed
 /// without a server.
-pub fn decode(body: &[u8]) -> Result<Vec<ActiveAlert>, Decoded> {
+pub fn decode(body: &[u8]) -> Result<Vec<ActiveAlert>, DecodeError> {
     let data: AlertsData = Envelope::parse(body)?;
     Ok(data
         .alerts
@@ -489,15 +489,15 @@ mod tests {
     #[test]
     fn prometheus_errors_and_garbage_are_told_apart() {
         let err = decode(br#"{"status":"error","errorType":"timeout","error":"query timed out"}"#);
-        assert!(matches!(err, Err(Decoded::Prometheus(m)) if m.contains("query timed out")));
-        assert!(matches!(decode(b"<html>"), Err(Decoded::Invalid(_))));
+        assert!(matches!(err, Err(DecodeError::Prometheus(m)) if m.contains("query timed out")));
+        assert!(matches!(decode(b"<html>"), Err(DecodeError::Invalid(_))));
         assert!(matches!(
             decode(br#"{"status":"success","data":{"alerts":[{"labels":"#),
-            Err(Decoded::Invalid(_))
+            Err(DecodeError::Invalid(_))
         ));
         assert!(matches!(
             decode(br#"{"status":"success","data":{}}"#),
-            Err(Decoded::Invalid(_))
+            Err(DecodeError::Invalid(_))
         ));
     }
 

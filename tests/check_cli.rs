@@ -4,9 +4,9 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use alert_poller::testbed::collector::{Collector, Component, Flow};
-use alert_poller::testbed::prometheus::{Prometheus, Setup};
-use alert_poller::testbed::rules;
+use alert_poller_testbed::collector::{Collector, Component, Flow};
+use alert_poller_testbed::prometheus::{Prometheus, Setup};
+use alert_poller_testbed::rules;
 use serde_json::Value;
 
 fn check(url: &str, extra: &[&str]) -> Output {
@@ -103,7 +103,7 @@ async fn check_prints_the_condition_each_pipeline_would_get() {
 
 #[test]
 fn check_names_url_and_cause_when_nobody_answers() {
-    let port = alert_poller::testbed::free_port();
+    let port = alert_poller_testbed::free_port();
     let url = format!("http://127.0.0.1:{port}");
     assert_one_line_error(&check(&url, &["--pipeline", "a"]), &url, "connect");
 }

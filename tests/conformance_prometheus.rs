@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use alert_poller::alerts::{ActiveAlert, AlertState, Matcher, Snapshot};
 use alert_poller::health::{self, Knowledge, PipelineFacts};
 use alert_poller::prometheus::{ClientSettings, PrometheusClient};
-use alert_poller::testbed::poller::tuning;
-use alert_poller::testbed::prometheus::{Prometheus, Setup};
+use alert_poller_testbed::poller::tuning;
+use alert_poller_testbed::prometheus::{Prometheus, Setup};
 use serde::{Deserialize, Serialize};
 
 const TABLE: &str = include_str!("fixtures/conformance.yaml");
@@ -100,7 +100,7 @@ fn rules_file(index: usize, case: &Case) -> String {
             rules,
         }]
     };
-    serde_yaml::to_string(&RulesFile { groups }).expect("rules serialize")
+    serde_norway::to_string(&RulesFile { groups }).expect("rules serialize")
 }
 
 /// Labels and state of each alert, sorted: the comparable form of an answer.
@@ -157,7 +157,7 @@ async fn until_served(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verdicts_match_the_table_with_alerts_from_a_real_prometheus() {
-    let table: Table = serde_yaml::from_str(TABLE).expect("conformance.yaml parses");
+    let table: Table = serde_norway::from_str(TABLE).expect("conformance.yaml parses");
     for case in &table.cases {
         let judged: Vec<&String> = case.expect.keys().collect();
         let listed: Vec<&String> = table.pipelines.iter().collect();

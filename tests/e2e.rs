@@ -14,8 +14,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use alert_poller::testbed::collector::{Component, Flow};
-use alert_poller::testbed::controller::ControllerProcess;
+use alert_poller_testbed::collector::{Component, Flow};
+use alert_poller_testbed::controller::ControllerProcess;
 use anyhow::{Context as _, Result, ensure};
 use env::{Env, NAMESPACE, PATIENCE, install, tail};
 use serde_json::Value;
@@ -281,7 +281,7 @@ async fn deleting_a_pipeline_while_polling_is_quiet(env: &mut Env) -> Result<()>
 async fn sigterm_stops_within_five_seconds(env: &mut Env) -> Result<()> {
     let mut controller = env.controller.take().expect("started");
     // Measured use, for the Deployment's requests and limits.
-    let (cpu, peak_kib) = alert_poller::testbed::usage(controller.pid());
+    let (cpu, peak_kib) = alert_poller_testbed::usage(controller.pid());
     println!("    controller peak RSS {peak_kib} kB, CPU {cpu:.2}s");
     let took = controller.terminate(Duration::from_secs(5));
     ensure!(took.is_some(), "still running 5 s after SIGTERM");
@@ -384,7 +384,7 @@ async fn leader_failover(env: &mut Env) -> Result<()> {
 /// listens.
 async fn a_standby_cut_off_from_the_api_server_is_not_ready(env: &mut Env) -> Result<()> {
     let good = std::fs::read_to_string(env.service_account_kubeconfig()?)?;
-    let dead = format!("https://127.0.0.1:{}", alert_poller::testbed::free_port());
+    let dead = format!("https://127.0.0.1:{}", alert_poller_testbed::free_port());
     let cut_off: String = good
         .lines()
         .map(|l| match l.trim_start().strip_prefix("server: ") {

@@ -14,9 +14,9 @@ mod env;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant, SystemTime};
 
-use alert_poller::testbed::collector::{Component, Flow};
-use alert_poller::testbed::fake_prometheus::{Answer, FakePrometheus};
-use alert_poller::testbed::slow_proxy::SlowProxy;
+use alert_poller_testbed::collector::{Component, Flow};
+use alert_poller_testbed::fake_prometheus::{Answer, FakePrometheus};
+use alert_poller_testbed::slow_proxy::SlowProxy;
 use anyhow::{Context as _, Result, bail, ensure};
 use env::{CONDITION, Env, NAMESPACE, PATIENCE, install, tail};
 use serde_json::Value;
@@ -101,7 +101,7 @@ impl Env {
     }
 
     fn peak_rss_mib(&self) -> f64 {
-        alert_poller::testbed::usage(self.controller().pid()).1 as f64 / 1024.0
+        alert_poller_testbed::usage(self.controller().pid()).1 as f64 / 1024.0
     }
 
     fn still_running(&mut self) -> Result<()> {

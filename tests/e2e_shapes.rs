@@ -19,9 +19,9 @@ mod env;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use alert_poller::testbed::collector::{Component, Flow};
-use alert_poller::testbed::crd_shapes;
-use alert_poller::testbed::install::{install_crd, install_deploy};
+use alert_poller_testbed::collector::{Component, Flow};
+use alert_poller_testbed::crd_shapes;
+use alert_poller_testbed::install::{install_crd, install_deploy};
 use anyhow::{Context as _, Result, bail, ensure};
 use env::{CONDITION, Env, PATIENCE, tail, test_tuning};
 use serde_json::{Value, json};

@@ -10,9 +10,9 @@ use alert_poller::alerts::Affected;
 use alert_poller::config::Tuning;
 use alert_poller::health::Knowledge;
 use alert_poller::prometheus::{ClientSettings, PollError, PrometheusClient};
-use alert_poller::testbed::TempDir;
-use alert_poller::testbed::fake_prometheus::{Answer, FakePrometheus};
-use alert_poller::testbed::poller::{self, StandalonePoller};
+use alert_poller_testbed::TempDir;
+use alert_poller_testbed::fake_prometheus::{Answer, FakePrometheus};
+use alert_poller_testbed::poller::{self, StandalonePoller};
 
 fn tuning(url: &str, extra: &[(&str, &str)]) -> Tuning {
     let mut settings = vec![

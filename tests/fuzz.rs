@@ -164,7 +164,7 @@ proptest! {
         let (ab, ba) = (sb.diff(&sa), sa.diff(&sb));
         prop_assert_eq!(ab.added, ba.removed);
         prop_assert_eq!(ab.removed, ba.added);
-        prop_assert_eq!(ab.affected.is_none(), ab.is_empty());
+        prop_assert_eq!(ab.affected.is_nobody(), ab.is_empty());
         prop_assert_eq!(&ab.affected, &ba.affected);
     }
 }

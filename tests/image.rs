@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use alert_poller::testbed::TempDir;
+use alert_poller_testbed::TempDir;
 use serde_json::Value;
 
 fn blob(dir: &Path, digest: &str) -> std::path::PathBuf {

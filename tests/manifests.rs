@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use alert_poller::config::{SETTINGS, Tuning, settings_markdown};
-use alert_poller::testbed::controlplane::kustomize;
+use alert_poller_testbed::controlplane::kustomize;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -16,9 +16,10 @@ fn repo(path: &str) -> std::path::PathBuf {
 /// `deploy/` rendered by kustomize, as JSON values.
 fn rendered() -> Vec<Value> {
     let yaml = kustomize(&repo("deploy")).expect("deploy/ renders");
-    serde_yaml::Deserializer::from_str(&yaml)
+    serde_norway::Deserializer::from_str(&yaml)
         .map(|doc| {
-            serde_yaml::from_value::<Value>(serde_yaml::Value::deserialize(doc).unwrap()).unwrap()
+            serde_norway::from_value::<Value>(serde_norway::Value::deserialize(doc).unwrap())
+                .unwrap()
         })
         .collect()
 }
@@ -250,22 +251,22 @@ fn exactly_one_crypto_provider_is_built() {
 /// Alertmanager: the pull design pushes nothing.
 #[test]
 fn chart_values_carry_the_shipped_rules_and_no_alertmanager() {
-    let read = |p: &str| -> serde_yaml::Value {
-        serde_yaml::from_str(&std::fs::read_to_string(repo(p)).unwrap()).unwrap()
+    let read = |p: &str| -> serde_norway::Value {
+        serde_norway::from_str(&std::fs::read_to_string(repo(p)).unwrap()).unwrap()
     };
     let values = read("config/prometheus/values.yaml");
     let rules = read("config/prometheus/rules.yaml");
     assert_eq!(values["serverFiles"]["alerting_rules.yml"], rules);
     let scrape = read("config/prometheus/scrape.yaml");
-    let extra: serde_yaml::Value =
-        serde_yaml::from_str(values["extraScrapeConfigs"].as_str().unwrap()).unwrap();
+    let extra: serde_norway::Value =
+        serde_norway::from_str(values["extraScrapeConfigs"].as_str().unwrap()).unwrap();
     assert_eq!(extra, scrape["scrape_configs"]);
     assert_eq!(
         values["alertmanager"]["enabled"],
-        serde_yaml::Value::Bool(false)
+        serde_norway::Value::Bool(false)
     );
     assert_eq!(
         values["server"]["alertmanagers"],
-        serde_yaml::Value::Sequence(vec![])
+        serde_norway::Value::Sequence(vec![])
     );
 }

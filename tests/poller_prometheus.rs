@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use alert_poller::alerts::Affected;
 use alert_poller::health::{self, PipelineFacts, Status, Verdict};
 use alert_poller::metrics::ResultLabels;
-use alert_poller::testbed::collector::{Collector, Component, Flow};
-use alert_poller::testbed::poller::{StandalonePoller, tuning};
-use alert_poller::testbed::prometheus::{Prometheus, Setup};
+use alert_poller_testbed::collector::{Collector, Component, Flow};
+use alert_poller_testbed::poller::{StandalonePoller, tuning};
+use alert_poller_testbed::prometheus::{Prometheus, Setup};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
-use alert_poller::testbed::TempDir;
+use alert_poller_testbed::TempDir;
 
 struct Server(Child);
 

@@ -13,10 +13,10 @@ use std::pin::Pin;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use alert_poller::testbed::collector::Collector;
-use alert_poller::testbed::controller::ControllerProcess;
-use alert_poller::testbed::controlplane::{ControlPlane, Kubectl};
-use alert_poller::testbed::prometheus::{Prometheus, Setup};
+use alert_poller_testbed::collector::Collector;
+use alert_poller_testbed::controller::ControllerProcess;
+use alert_poller_testbed::controlplane::{ControlPlane, Kubectl};
+use alert_poller_testbed::prometheus::{Prometheus, Setup};
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
@@ -126,7 +126,7 @@ impl Env {
     }
 
     pub fn patch_config(&self, data: &str) -> Result<()> {
-        Ok(alert_poller::testbed::install::patch_config(
+        Ok(alert_poller_testbed::install::patch_config(
             &self.kubectl,
             data,
         )?)
@@ -159,7 +159,7 @@ pub fn test_tuning<'a>(url: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a s
 /// without telemetry-manager would; then point the tuning at the test Prometheus.
 pub async fn install(env: &mut Env) -> Result<()> {
     let url = env.prometheus.url();
-    alert_poller::testbed::install::install(&env.kubectl, &test_tuning(&url, &[]))?;
+    alert_poller_testbed::install::install(&env.kubectl, &test_tuning(&url, &[]))?;
     for object in [
         "serviceaccount/alert-poller",
         "configmap/alert-poller",

@@ -4,9 +4,9 @@
 //! all. Reaction times are measured against ground truth read from Prometheus
 //! itself: the evaluation at which an alert started (or stopped) firing.
 //!
-//!   cargo run --release --bin compare -- --quick            # CI smoke test, < 3 min
-//!   cargo run --release --bin compare -- --out experiments  # the report (~1 h, estimate printed)
-//!   cargo run --release --bin compare -- --replot --out experiments
+//!   cargo run --release -p alert-poller-experiments --bin compare -- --quick            # CI smoke test, < 3 min
+//!   cargo run --release -p alert-poller-experiments --bin compare -- --out experiments  # the report (~1 h, estimate printed)
+//!   cargo run --release -p alert-poller-experiments --bin compare -- --replot --out experiments
 //!
 //! The full run is a set of sweeps, each varying one thing against the
 //! 100-pipeline, 1s-evaluation scenario (which several sweeps share): the
@@ -37,9 +37,9 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agent::{AgentConfig, AgentReport, Design};
-use alert_poller::testbed::collector::{Collector, Component, Flow};
-use alert_poller::testbed::prometheus::{Prometheus, Setup};
-use alert_poller::testbed::{TempDir, free_port, rules, usage};
+use alert_poller_testbed::collector::{Collector, Component, Flow};
+use alert_poller_testbed::prometheus::{Prometheus, Setup};
+use alert_poller_testbed::{TempDir, free_port, rules, usage};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
@@ -875,15 +875,15 @@ fn main() -> ExitCode {
             minutes(run_started.elapsed())
         );
         let command = if cli.quick {
-            "cargo run --release --bin compare -- --quick".to_string()
+            "cargo run --release -p alert-poller-experiments --bin compare -- --quick".to_string()
         } else if cli.only.is_empty() {
             format!(
-                "cargo run --release --bin compare -- --out {}",
+                "cargo run --release -p alert-poller-experiments --bin compare -- --out {}",
                 cli.out.display()
             )
         } else {
             format!(
-                "cargo run --release --bin compare -- --out {} --only {}",
+                "cargo run --release -p alert-poller-experiments --bin compare -- --out {} --only {}",
                 cli.out.display(),
                 cli.only.join(",")
             )

@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use alert_poller::testbed::collector::{Collector, Component, Flow};
-use alert_poller::testbed::controller::{ControllerProcess, sibling_binary};
-use alert_poller::testbed::controlplane::{ControlPlane, Kubectl};
-use alert_poller::testbed::install::{install, repo};
-use alert_poller::testbed::prometheus::{Prometheus, Setup};
+use alert_poller_testbed::collector::{Collector, Component, Flow};
+use alert_poller_testbed::controller::{ControllerProcess, sibling_binary};
+use alert_poller_testbed::controlplane::{ControlPlane, Kubectl};
+use alert_poller_testbed::install::{install, repo};
+use alert_poller_testbed::prometheus::{Prometheus, Setup};
 use anyhow::{Context, Result, bail};
 
 fn say(started: Instant, text: &str) {

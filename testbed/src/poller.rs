@@ -8,10 +8,10 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::alerts::Affected;
-use crate::config::Tuning;
-use crate::metrics::Metrics;
-use crate::poller::{PollView, Poller};
+use alert_poller::alerts::Affected;
+use alert_poller::config::Tuning;
+use alert_poller::metrics::Metrics;
+use alert_poller::poller::{PollView, Poller};
 
 /// The defaults with `settings` (ConfigMap keys and values) applied.
 ///

@@ -20,8 +20,8 @@ use alert_poller::config::Tuning;
 use alert_poller::health::{self, Knowledge, PipelineFacts, Status};
 use alert_poller::metrics::ResultLabels;
 use alert_poller::prometheus::{ClientSettings, PrometheusClient};
-use alert_poller::testbed::http;
-use alert_poller::testbed::poller::StandalonePoller;
+use alert_poller_testbed::http;
+use alert_poller_testbed::poller::StandalonePoller;
 use anyhow::Result;
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -232,7 +232,7 @@ async fn run_pull(
         tokio::spawn(async move {
             while let Some(affected) = requeue.recv().await {
                 match affected {
-                    Affected::None => {}
+                    Affected::Nobody => {}
                     Affected::All => book.enqueue(pipelines.iter().cloned()),
                     Affected::Pipelines(names) => book.enqueue(names),
                 }
@@ -352,5 +352,5 @@ async fn run_push(
 
 /// CPU seconds and peak RSS of this process, from /proc.
 pub fn own_usage() -> (f64, u64) {
-    alert_poller::testbed::usage(std::process::id())
+    alert_poller_testbed::usage(std::process::id())
 }

@@ -23,7 +23,7 @@ pub struct SlowProxy {
 impl SlowProxy {
     /// Proxies GET requests to `upstream` (a base URL ending in `/`).
     pub async fn start(upstream: &str) -> std::io::Result<SlowProxy> {
-        crate::prometheus::install_crypto_provider();
+        alert_poller::prometheus::install_crypto_provider();
         let delay_ms = Arc::new(AtomicU64::new(0));
         let client = reqwest::Client::new();
         let upstream = upstream.trim_end_matches('/').to_owned();

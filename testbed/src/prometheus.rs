@@ -203,7 +203,7 @@ impl Prometheus {
     }
 
     async fn wait_ready(&mut self, limit: Duration) -> Result<(), StartError> {
-        crate::prometheus::install_crypto_provider();
+        alert_poller::prometheus::install_crypto_provider();
         let client = reqwest::Client::new();
         let ready = format!("{}-/ready", self.url());
         let started = Instant::now();
@@ -230,7 +230,7 @@ impl Prometheus {
     /// their first evaluation is at most one interval later.
     pub async fn set_rules(&self, rules: &str) -> Result<(), ReloadError> {
         std::fs::write(self.dir.path().join("rules.yaml"), rules)?;
-        crate::prometheus::install_crypto_provider();
+        alert_poller::prometheus::install_crypto_provider();
         let response = reqwest::Client::new()
             .post(format!("{}-/reload", self.url()))
             .send()
@@ -255,8 +255,8 @@ impl Prometheus {
             ("maxResponseBytes", "256Mi"),
             ("requestTimeout", "30s"),
         ]);
-        let client = crate::prometheus::PrometheusClient::new(
-            crate::prometheus::ClientSettings::from(&tuning),
+        let client = alert_poller::prometheus::PrometheusClient::new(
+            alert_poller::prometheus::ClientSettings::from(&tuning),
         )
         .expect("a loopback URL makes a valid client");
         let started = Instant::now();
@@ -267,7 +267,7 @@ impl Prometheus {
                     .alerts
                     .iter()
                     .filter(|a| {
-                        a.state == crate::alerts::AlertState::Firing
+                        a.state == alert_poller::alerts::AlertState::Firing
                             && a.labels.get("alertname").map(String::as_str) == Some("NoiseAlert")
                     })
                     .count();

@@ -3,8 +3,6 @@
 //! test Prometheus: the common start of the demo, the end-to-end suites and
 //! the load run.
 
-use std::path::Path;
-
 use super::controlplane::{ControlPlaneError, Kubectl};
 
 /// The namespace deploy/ creates.
@@ -12,10 +10,7 @@ pub const NAMESPACE: &str = "alert-poller";
 
 /// A directory of this repository, as a kubectl argument.
 pub fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(path)
-        .display()
-        .to_string()
+    super::repo_root().join(path).display().to_string()
 }
 
 /// Applies the CRD and deploy/, then merges `tuning` (ConfigMap keys) into

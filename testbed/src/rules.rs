@@ -12,7 +12,8 @@ pub const SHIPPED_SCRAPE: &str = include_str!("../../config/prometheus/scrape.ya
 /// The `metric_relabel_configs` of the shipped scrape job, as one line of
 /// JSON (which is YAML too), to put into a test Prometheus' own job.
 pub fn shipped_metric_relabeling() -> String {
-    let doc: serde_yaml::Value = serde_yaml::from_str(SHIPPED_SCRAPE).expect("scrape.yaml is YAML");
+    let doc: serde_norway::Value =
+        serde_norway::from_str(SHIPPED_SCRAPE).expect("scrape.yaml is YAML");
     let relabel = &doc["scrape_configs"][0]["metric_relabel_configs"];
     assert!(
         relabel.is_sequence(),
@@ -92,10 +93,10 @@ mod tests {
     #[test]
     fn collector_jobs_carry_the_shipped_relabeling_and_services() {
         let jobs = collector_jobs("127.0.0.1:9".parse().unwrap());
-        let doc: serde_yaml::Value = serde_yaml::from_str(&jobs).expect("valid YAML");
+        let doc: serde_norway::Value = serde_norway::from_str(&jobs).expect("valid YAML");
         let jobs = doc.as_sequence().expect("a list of jobs");
         assert_eq!(jobs.len(), 3);
-        let shipped: serde_yaml::Value = serde_yaml::from_str(SHIPPED_SCRAPE).unwrap();
+        let shipped: serde_norway::Value = serde_norway::from_str(SHIPPED_SCRAPE).unwrap();
         let relabel = &shipped["scrape_configs"][0]["metric_relabel_configs"];
         for (job, service) in [
             (0, "telemetry-otlp-gateway-metrics"),
@@ -109,7 +110,7 @@ mod tests {
     #[test]
     fn noise_is_a_group_of_its_own_after_the_shipped_ones() {
         let r = with_noise(SHIPPED);
-        let doc: serde_yaml::Value = serde_yaml::from_str(&r).expect("valid YAML");
+        let doc: serde_norway::Value = serde_norway::from_str(&r).expect("valid YAML");
         let groups = doc["groups"].as_sequence().expect("groups");
         assert_eq!(groups.len(), 2);
         assert_eq!(groups[1]["name"], "noise");

@@ -1,6 +1,7 @@
 //! Real processes and fault injection for the integration tests, the demo and
-//! the experiments. Nothing here runs in the controller; it lives in the
-//! library so that tests, `demo` and `compare` share one implementation.
+//! the experiments. Nothing here runs in the controller; it is a crate of its
+//! own so that tests, `demo` and `compare` share one implementation and the
+//! controller's build carries none of it.
 //!
 //! - [`collector`]: a stand-in for the OpenTelemetry Collector's own metrics,
 //!   whose drop and throttling counters the caller flips.
@@ -26,8 +27,15 @@ pub mod prometheus;
 pub mod rules;
 pub mod slow_proxy;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The repository's root: the workspace this crate is a member of.
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the test bed lives in the workspace")
+}
 
 /// A free TCP port on 127.0.0.1. Another process could take it before it is
 /// used; on a test machine that race is rare enough.

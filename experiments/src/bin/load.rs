@@ -4,7 +4,7 @@
 //! and peak RSS, and counts the status writes the API server itself saw, so
 //! "writes only on change" is checked by the server, not by our own counter.
 //!
-//!   cargo build --release --bins && target/release/load --minutes 10
+//!   cargo build --release --workspace --bins && target/release/load --minutes 10
 //!
 //! The first half of the run injects changes; the second half is quiet and
 //! must cause no status write at all. Writes a Markdown report to `--out`.
@@ -14,12 +14,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use alert_poller::testbed::collector::{Collector, Component, Flow};
-use alert_poller::testbed::controller::{ControllerProcess, sibling_binary};
-use alert_poller::testbed::controlplane::{ControlPlane, Kubectl};
-use alert_poller::testbed::install::{NAMESPACE, install};
-use alert_poller::testbed::prometheus::{Prometheus, Setup};
-use alert_poller::testbed::{rules, usage};
+use alert_poller_testbed::collector::{Collector, Component, Flow};
+use alert_poller_testbed::controller::{ControllerProcess, sibling_binary};
+use alert_poller_testbed::controlplane::{ControlPlane, Kubectl};
+use alert_poller_testbed::install::{NAMESPACE, install};
+use alert_poller_testbed::prometheus::{Prometheus, Setup};
+use alert_poller_testbed::{rules, usage};
 use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
 
@@ -271,7 +271,7 @@ async fn run(cli: Cli) -> Result<String> {
     let _ = writeln!(r, "# Load run\n");
     let _ = writeln!(
         r,
-        "Produced by `cargo build --release --bins && target/release/load --minutes {} --pipelines {} --alerts {} --interval {}` on {machine}.\n",
+        "Produced by `cargo build --release --workspace --bins && target/release/load --minutes {} --pipelines {} --alerts {} --interval {}` on {machine}.\n",
         cli.minutes, cli.pipelines, cli.alerts, cli.interval
     );
     let _ = writeln!(

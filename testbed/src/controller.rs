@@ -19,7 +19,7 @@ pub fn sibling_binary() -> std::io::Result<PathBuf> {
         Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
             format!(
-                "{} not found: build it in the same profile (cargo build --bins)",
+                "{} not found: build it in the same profile (cargo build -p alert-poller)",
                 path.display()
             ),
         ))
@@ -95,7 +95,7 @@ impl ControllerProcess {
 
     /// GETs a path on the metrics port; `None` if it cannot be reached.
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
-        crate::prometheus::install_crypto_provider();
+        alert_poller::prometheus::install_crypto_provider();
         let response = reqwest::Client::new()
             .get(format!("{}{path}", self.base_url()))
             .timeout(Duration::from_secs(2))

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 /// Our CRD, as config/crd/ ships it.
 pub fn ours() -> Value {
-    serde_json::to_value(crate::pipeline::crd()).expect("a CRD serializes")
+    serde_json::to_value(alert_poller::pipeline::crd()).expect("a CRD serializes")
 }
 
 /// Our CRD reshaped as telemetry-manager ships its own: atomic conditions,
@@ -49,7 +49,7 @@ fn strip_preserve_unknown(value: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{ListShape, Schema};
+    use alert_poller::schema::{ListShape, Schema};
 
     fn shape(crd: Value) -> Schema {
         Schema::from_crd(&serde_json::from_value(crd).expect("a valid CRD")).expect("usable")

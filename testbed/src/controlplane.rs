@@ -26,7 +26,7 @@ pub enum ControlPlaneError {
 
 /// Builds (or finds cached) the control-plane binary and returns its path.
 pub fn build() -> Result<PathBuf, ControlPlaneError> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/controlplane/build.sh");
+    let script = super::repo_root().join("tests/controlplane/build.sh");
     let out = Command::new("bash")
         .arg(&script)
         .stderr(Stdio::inherit())
