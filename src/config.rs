@@ -123,7 +123,7 @@ pub struct SettingDoc {
 macro_rules! tunables {
     ($(
         $(#[doc = $doc:literal])+
-        $field:ident : $ty:ty = ($key:literal, $flag:literal, $env:literal, $default:literal);
+        $field:ident : $ty:ty = ($key:literal, $flag:literal, $env:literal, $default:expr);
     )+) => {
         /// The controller's run-time settings, validated.
         #[derive(Clone, Debug, PartialEq)]
@@ -212,7 +212,7 @@ tunables! {
     /// Every pipeline is re-checked this often (jittered by up to a tenth), so a condition of ours that another writer changed or deleted is restored even if its event was missed.
     resync_interval: Duration = ("resyncInterval", "resync-interval", "ALERT_POLLER_RESYNC_INTERVAL", "5m");
     /// Type of the condition written on each MetricPipeline.
-    condition_type: String = ("conditionType", "condition-type", "ALERT_POLLER_CONDITION_TYPE", "TelemetryFlowHealthy");
+    condition_type: String = ("conditionType", "condition-type", "ALERT_POLLER_CONDITION_TYPE", crate::health::DEFAULT_CONDITION_TYPE);
     /// Alerts whose name starts with this are about MetricPipelines.
     alert_name_prefix: String = ("alertNamePrefix", "alert-name-prefix", "ALERT_POLLER_ALERT_NAME_PREFIX", "Metric");
     /// Largest alerts response accepted; a bigger one is an error, never a memory spike.
@@ -307,14 +307,17 @@ impl Tuning {
             let value = given.get(key).copied().unwrap_or("(default)");
             errors.push(ConfigError::new(key, value, reason));
         };
-        let ms = |d: Duration| humantime::format_duration(d).to_string();
+        let human = |d: Duration| humantime::format_duration(d).to_string();
         if self.min_interval < Duration::from_millis(100) {
             refuse("minInterval", "must be at least 100ms".into());
         }
         if self.max_interval < self.min_interval {
             refuse(
                 "maxInterval",
-                format!("must not be below minInterval ({})", ms(self.min_interval)),
+                format!(
+                    "must not be below minInterval ({})",
+                    human(self.min_interval)
+                ),
             );
         }
         if !(1.0..=10.0).contains(&self.backoff_factor) {
@@ -323,7 +326,10 @@ impl Tuning {
         if self.error_max_interval < self.min_interval {
             refuse(
                 "errorMaxInterval",
-                format!("must not be below minInterval ({})", ms(self.min_interval)),
+                format!(
+                    "must not be below minInterval ({})",
+                    human(self.min_interval)
+                ),
             );
         }
         if self.request_timeout < Duration::from_millis(100) {
@@ -334,7 +340,7 @@ impl Tuning {
                 "connectTimeout",
                 format!(
                     "must be above 0 and at most requestTimeout ({})",
-                    ms(self.request_timeout)
+                    human(self.request_timeout)
                 ),
             );
         }
@@ -343,7 +349,7 @@ impl Tuning {
                 "staleAfter",
                 format!(
                     "must be longer than requestTimeout ({})",
-                    ms(self.request_timeout)
+                    human(self.request_timeout)
                 ),
             );
         }

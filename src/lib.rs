@@ -3,13 +3,14 @@
 //!
 //! One poll travels through these modules, in this order:
 //! [`prometheus`] (the HTTP request) → [`alerts`] (snapshot and diff) →
-//! [`poller`] (loop, staleness, re-queue) → [`controller`] (reconcile and
-//! status write), with [`health`] deciding the condition, [`conditions`]
-//! placing it among other writers' conditions, [`schema`] choosing the API
-//! version and write strategy, and [`schedule`]
-//! deciding when to poll next. [`config`] defines the tuning and
-//! [`config_watch`] applies the ConfigMap at run time. The pure modules
-//! (`alerts`, `health`, `schedule`, `config`) do no I/O.
+//! [`poller`] (the loop's I/O; [`poll_state`] decides staleness and what to
+//! re-queue) → [`controller`] (reconcile and status write), with [`health`]
+//! deciding the condition, [`conditions`] placing it among other writers'
+//! conditions, [`schema`] choosing the API version and write strategy, and
+//! [`schedule`] and [`phase`] deciding when to poll next. [`config`] defines
+//! the tuning and [`config_watch`] applies the ConfigMap at run time. The pure
+//! modules (`alerts`, `health`, `conditions`, `schedule`, `phase`,
+//! `poll_state`, `config`) do no I/O.
 
 pub mod alerts;
 pub mod check;
@@ -22,8 +23,10 @@ pub mod leader;
 pub mod metrics;
 pub mod phase;
 pub mod pipeline;
+pub mod poll_state;
 pub mod poller;
 pub mod prometheus;
 pub mod schedule;
 pub mod schema;
 pub mod server;
+pub mod tls;

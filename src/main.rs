@@ -12,14 +12,14 @@ use alert_poller::controller::{self, Context};
 use alert_poller::leader::{self, LeaseConfig};
 use alert_poller::metrics::Metrics;
 use alert_poller::pipeline;
-use alert_poller::poller::{PollView, Poller};
+use alert_poller::poller::Poller;
 use alert_poller::prometheus::install_crypto_provider;
 use alert_poller::server::{self, Readiness};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use kube::runtime::events::{Recorder, Reporter};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// Keeps the TelemetryFlowHealthy condition of Kyma MetricPipelines current by
@@ -42,7 +42,8 @@ struct Cli {
 enum Command {
     /// Run the controller (the default).
     Run,
-    /// Print the MetricPipeline CRD generated from the Rust types.
+    /// Print the MetricPipeline CRD generated from the Rust types (its Flow
+    /// Healthy column reads the condition of `--condition-type`).
     Crd,
     /// Print the tuning settings as a Markdown table.
     Settings,
@@ -138,7 +139,7 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Run) {
         Command::Crd => {
-            print!("{}", pipeline::crd_yaml());
+            print!("{}", pipeline::crd_yaml(&tuning.condition_type));
             ExitCode::SUCCESS
         }
         Command::Settings => {
@@ -227,16 +228,14 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let base = Arc::new(base);
     let (tuning_tx, tuning_rx) = watch::channel(base.clone());
-    let (view_tx, view_rx) = watch::channel(Arc::new(PollView::default()));
-    let (polled_tx, polled_rx) = watch::channel(false);
     let (synced_tx, synced_rx) = watch::channel(false);
     let (loaded_tx, loaded_rx) = watch::channel(false);
+    let (poller, polls) = Poller::new(tuning_rx.clone(), loaded_rx, metrics.clone());
     let (leading_tx, leading_rx) = watch::channel(!args.leader_election);
     // Without an election there is no standby; with one, a replica is not
     // ready until its first lease round reached the API server.
     let (reachable_tx, reachable_rx) = watch::channel(!args.leader_election);
     let lost = CancellationToken::new();
-    let (requeue_tx, requeue_rx) = mpsc::unbounded_channel();
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -250,7 +249,7 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
         listener,
         Arc::new(registry),
         Readiness {
-            polled: polled_rx,
+            polled: polls.polled,
             synced: synced_rx,
             leading: leading_tx.subscribe(),
             api_reachable: reachable_rx,
@@ -270,17 +269,9 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
         }
         .run(shutdown.clone()),
     );
-    let poller = Poller {
-        tuning: tuning_rx.clone(),
-        view: view_tx,
-        requeue: requeue_tx,
-        metrics: metrics.clone(),
-        polled: polled_tx,
-        tuning_loaded: loaded_rx,
-    };
     let ctx = Arc::new(Context {
         client: client.clone(),
-        view: view_rx,
+        view: polls.view,
         tuning: tuning_rx,
         recorder,
         metrics: metrics.clone(),
@@ -296,7 +287,7 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
         }
         metrics.leader.set(1);
         let poller = tokio::spawn(poller.run(work_shutdown.clone()));
-        controller::run(ctx, requeue_rx, synced_tx, work_shutdown).await;
+        controller::run(ctx, polls.requeues, synced_tx, work_shutdown).await;
         let _ = poller.await;
     });
     if args.leader_election {

@@ -1,11 +1,12 @@
 //! The poll loop: the only place that talks to Prometheus.
 //!
-//! One task asks for the alerts, turns the answer into a [`Snapshot`], diffs it
-//! against the previous one and sends the affected pipelines to the controller.
-//! It publishes what it knows as a [`PollView`]; reconciles read that view and
-//! never call Prometheus. Between polls it waits for the schedule's delay, a
-//! tuning change (which polls at once) or the staleness deadline (which turns
-//! every pipeline Unknown), whichever comes first.
+//! One task asks for the alerts, turns the answer into a [`Snapshot`] and hands
+//! it to the [`PollState`], which decides what reconciles see (the
+//! [`PollView`]) and which pipelines to re-queue; this file does the I/O that
+//! follows from that: requests, metrics, logs and the channels. Reconciles read
+//! the view and never call Prometheus. Between polls it waits for the
+//! schedule's delay, a tuning change (which polls at once) or the staleness
+//! deadline (which turns every pipeline Unknown), whichever comes first.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,59 +16,40 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts::{Affected, Snapshot};
 use crate::config::Tuning;
-use crate::health::Knowledge;
 use crate::metrics::{ChangeLabels, Metrics, StateLabels};
 use crate::phase::{self, GroupTiming};
-use crate::prometheus::{AlertsResponse, ClientSettings, PollError, PrometheusClient};
+use crate::poll_state::{PollState, PollTuning, Staleness, Step};
+use crate::prometheus::{AlertsResponse, ClientSettings, PrometheusClient};
 use crate::schedule::{Outcome, Schedule};
 
-/// What the poller knows, as reconciles see it.
-#[derive(Clone, Debug, Default)]
-pub struct PollView {
-    /// The last successful poll's alerts; `None` before the first success.
-    pub snapshot: Option<Arc<Snapshot>>,
-    /// Set while no poll has succeeded for longer than `staleAfter`: the class
-    /// of the last error.
-    pub stale_cause: Option<&'static str>,
-}
+// The view is the poll state's output; this path is the one its readers know.
+pub use crate::poll_state::PollView;
 
-impl PollView {
-    pub fn knowledge(&self) -> Knowledge<'_> {
-        match (&self.snapshot, self.stale_cause) {
-            (_, Some(cause)) => Knowledge::Stale { cause },
-            (Some(snapshot), None) => Knowledge::Fresh(snapshot),
-            (None, None) => Knowledge::Nothing,
-        }
-    }
-}
-
-/// The poller's connections to the rest of the process.
+/// The poller's connections to the rest of the process. Built only by
+/// [`Poller::new`], so the channels it sends on always have their receiving
+/// ends handed out.
 pub struct Poller {
-    pub tuning: watch::Receiver<Arc<Tuning>>,
-    pub view: watch::Sender<Arc<PollView>>,
-    pub requeue: mpsc::UnboundedSender<Affected>,
-    pub metrics: Arc<Metrics>,
-    /// Flipped to true once the first poll has finished, whatever its result.
-    pub polled: watch::Sender<bool>,
-    /// True once the tuning ConfigMap has been read (or found missing). The
-    /// first poll waits for it, so it does not go to the flag's URL when the
-    /// ConfigMap names another.
-    pub tuning_loaded: watch::Receiver<bool>,
+    tuning: watch::Receiver<Arc<Tuning>>,
+    view: watch::Sender<Arc<PollView>>,
+    requeue: mpsc::UnboundedSender<Affected>,
+    metrics: Arc<Metrics>,
+    polled: watch::Sender<bool>,
+    tuning_loaded: watch::Receiver<bool>,
+}
+
+/// The receiving ends of the poller's channels, for the tasks that read them.
+pub struct PollerOutputs {
+    /// What the poller knows; reconciles judge from it.
+    pub view: watch::Receiver<Arc<PollView>>,
+    /// The pipelines to reconcile again.
+    pub requeues: mpsc::UnboundedReceiver<Affected>,
+    /// True once the first poll has finished, whatever its result: readiness
+    /// waits for it.
+    pub polled: watch::Receiver<bool>,
 }
 
 /// How long the first poll waits for the ConfigMap before using the flags.
 const TUNING_WAIT: Duration = Duration::from_secs(10);
-
-/// State carried from one poll to the next.
-struct PollState {
-    started: Instant,
-    previous: Option<Arc<Snapshot>>,
-    last_success: Option<Instant>,
-    stale: bool,
-    last_error: &'static str,
-    /// Rule-group timing for phase locking, and when it was read.
-    timings: Option<(Vec<GroupTiming>, Instant)>,
-}
 
 /// How long rule-group timing is trusted before it is read again.
 const TIMING_MAX_AGE: Duration = Duration::from_secs(300);
@@ -75,6 +57,34 @@ const TIMING_MAX_AGE: Duration = Duration::from_secs(300);
 const TIMING_RETRY: Duration = Duration::from_secs(5);
 
 impl Poller {
+    /// Creates the poller's channels. `tuning` is the current tuning;
+    /// `tuning_loaded` turns true once the tuning ConfigMap has been read (or
+    /// found missing): the first poll waits for it, so it does not go to the
+    /// flag's URL when the ConfigMap names another.
+    pub fn new(
+        tuning: watch::Receiver<Arc<Tuning>>,
+        tuning_loaded: watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
+    ) -> (Poller, PollerOutputs) {
+        let (view, view_rx) = watch::channel(Arc::new(PollView::default()));
+        let (requeue, requeues) = mpsc::unbounded_channel();
+        let (polled, polled_rx) = watch::channel(false);
+        let poller = Poller {
+            tuning,
+            view,
+            requeue,
+            metrics,
+            polled,
+            tuning_loaded,
+        };
+        let outputs = PollerOutputs {
+            view: view_rx,
+            requeues,
+            polled: polled_rx,
+        };
+        (poller, outputs)
+    }
+
     /// Polls until `shutdown` is cancelled.
     pub async fn run(mut self, shutdown: CancellationToken) {
         tokio::select! {
@@ -89,14 +99,9 @@ impl Poller {
         let mut schedule = Schedule::new(&tuning.intervals());
         let mut client: Option<PrometheusClient> = None;
         let mut watching_tuning = true;
-        let mut memory = PollState {
-            started: Instant::now(),
-            previous: None,
-            last_success: None,
-            stale: false,
-            last_error: "none",
-            timings: None,
-        };
+        let mut state = PollState::new(PollTuning::from(&*tuning), now());
+        // Rule-group timing for phase locking, and when it was read.
+        let mut timings: Option<(Vec<GroupTiming>, Instant)> = None;
         loop {
             let settings = ClientSettings::from(&*tuning);
             if client.as_ref().map(PrometheusClient::settings) != Some(&settings) {
@@ -120,35 +125,33 @@ impl Poller {
                 },
                 None => None,
             };
-            let outcome = match result {
+            let (outcome, step) = match result {
                 Some(Ok(response)) => {
                     self.metrics.record_poll("success", started.elapsed());
-                    self.on_success(response, &tuning, &mut memory)
+                    self.on_success(response, &tuning, &mut state)
                 }
                 Some(Err(error)) => {
                     self.metrics.record_poll(error.kind(), started.elapsed());
-                    self.on_failure(&error, &mut memory);
-                    Outcome::Failed {
-                        retry_after: error.retry_after(),
-                    }
+                    tracing::warn!(%error, kind = error.kind(), "poll of Prometheus alerts failed");
+                    state.failed(error.kind(), error.retry_after())
                 }
                 None => {
                     self.metrics.record_poll("client", started.elapsed());
-                    memory.last_error = "client";
-                    Outcome::Failed { retry_after: None }
+                    state.failed("client", None)
                 }
             };
+            self.act(step);
             self.polled.send_replace(true);
 
             let mut delay = schedule.next(&tuning.intervals(), outcome, fastrand::f64());
             if tuning.phase_lock {
                 match outcome {
                     // A failure may be a restart, which moves the phase.
-                    Outcome::Failed { .. } => memory.timings = None,
+                    Outcome::Failed { .. } => timings = None,
                     _ => {
                         if let Some(c) = &client {
                             delay = tokio::select! {
-                                locked = self.phase_locked(c, &tuning, delay, &mut memory) => locked,
+                                locked = self.phase_locked(c, &tuning, delay, &mut timings) => locked,
                                 () = shutdown.cancelled() => return,
                             };
                         }
@@ -161,21 +164,18 @@ impl Poller {
 
             // Wait for the next poll, waking early for staleness or new tuning.
             loop {
-                let stale_at = (!memory.stale).then(|| {
-                    let since = memory.last_success.unwrap_or(memory.started);
-                    tokio::time::Instant::from_std(since + tuning.stale_after)
-                });
+                let stale_at = state.stale_at().map(tokio::time::Instant::from_std);
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep_until(next_poll) => break,
-                    () = sleep_until_some(stale_at) => self.go_stale(&mut memory),
+                    () = sleep_until_some(stale_at) => self.act(state.deadline_reached(now())),
                     changed = self.tuning.changed(), if watching_tuning => {
                         if changed.is_err() {
                             watching_tuning = false;
                             continue;
                         }
                         let new = self.tuning.borrow_and_update().clone();
-                        self.retune(&tuning, &new, &mut memory);
+                        self.act(state.retuned(PollTuning::from(&*new)));
                         tuning = new;
                         break;
                     }
@@ -184,54 +184,61 @@ impl Poller {
         }
     }
 
+    /// Records a successful poll's response and hands its snapshot to the state.
     fn on_success(
         &self,
         response: AlertsResponse,
         tuning: &Tuning,
-        memory: &mut PollState,
-    ) -> Outcome {
+        state: &mut PollState,
+    ) -> (Outcome, Step) {
         self.metrics.response_bytes.inc_by(response.bytes as u64);
-        let snapshot = Arc::new(Snapshot::from_alerts(response.alerts, &tuning.matcher()));
-        let now = SystemTime::now()
+        let snapshot = Snapshot::from_alerts(response.alerts, &tuning.matcher());
+        let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        self.metrics.last_success.set(now.as_secs_f64());
+        self.metrics.last_success.set(wall.as_secs_f64());
         self.set_alert_gauges(&snapshot);
-        memory.last_success = Some(Instant::now());
+        let firing = snapshot.firing();
 
-        let (mut affected, changed) = match &memory.previous {
-            None => (Affected::All, true),
-            Some(previous) => {
-                let diff = snapshot.diff(previous);
-                self.count_changes(diff.added, diff.removed);
-                if !diff.is_empty() {
-                    tracing::info!(
-                        added = diff.added,
-                        removed = diff.removed,
-                        affected = ?diff.affected,
-                        firing = snapshot.firing(),
-                        "firing alerts changed"
-                    );
-                }
-                (diff.affected.clone(), !diff.is_empty())
+        let (outcome, step) = state.succeeded(snapshot, now());
+        if let Some(diff) = &step.diff {
+            self.count_changes(diff.added, diff.removed);
+            if !diff.is_empty() {
+                tracing::info!(
+                    added = diff.added,
+                    removed = diff.removed,
+                    affected = ?diff.affected,
+                    firing,
+                    "firing alerts changed"
+                );
             }
-        };
-        if memory.stale {
-            tracing::info!("Prometheus answers again; flow health is known again");
-            memory.stale = false;
-            self.metrics.stale.set(0);
-            affected = Affected::All;
         }
-        memory.previous = Some(snapshot.clone());
-        self.view.send_replace(Arc::new(PollView {
-            snapshot: Some(snapshot),
-            stale_cause: None,
-        }));
-        self.requeue(affected);
-        if changed {
-            Outcome::Changed
-        } else {
-            Outcome::Unchanged
+        (outcome, step)
+    }
+
+    /// Carries out what the poll state decided: the view before the re-queue,
+    /// so a re-queued reconcile reads the view that caused it.
+    fn act(&self, step: Step) {
+        match step.staleness {
+            Some(Staleness::Began { cause }) => {
+                self.metrics.stale.set(1);
+                tracing::warn!(
+                    last_error = cause,
+                    "no successful poll within staleAfter; pipelines turn Unknown"
+                );
+            }
+            Some(Staleness::Ended) => {
+                tracing::info!("Prometheus answers again; flow health is known again");
+                self.metrics.stale.set(0);
+            }
+            None => {}
+        }
+        if let Some(view) = step.publish {
+            self.view.send_replace(view);
+        }
+        if !step.requeue.is_nobody() {
+            // Fails only when the controller is gone, i.e. during shutdown.
+            let _ = self.requeue.send(step.requeue);
         }
     }
 
@@ -243,7 +250,7 @@ impl Poller {
         client: &PrometheusClient,
         tuning: &Tuning,
         delay: Duration,
-        memory: &mut PollState,
+        timings: &mut Option<(Vec<GroupTiming>, Instant)>,
     ) -> Duration {
         let expired = |(groups, read): &(Vec<GroupTiming>, Instant)| {
             // An empty reading (no group evaluated yet, or an error) is retried soon.
@@ -254,21 +261,20 @@ impl Poller {
             };
             read.elapsed() > max_age
         };
-        if memory.timings.as_ref().is_none_or(expired) {
+        if timings.as_ref().is_none_or(expired) {
             self.metrics.rule_timing_reads.inc();
             match client.rule_timings(&tuning.alert_name_prefix).await {
                 Ok(groups) => {
                     tracing::debug!(groups = groups.len(), "rule evaluation timing read");
-                    memory.timings = Some((groups, Instant::now()));
+                    *timings = Some((groups, Instant::now()));
                 }
                 Err(error) => {
                     tracing::warn!(%error, "cannot read rule evaluation timing; polling unlocked");
-                    memory.timings = Some((Vec::new(), Instant::now()));
+                    *timings = Some((Vec::new(), Instant::now()));
                 }
             }
         }
-        let groups = memory
-            .timings
+        let groups = timings
             .as_ref()
             .map(|(g, _)| g.as_slice())
             .unwrap_or_default();
@@ -281,48 +287,6 @@ impl Poller {
             Some(at) => Duration::from_millis((at - now_ms).max(0) as u64),
             None => delay,
         }
-    }
-
-    fn on_failure(&self, error: &PollError, memory: &mut PollState) {
-        tracing::warn!(%error, kind = error.kind(), "poll of Prometheus alerts failed");
-        memory.last_error = error.kind();
-    }
-
-    /// No successful poll within `staleAfter`: every pipeline turns Unknown.
-    fn go_stale(&self, memory: &mut PollState) {
-        memory.stale = true;
-        self.metrics.stale.set(1);
-        tracing::warn!(
-            last_error = memory.last_error,
-            "no successful poll within staleAfter; pipelines turn Unknown"
-        );
-        // Clone first: holding the borrow while sending would deadlock.
-        let snapshot = self.view.borrow().snapshot.clone();
-        self.view.send_replace(Arc::new(PollView {
-            snapshot,
-            stale_cause: Some(memory.last_error),
-        }));
-        self.requeue(Affected::All);
-    }
-
-    /// Applies new tuning between polls.
-    fn retune(&self, old: &Tuning, new: &Tuning, memory: &mut PollState) {
-        if old.matcher() != new.matcher() {
-            // The old snapshot was cut with the old matcher: diffing against it
-            // would be meaningless, so the next poll counts as a fresh start.
-            memory.previous = None;
-        }
-        if old.condition_type != new.condition_type {
-            self.requeue(Affected::All);
-        }
-    }
-
-    fn requeue(&self, affected: Affected) {
-        if affected.is_nobody() {
-            return;
-        }
-        // Fails only when the controller is gone, i.e. during shutdown.
-        let _ = self.requeue.send(affected);
     }
 
     fn set_alert_gauges(&self, snapshot: &Snapshot) {
@@ -349,6 +313,12 @@ impl Poller {
                 .inc_by(n as u64);
         }
     }
+}
+
+/// The poll state's clock: tokio's, the one the staleness sleep is measured
+/// on, so a deadline the sleep reached has also been reached for the state.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// Sleeps until the instant, or forever when there is none.

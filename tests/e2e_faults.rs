@@ -11,11 +11,12 @@
 #[path = "support/env.rs"]
 mod env;
 
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use alert_poller_testbed::collector::{Component, Flow};
 use alert_poller_testbed::fake_prometheus::{Answer, FakePrometheus};
+use alert_poller_testbed::signal::{self, Signal};
 use alert_poller_testbed::slow_proxy::SlowProxy;
 use anyhow::{Context as _, Result, bail, ensure};
 use env::{CONDITION, Env, NAMESPACE, PATIENCE, install, tail};
@@ -29,15 +30,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 const SLACK: Duration = Duration::from_millis(1500);
 
 const PIPELINES: [&str; 2] = ["backend", "audit"];
-
-fn signal(pid: u32, signal: &str) -> Result<()> {
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()?;
-    ensure!(status.success(), "kill -{signal} {pid} failed");
-    Ok(())
-}
 
 /// Strips the terminal colour codes tracing's text format writes.
 fn plain(line: &str) -> String {
@@ -197,7 +189,7 @@ async fn prometheus_killed_longer_than_stale_after(env: &mut Env) -> Result<()> 
 async fn prometheus_hung_by_sigstop(env: &mut Env) -> Result<()> {
     let pid = env.prometheus.pid().context("Prometheus runs")?;
     let timeouts = env.failed_polls("timeout").await;
-    signal(pid, "STOP")?;
+    signal::send(pid, Signal::Stop)?;
     let outcome = async {
         env.until_metric_at_least(
             r#"alert_poller_polls_total{result="timeout"}"#,
@@ -208,7 +200,7 @@ async fn prometheus_hung_by_sigstop(env: &mut Env) -> Result<()> {
         env.still_running()
     }
     .await;
-    signal(pid, "CONT")?;
+    signal::send(pid, Signal::Cont)?;
     outcome?;
     let log = env.controller().log();
     ensure!(

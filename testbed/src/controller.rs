@@ -142,10 +142,7 @@ impl ControllerProcess {
     /// `None` if it had to be killed after `limit`.
     pub fn terminate(&mut self, limit: Duration) -> Option<Duration> {
         let started = Instant::now();
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = super::signal::send(self.child.id(), super::signal::Signal::Term);
         while started.elapsed() < limit {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 return Some(started.elapsed());

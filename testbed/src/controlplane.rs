@@ -83,10 +83,7 @@ impl ControlPlane {
 
     /// SIGTERM lets etcd and the API server stop cleanly; SIGKILL if not.
     fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = super::signal::send(self.child.id(), super::signal::Signal::Term);
         for _ in 0..50 {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 return;
@@ -97,11 +94,6 @@ impl ControlPlane {
         let _ = self.child.wait();
     }
 
-    /// The admin kubeconfig (system:masters).
-    pub fn kubeconfig(&self) -> &Path {
-        &self.kubeconfig
-    }
-
     /// A scratch directory that lives as long as the control plane.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -110,7 +102,8 @@ impl ControlPlane {
     /// kubectl as admin.
     pub fn kubectl(&self) -> Kubectl {
         Kubectl {
-            program: kubectl_program(&self.binary),
+            program: kubectl_program(|| Ok(self.binary.clone()))
+                .expect("the running control plane's binary is known"),
             kubeconfig: self.kubeconfig.clone(),
         }
     }
@@ -166,10 +159,8 @@ fn serve(binary: &Path, dir: &Path, again: bool) -> Result<(Child, PathBuf), Con
 /// `kubectl kustomize DIR`: the rendered manifests, with the machine's kubectl
 /// or, without one, the control plane binary's built-in copy.
 pub fn kustomize(dir: &Path) -> Result<String, ControlPlaneError> {
-    let program = match machine_kubectl() {
-        Some(kubectl) => vec![kubectl],
-        None => vec![build()?.display().to_string(), "kubectl".into()],
-    };
+    // The control plane is built only when the machine has no kubectl.
+    let program = kubectl_program(build)?;
     let out = Command::new(&program[0])
         .args(&program[1..])
         .arg("kustomize")
@@ -196,12 +187,15 @@ fn machine_kubectl() -> Option<String> {
 }
 
 /// The machine's kubectl when there is one, else the control plane binary's
-/// built-in copy (`controlplane kubectl ...`).
-fn kubectl_program(controlplane: &Path) -> Vec<String> {
-    match machine_kubectl() {
+/// built-in copy (`controlplane kubectl ...`); `controlplane` is asked for
+/// that binary only then.
+fn kubectl_program(
+    controlplane: impl FnOnce() -> Result<PathBuf, ControlPlaneError>,
+) -> Result<Vec<String>, ControlPlaneError> {
+    Ok(match machine_kubectl() {
         Some(kubectl) => vec![kubectl],
-        None => vec![controlplane.display().to_string(), "kubectl".into()],
-    }
+        None => vec![controlplane()?.display().to_string(), "kubectl".into()],
+    })
 }
 
 /// kubectl bound to one kubeconfig.
@@ -283,9 +277,5 @@ impl Kubectl {
         );
         std::fs::write(path, config)?;
         Ok(())
-    }
-
-    pub fn kubeconfig(&self) -> &Path {
-        &self.kubeconfig
     }
 }

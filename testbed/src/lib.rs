@@ -12,6 +12,7 @@
 //! - [`controller`]: the real `alert-poller` binary as a child process.
 //! - [`fake_prometheus`], [`slow_proxy`]: a misbehaving and a slow Prometheus.
 //! - [`http`]: the small HTTP server the stand-ins share.
+//! - [`signal`]: SIGTERM, SIGSTOP and SIGCONT to the processes it starts.
 //! - [`install`]: the CRD and deploy/ applied, tuned for a test Prometheus.
 //! - [`poller`]: the poller alone, wired as `main` wires it.
 
@@ -25,6 +26,7 @@ pub mod install;
 pub mod poller;
 pub mod prometheus;
 pub mod rules;
+pub mod signal;
 pub mod slow_proxy;
 
 use std::path::{Path, PathBuf};

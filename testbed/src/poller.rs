@@ -44,26 +44,14 @@ impl StandalonePoller {
     /// Spawns the poller on the current tokio runtime.
     pub fn start(tuning: Tuning) -> StandalonePoller {
         let (tuning_tx, tuning_rx) = watch::channel(Arc::new(tuning));
-        let (view_tx, view) = watch::channel(Arc::new(PollView::default()));
-        let (requeue_tx, requeues) = mpsc::unbounded_channel();
-        let (polled_tx, _) = watch::channel(false);
         let (_, tuning_loaded) = watch::channel(true);
         let metrics = Arc::new(Metrics::new().0);
+        let (poller, outputs) = Poller::new(tuning_rx, tuning_loaded, metrics.clone());
         let stop = CancellationToken::new();
-        tokio::spawn(
-            Poller {
-                tuning: tuning_rx,
-                view: view_tx,
-                requeue: requeue_tx,
-                metrics: metrics.clone(),
-                polled: polled_tx,
-                tuning_loaded,
-            }
-            .run(stop.clone()),
-        );
+        tokio::spawn(poller.run(stop.clone()));
         StandalonePoller {
-            view,
-            requeues,
+            view: outputs.view,
+            requeues: outputs.requeues,
             metrics,
             tuning: tuning_tx,
             stop: stop.drop_guard(),

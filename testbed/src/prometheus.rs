@@ -6,7 +6,7 @@
 //! exist in both, and a test picks the version with `$PROMETHEUS_BIN`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -166,10 +166,6 @@ impl Prometheus {
         format!("http://127.0.0.1:{}/", self.port)
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// The process id while running (for CPU accounting in experiments).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().and_then(Child::id)
@@ -287,10 +283,5 @@ impl Prometheus {
     /// Prometheus' own log, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
-    }
-
-    /// Where its files live.
-    pub fn dir(&self) -> PathBuf {
-        self.dir.path().to_owned()
     }
 }

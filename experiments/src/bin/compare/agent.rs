@@ -13,13 +13,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use alert_poller::alerts::{Affected, Matcher, Scope, Snapshot};
 use alert_poller::config::Tuning;
 use alert_poller::health::{self, Knowledge, PipelineFacts, Status};
-use alert_poller::metrics::ResultLabels;
+use alert_poller::metrics::{Metrics, render};
 use alert_poller::prometheus::{ClientSettings, PrometheusClient};
+use alert_poller_experiments::{exposition, unix_ms};
 use alert_poller_testbed::http;
 use alert_poller_testbed::poller::StandalonePoller;
 use anyhow::Result;
@@ -75,13 +76,6 @@ pub struct AgentReport {
     pub peak_rss_kib: u64,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
-}
-
 /// The reconcile side shared by all designs.
 struct Book {
     queue: Mutex<BTreeSet<String>>,
@@ -135,7 +129,7 @@ impl Book {
             report.detections.push(Detection {
                 pipeline: pipeline.to_owned(),
                 status: status.as_str().to_owned(),
-                unix_ms: now_ms(),
+                unix_ms: unix_ms(),
             });
         }
     }
@@ -206,19 +200,8 @@ async fn run_pull(
         let (book, metrics) = (book.clone(), metrics.clone());
         tokio::spawn(async move {
             loop {
-                let polls: u64 = ["success", "connect", "timeout", "http_status", "decode"]
-                    .iter()
-                    .map(|r| {
-                        metrics
-                            .polls
-                            .get_or_create(&ResultLabels {
-                                result: (*r).into(),
-                            })
-                            .get()
-                    })
-                    .sum();
                 // Timing reads for phase locking are requests too.
-                let polls = polls + metrics.rule_timing_reads.get();
+                let polls = polls_made(&metrics) + metrics.rule_timing_reads.get();
                 book.requests.store(polls, Ordering::Relaxed);
                 book.bytes
                     .store(metrics.response_bytes.get(), Ordering::Relaxed);
@@ -258,6 +241,36 @@ async fn run_pull(
     tokio::time::sleep(Duration::from_millis(250)).await;
     mirror.abort();
     Ok(())
+}
+
+/// The poll counter's series name, as the controller's `/metrics` shows it.
+const POLLS: &str = "alert_poller_polls_total";
+
+/// Every poll the poller made, whatever its result, read the way the
+/// controller's `/metrics` shows it. The counter has one series per result
+/// class and a class appears with its first poll, so a list of known classes
+/// would miss any class added later (failed polls once went uncounted that
+/// way); summing whatever series exist cannot.
+fn polls_made(metrics: &Metrics) -> u64 {
+    // A registry of the poll counter alone. Its type is the one `render`
+    // takes, so this crate needs no prometheus-client of its own.
+    fn empty<R: Default>(_render: fn(&R) -> String) -> R {
+        R::default()
+    }
+    let mut registry = empty(render);
+    // Registered without the `_total` that the encoder appends to counters.
+    registry.register(
+        POLLS.trim_end_matches("_total"),
+        "Polls of Prometheus alerts, by result",
+        metrics.polls.clone(),
+    );
+    polls_in(&render(&registry))
+}
+
+/// The polls counted in a `/metrics` text: every `alert_poller_polls_total`
+/// series, whatever its `result`.
+fn polls_in(text: &str) -> u64 {
+    exposition::sum(text, POLLS, |_| true) as u64
 }
 
 /// Prometheus' notification payload (`/api/v2/alerts`): only the labels matter.
@@ -353,4 +366,61 @@ async fn run_push(
 /// CPU seconds and peak RSS of this process, from /proc.
 pub fn own_usage() -> (f64, u64) {
     alert_poller_testbed::usage(std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every result class the poller records: `success`, `client` (no
+    /// client could be built) and each `PollError::kind()`.
+    const CLASSES: [&str; 12] = [
+        "success",
+        "client",
+        "token_file",
+        "connect",
+        "timeout",
+        "transport",
+        "retry_later",
+        "http_status",
+        "content_type",
+        "too_large",
+        "decode",
+        "prometheus_error",
+    ];
+
+    #[test]
+    fn counts_polls_of_every_result_class() {
+        let mut text = String::from(
+            "# HELP alert_poller_polls Polls of Prometheus alerts, by result.\n\
+             # TYPE alert_poller_polls counter\n",
+        );
+        // Class i polled i + 1 times: 1 + 2 + ... + 12.
+        for (i, class) in CLASSES.iter().enumerate() {
+            text.push_str(&format!("{POLLS}{{result=\"{class}\"}} {}\n", i + 1));
+        }
+        // A class no one has heard of yet counts as well.
+        text.push_str(&format!("{POLLS}{{result=\"next_kind\"}} 100\n"));
+        // Neighbours that are not polls do not.
+        text.push_str(
+            "alert_poller_poll_duration_seconds_count 78\n\
+             alert_poller_rule_timing_reads_total 9\n\
+             # EOF\n",
+        );
+        assert_eq!(polls_in(&text), 78 + 100);
+        assert_eq!(polls_in(""), 0);
+        assert_eq!(polls_in(&format!("{POLLS}{{result=\"success\"}} 1\n")), 1);
+    }
+
+    #[test]
+    fn counts_what_the_poller_records() {
+        let (metrics, _) = Metrics::new();
+        assert_eq!(polls_made(&metrics), 0);
+        for (i, class) in CLASSES.iter().enumerate() {
+            for _ in 0..=i {
+                metrics.record_poll(class, Duration::from_millis(1));
+            }
+        }
+        assert_eq!(polls_made(&metrics), 78);
+    }
 }

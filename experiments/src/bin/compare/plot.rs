@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use alert_poller_experiments::figures::{cdf, per_minute};
 use anyhow::{Context, Result};
 
 const W: f64 = 720.0;
@@ -262,18 +263,9 @@ pub fn render(out: &Path) -> Result<()> {
             by_design.entry(r["design"].clone()).or_default().push(ms);
         }
     }
-    let cdf: Vec<(String, Vec<(f64, f64)>)> = by_design
+    let curves: Vec<(String, Vec<(f64, f64)>)> = by_design
         .into_iter()
-        .map(|(design, mut v)| {
-            v.sort_by(f64::total_cmp);
-            let n = v.len() as f64;
-            let points = v
-                .iter()
-                .enumerate()
-                .map(|(i, ms)| (*ms, (i + 1) as f64 / n))
-                .collect();
-            (design, points)
-        })
+        .map(|(design, v)| (design, cdf(v)))
         .collect();
     std::fs::write(
         out.join("latency-cdf.svg"),
@@ -285,7 +277,7 @@ pub fn render(out: &Path) -> Result<()> {
             },
             "latency, ms (log)",
             "fraction of changes",
-            &cdf,
+            &curves,
             true,
             false,
         ),
@@ -299,12 +291,12 @@ pub fn render(out: &Path) -> Result<()> {
     let mut requests: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut reconciles: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for r in picked {
-        let minutes = num(r, "stable_s").unwrap_or(0.0) / 60.0;
-        if minutes <= 0.0 {
+        let stable_s = num(r, "stable_s").unwrap_or(0.0);
+        if stable_s <= 0.0 {
             continue;
         }
         let pipelines = num(r, "pipelines").unwrap_or(0.0);
-        let per_min = |k: &str| num(r, k).unwrap_or(0.0) / minutes;
+        let per_min = |k: &str| per_minute(num(r, k).unwrap_or(0.0), stable_s);
         requests
             .entry(r["design"].clone())
             .or_default()
@@ -348,10 +340,9 @@ pub fn render(out: &Path) -> Result<()> {
     let cpu: Vec<(String, f64)> = solo
         .iter()
         .filter_map(|r| {
-            let minutes = num(r, "measured_s")? / 60.0;
             Some((
                 r.get("design")?.clone(),
-                num(r, "prometheus_cpu_s")? / minutes.max(1e-9),
+                per_minute(num(r, "prometheus_cpu_s")?, num(r, "measured_s")?),
             ))
         })
         .collect();

@@ -6,11 +6,14 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
+use alert_poller_experiments::figures::{kib_per_request, per_minute, percentile};
 use anyhow::Result;
 
 use crate::agent::AgentReport;
+use crate::harness::{Outcome, SoloOutcome, Stable};
+use crate::run::Failure;
+use crate::scenarios::{DesignSpec, SOLO_MEASURED, SOLO_SETTLE, Scenario};
 use crate::truth::Change;
-use crate::{DesignSpec, Failure, Outcome, Scenario, SoloOutcome};
 
 /// Everything one run produced, for [`write`].
 pub struct Results<'a> {
@@ -79,8 +82,24 @@ pub fn reactions(o: &Outcome) -> Vec<Reaction> {
     out
 }
 
+/// The verdict printed last: each design seeing each change is one check.
+pub struct Tally {
+    pub passed: usize,
+    /// Changes some design did not see, or Prometheus never showed.
+    pub missed: Vec<String>,
+}
+
+pub fn tally(outcomes: &[Outcome]) -> Tally {
+    let checks: usize = outcomes.iter().map(|o| reactions(o).len()).sum();
+    let missed = missed(outcomes);
+    Tally {
+        passed: checks.saturating_sub(missed.len()),
+        missed,
+    }
+}
+
 /// Changes some design did not see, or Prometheus never showed.
-pub fn missed(outcomes: &[Outcome]) -> Vec<String> {
+fn missed(outcomes: &[Outcome]) -> Vec<String> {
     let mut out = Vec::new();
     for o in outcomes {
         for c in &o.truths {
@@ -101,14 +120,6 @@ pub fn missed(outcomes: &[Outcome]) -> Vec<String> {
         }
     }
     out
-}
-
-fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    Some(sorted[rank.min(sorted.len() - 1)])
 }
 
 fn ms(v: Option<u64>) -> String {
@@ -138,7 +149,7 @@ struct Row {
     kib_per_request: Option<f64>,
     stable_requests_min: f64,
     stable_reconciles_min: f64,
-    stable: crate::Stable,
+    stable: Stable,
     report: AgentReport,
 }
 
@@ -177,7 +188,7 @@ fn row(o: &Outcome, spec: &DesignSpec, r: &AgentReport, reactions: &[Reaction]) 
         .find(|s| s.label == spec.label)
         .cloned()
         .unwrap_or_default();
-    let minutes = o.scenario.stable.as_secs_f64() / 60.0;
+    let stable_s = o.scenario.stable.as_secs_f64();
     Row {
         p50: percentile(&lat, 50.0),
         p95: percentile(&lat, 95.0),
@@ -186,10 +197,9 @@ fn row(o: &Outcome, spec: &DesignSpec, r: &AgentReport, reactions: &[Reaction]) 
         expected: mine.len(),
         requests: r.prometheus_requests,
         mib: r.prometheus_bytes as f64 / MIB,
-        kib_per_request: (r.prometheus_requests > 0)
-            .then(|| r.prometheus_bytes as f64 / 1024.0 / r.prometheus_requests as f64),
-        stable_requests_min: stable.requests as f64 / minutes,
-        stable_reconciles_min: stable.reconciles as f64 / minutes,
+        kib_per_request: kib_per_request(r.prometheus_bytes, r.prometheus_requests),
+        stable_requests_min: per_minute(stable.requests as f64, stable_s),
+        stable_reconciles_min: per_minute(stable.reconciles as f64, stable_s),
         stable,
         report: r.clone(),
     }
@@ -388,7 +398,7 @@ fn sweep_section(md: &mut String, sweep: &Sweep, outcomes: &[Outcome]) {
             s.changes,
             s.stable.as_secs(),
             o.prometheus_cpu,
-            o.prometheus_cpu / (o.duration.as_secs_f64() / 60.0).max(1e-9),
+            per_minute(o.prometheus_cpu, o.duration.as_secs_f64()),
             o.duration.as_secs_f64()
         );
     }
@@ -396,7 +406,7 @@ fn sweep_section(md: &mut String, sweep: &Sweep, outcomes: &[Outcome]) {
 
 fn solo_section(md: &mut String, solo: &[SoloOutcome]) {
     let Some(first) = solo.first() else { return };
-    let per_min = |v: f64, o: &SoloOutcome| v / (o.measured.as_secs_f64() / 60.0).max(1e-9);
+    let per_min = |v: f64, o: &SoloOutcome| per_minute(v, o.measured.as_secs_f64());
     let baseline = solo
         .iter()
         .find(|o| o.label == "baseline")
@@ -416,8 +426,8 @@ fn solo_section(md: &mut String, solo: &[SoloOutcome]) {
         first.pipelines,
         duration(first.evaluation),
         first.noise,
-        duration(crate::SOLO_SETTLE),
-        duration(crate::SOLO_MEASURED),
+        duration(SOLO_SETTLE),
+        duration(SOLO_MEASURED),
     );
     for o in solo {
         let cpu = per_min(o.prometheus_cpu, o);
@@ -429,7 +439,7 @@ fn solo_section(md: &mut String, solo: &[SoloOutcome]) {
             baseline.map_or("-".into(), |b| format!("{:+.2}", cpu - b)),
             per_min(o.requests as f64, o),
             per_min(o.bytes as f64 / MIB, o),
-            kib((o.requests > 0).then(|| o.bytes as f64 / 1024.0 / o.requests as f64)),
+            kib(kib_per_request(o.bytes, o.requests)),
             per_min(o.reconciles as f64, o),
             per_min(o.notifications as f64, o),
             per_min(o.design_cpu, o),
@@ -632,4 +642,187 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
     );
     std::fs::write(out.join("report.md"), md)?;
     crate::plot::render(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::{Design, Detection};
+
+    fn seen(pipeline: &str, status: &str, unix_ms: u64) -> Detection {
+        Detection {
+            pipeline: pipeline.into(),
+            status: status.into(),
+            unix_ms,
+        }
+    }
+
+    fn design(label: &str, detections: Vec<Detection>) -> (DesignSpec, AgentReport) {
+        let spec = DesignSpec {
+            label: label.into(),
+            design: Design::Pull,
+            tuning: vec![],
+        };
+        let report = AgentReport {
+            detections,
+            prometheus_requests: 4,
+            prometheus_bytes: 2048,
+            ..AgentReport::default()
+        };
+        (spec, report)
+    }
+
+    fn change(pipeline: &str, fired_ms: Option<u64>, resolved_ms: Option<u64>) -> Change {
+        Change {
+            pipeline: pipeline.into(),
+            fired_ms,
+            resolved_ms,
+        }
+    }
+
+    /// Two designs and two changes; Prometheus never resolved the second.
+    /// `a` sees everything, `b` only the first fire (and something earlier
+    /// than the truth, which must not count).
+    fn outcome() -> Outcome {
+        let scenario = crate::scenarios::plan(true, &[]).0.remove(0);
+        Outcome {
+            stable: vec![Stable {
+                label: "a".into(),
+                requests: 30,
+                bytes: 0,
+                reconciles: 5,
+            }],
+            scenario,
+            reports: vec![
+                design(
+                    "a",
+                    vec![
+                        seen("p1", "False", 1500),
+                        seen("p2", "False", 2100),
+                        seen("p1", "True", 5200),
+                    ],
+                ),
+                design(
+                    "b",
+                    vec![seen("p1", "False", 900), seen("p1", "False", 1300)],
+                ),
+            ],
+            truths: vec![
+                change("p1", Some(1000), Some(5000)),
+                change("p2", Some(2000), None),
+            ],
+            prometheus_cpu: 0.0,
+            duration: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn first_detection_at_or_after_the_truth() {
+        let (_, report) = design(
+            "a",
+            vec![
+                seen("p1", "False", 900),
+                seen("p1", "False", 1300),
+                seen("p1", "False", 1200),
+                seen("p1", "True", 1100),
+                seen("p2", "False", 1000),
+            ],
+        );
+        for (pipeline, status, after, expected) in [
+            ("p1", "False", 1000, Some(1200)), // the earliest, not the first listed
+            ("p1", "False", 1300, Some(1300)), // at the truth counts
+            ("p1", "False", 1301, None),
+            ("p1", "False", 0, Some(900)),
+            ("p1", "True", 1000, Some(1100)),
+            ("p2", "True", 0, None),
+            ("p3", "False", 0, None),
+        ] {
+            assert_eq!(
+                first_after(&report, pipeline, status, after),
+                expected,
+                "{pipeline} {status} after {after}"
+            );
+        }
+        assert_eq!(first_after(&AgentReport::default(), "p1", "False", 0), None);
+    }
+
+    #[test]
+    fn latency_is_from_truth_to_detection() {
+        let reaction = |truth_ms, seen_ms| Reaction {
+            scenario: String::new(),
+            design: String::new(),
+            pipeline: String::new(),
+            kind: "fire",
+            truth_ms,
+            seen_ms,
+        };
+        for (truth, seen, expected) in [
+            (1000, Some(1250), Some(250)),
+            (1000, Some(1000), Some(0)),
+            (1000, Some(900), Some(0)), // never negative
+            (1000, None, None),
+        ] {
+            assert_eq!(reaction(truth, seen).latency_ms(), expected);
+        }
+    }
+
+    #[test]
+    fn reactions_and_tally() {
+        let o = outcome();
+        let got: Vec<(String, String, &str, Option<u64>)> = reactions(&o)
+            .into_iter()
+            .map(|r| (r.design.clone(), r.pipeline.clone(), r.kind, r.latency_ms()))
+            .collect();
+        let want = [
+            ("a", "p1", "fire", Some(500)),
+            ("a", "p1", "resolve", Some(200)),
+            ("a", "p2", "fire", Some(100)),
+            ("b", "p1", "fire", Some(300)),
+            ("b", "p1", "resolve", None),
+            ("b", "p2", "fire", None),
+        ];
+        assert_eq!(
+            got,
+            want.map(|(d, p, k, l)| (d.to_string(), p.to_string(), k, l))
+        );
+        let t = tally(std::slice::from_ref(&o));
+        assert_eq!(
+            t.missed,
+            [
+                "quick: Prometheus shows no complete firing run for p2",
+                "quick: b never saw the resolve of p1",
+                "quick: b never saw the fire of p2",
+            ]
+        );
+        // Six checks; the incomplete run counts against them too.
+        assert_eq!(t.passed, 3);
+        let empty = tally(&[]);
+        assert_eq!((empty.passed, empty.missed.len()), (0, 0));
+    }
+
+    #[test]
+    fn row_figures() {
+        let o = outcome();
+        let reactions = reactions(&o);
+        let (spec, report) = &o.reports[0];
+        let a = row(&o, spec, report, &reactions);
+        assert_eq!(
+            (a.p50, a.p95, a.max, a.seen, a.expected),
+            (Some(200), Some(500), Some(500), 3, 3)
+        );
+        assert_eq!(a.kib_per_request, Some(0.5));
+        // 30 requests and 5 reconciles over the quick run's 15 s stable phase.
+        assert_eq!(
+            (a.stable_requests_min, a.stable_reconciles_min),
+            (120.0, 20.0)
+        );
+        let (spec, report) = &o.reports[1];
+        let b = row(&o, spec, report, &reactions);
+        assert_eq!(
+            (b.p50, b.p95, b.max, b.seen, b.expected),
+            (Some(300), Some(300), Some(300), 1, 3)
+        );
+        // No stable counts recorded for `b`: zero, not a missing row.
+        assert_eq!((b.stable_requests_min, b.stable_reconciles_min), (0.0, 0.0));
+    }
 }

@@ -15,9 +15,6 @@ use prometheus_http_query::{Client, reqwest};
 #[derive(Clone, Debug)]
 pub struct Change {
     pub pipeline: String,
-    /// When the harness broke and mended the flow (Unix ms).
-    pub broke_ms: u64,
-    pub mended_ms: u64,
     /// The evaluation at which the first alert for the pipeline fired, and
     /// the one at which the last stopped (Unix ms).
     pub fired_ms: Option<u64>,
@@ -72,34 +69,94 @@ pub async fn changes(
     let Some(first) = injected.iter().map(|c| c.1).min() else {
         return Ok(Vec::new());
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64;
+    let now = alert_poller_experiments::unix_ms();
     let lookback = Duration::from_millis(now.saturating_sub(first)) + evaluation * 2;
     let step = evaluation.as_millis() as u64;
     let mut out = Vec::new();
     for (pipeline, broke, mended) in injected {
         let stamps = firing_evaluations(url, pipeline, lookback).await?;
-        let fired = stamps.iter().copied().find(|t| *t >= *broke);
-        // The run that started at `fired` ends where a gap opens.
-        let resolved = fired.map(|start| {
-            let mut last = start;
-            for t in stamps.iter().copied().filter(|t| *t > start) {
-                if t - last > step * 3 / 2 {
-                    break;
-                }
-                last = t;
-            }
-            last + step
-        });
+        let (fired_ms, resolved_ms) = firing_run(&stamps, *broke, *mended, step);
         out.push(Change {
             pipeline: pipeline.clone(),
-            broke_ms: *broke,
-            mended_ms: *mended,
-            fired_ms: fired,
-            resolved_ms: resolved.filter(|r| *r >= *mended),
+            fired_ms,
+            resolved_ms,
         });
     }
     Ok(out)
+}
+
+/// The firing run a fault caused, from the sorted evaluation stamps (ms) at
+/// which the pipeline had a firing alert and the evaluation interval `step`
+/// (ms): it starts at the first stamp at or after `broke` and ends one
+/// interval after the last stamp before a gap of more than one and a half
+/// intervals: jitter in the evaluation times does not split a run, one
+/// evaluation without the alert does. An end before `mended` belongs to
+/// another cause and is no resolve of this fault.
+fn firing_run(stamps: &[u64], broke: u64, mended: u64, step: u64) -> (Option<u64>, Option<u64>) {
+    let fired = stamps.iter().copied().find(|t| *t >= broke);
+    let resolved = fired.map(|start| {
+        let mut last = start;
+        for t in stamps.iter().copied().filter(|t| *t > start) {
+            if t - last > step * 3 / 2 {
+                break;
+            }
+            last = t;
+        }
+        last + step
+    });
+    (fired, resolved.filter(|r| *r >= mended))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::firing_run;
+
+    #[test]
+    fn firing_runs() {
+        let step = 1000;
+        for (stamps, broke, mended, expected) in [
+            (&[][..], 0, 0, (None, None)),
+            // One evaluation fired: resolved one interval later.
+            (&[5000][..], 4200, 5500, (Some(5000), Some(6000))),
+            (&[5000][..], 4200, 6000, (Some(5000), Some(6000))),
+            // Firing that started before the break is not this fault's.
+            (&[3000, 4000][..], 4200, 4500, (None, None)),
+            (
+                &[3000, 4000, 5000, 6000][..],
+                4200,
+                5500,
+                (Some(5000), Some(7000)),
+            ),
+            // A gap of one and a half intervals still continues the run...
+            (
+                &[5000, 6000, 7500][..],
+                4200,
+                5500,
+                (Some(5000), Some(8500)),
+            ),
+            // ...a longer one ends it, and a later run is another cause.
+            (
+                &[5000, 6000, 8000, 9000][..],
+                4200,
+                5500,
+                (Some(5000), Some(7000)),
+            ),
+            // Ended before the mend: fired, but no resolve of this fault.
+            (&[5000, 6000][..], 4200, 9000, (Some(5000), None)),
+            // The last stamp ends the run (the harness asks only once the
+            // alert cleared).
+            (
+                &[5000, 6000, 7000][..],
+                4200,
+                6500,
+                (Some(5000), Some(8000)),
+            ),
+        ] {
+            assert_eq!(
+                firing_run(stamps, broke, mended, step),
+                expected,
+                "{stamps:?} broke {broke} mended {mended}"
+            );
+        }
+    }
 }

@@ -1,0 +1,94 @@
+//! The test bed of one run: a collector stand-in and a real Prometheus
+//! scraping it and evaluating the shipped rules, sped up to the scenario's
+//! evaluation interval, with the background alert and the noise already
+//! firing before any design starts, so that no design sees them appear.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use alert_poller_testbed::collector::{Collector, Component, Flow};
+use alert_poller_testbed::prometheus::{Prometheus, Setup};
+use alert_poller_testbed::rules;
+use anyhow::{Result, bail};
+
+use crate::truth;
+
+/// A collector and a Prometheus over it.
+pub struct Bed {
+    pub collector: Collector,
+    pub prometheus: Prometheus,
+    /// The pipelines, `p0` (the background alert's) first.
+    pub names: Vec<String>,
+}
+
+pub struct BedSetup {
+    pub pipelines: usize,
+    pub evaluation: Duration,
+    pub resend_delay: Option<Duration>,
+    pub noise: usize,
+    pub background_alert: bool,
+    /// Where the push designs listen; Prometheus notifies them.
+    pub alertmanagers: Vec<SocketAddr>,
+}
+
+impl Bed {
+    pub async fn start(b: &BedSetup) -> Result<Bed> {
+        let names: Vec<String> = (0..b.pipelines).map(|i| format!("p{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let collector = Collector::start(&refs).await?;
+        if b.background_alert {
+            collector.set_flow(Component::Gateway, "p0", Flow::SomeDropped);
+        }
+        collector.set_noise(b.noise);
+        let window = b.evaluation * 3;
+        // The noise group is there even without noise, so every scenario
+        // evaluates the same rule groups.
+        let prometheus = Prometheus::start(&Setup {
+            scrape_interval: b.evaluation,
+            evaluation_interval: b.evaluation,
+            rules: rules::with_noise(&rules::fast(window, Duration::ZERO, b.evaluation)),
+            collector: Some(collector.addr()),
+            alertmanagers: b.alertmanagers.clone(),
+            resend_delay: b.resend_delay,
+        })
+        .await?;
+        if b.background_alert {
+            until_firing(
+                &prometheus,
+                "p0",
+                true,
+                window * 4 + Duration::from_secs(10),
+            )
+            .await?;
+        }
+        if b.noise > 0 {
+            prometheus
+                .until_noise(b.noise, b.evaluation * 10 + Duration::from_secs(30))
+                .await?;
+        }
+        Ok(Bed {
+            collector,
+            prometheus,
+            names,
+        })
+    }
+}
+
+/// Waits until Prometheus reports (or stops reporting) a firing alert for `pipeline`.
+pub async fn until_firing(
+    prometheus: &Prometheus,
+    pipeline: &str,
+    firing: bool,
+    limit: Duration,
+) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        if truth::firing_now(&prometheus.url(), pipeline).await? == firing {
+            return Ok(());
+        }
+        if started.elapsed() > limit {
+            bail!("{pipeline}: firing={firing} not reached within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

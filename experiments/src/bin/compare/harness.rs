@@ -1,0 +1,374 @@
+//! Runs designs as processes of their own against a test bed and injects
+//! the faults: each scenario and solo run from start to figures. A design
+//! in its own process has its own CPU time and memory to measure, and one
+//! that falls over cannot take the others with it.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use alert_poller_experiments::unix_ms;
+use alert_poller_testbed::collector::{Component, Flow};
+use alert_poller_testbed::{TempDir, free_port, usage};
+use anyhow::{Context, Result, bail};
+
+use crate::agent::{self, AgentConfig, AgentReport, Design};
+use crate::bed::{Bed, BedSetup, until_firing};
+use crate::scenarios::{
+    DesignSpec, SOLO_MEASURED, SOLO_NOISE, SOLO_PIPELINES, SOLO_SETTLE, Scenario, SoloRun,
+};
+use crate::truth;
+
+/// Steady-state counters of one design: what it cost while nothing changed.
+#[derive(Clone, Debug, Default)]
+pub struct Stable {
+    pub label: String,
+    pub requests: u64,
+    pub bytes: u64,
+    pub reconciles: u64,
+}
+
+/// What one scenario measured.
+#[derive(Debug)]
+pub struct Outcome {
+    pub scenario: Scenario,
+    pub reports: Vec<(DesignSpec, AgentReport)>,
+    pub truths: Vec<truth::Change>,
+    pub prometheus_cpu: f64,
+    pub duration: Duration,
+    /// Counts during the stable phase only.
+    pub stable: Vec<Stable>,
+}
+
+/// What a solo run measured over its stable phase.
+#[derive(Clone, Debug)]
+pub struct SoloOutcome {
+    /// The design's label, or `baseline` for Prometheus alone.
+    pub label: String,
+    pub pipelines: usize,
+    pub evaluation: Duration,
+    pub noise: usize,
+    pub measured: Duration,
+    pub prometheus_cpu: f64,
+    pub requests: u64,
+    pub bytes: u64,
+    pub reconciles: u64,
+    pub notifications: u64,
+    pub design_cpu: f64,
+}
+
+/// One design running in a child process (`compare agent`).
+struct AgentProcess {
+    spec: DesignSpec,
+    child: Child,
+    report: PathBuf,
+}
+
+impl AgentProcess {
+    fn start(spec: &DesignSpec, config: &AgentConfig, dir: &Path) -> Result<AgentProcess> {
+        let report = dir.join(format!("{}.json", spec.label));
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("agent")
+            .arg("--config")
+            .arg(serde_json::to_string(config)?)
+            .arg("--report")
+            .arg(&report)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+        if line.trim() != "READY" {
+            bail!("agent {} did not start: {line:?}", spec.label);
+        }
+        Ok(AgentProcess {
+            spec: spec.clone(),
+            child,
+            report,
+        })
+    }
+
+    fn stop(mut self) -> Result<(DesignSpec, AgentReport)> {
+        self.child_stop()?;
+        let report: AgentReport = serde_json::from_slice(
+            &std::fs::read(&self.report)
+                .with_context(|| format!("no report from {}", self.spec.label))?,
+        )?;
+        Ok((self.spec.clone(), report))
+    }
+
+    /// SIGTERM, so the agent writes its report, then waits for it to exit.
+    fn child_stop(&mut self) -> Result<()> {
+        let _ = alert_poller_testbed::signal::send(
+            self.child.id(),
+            alert_poller_testbed::signal::Signal::Term,
+        );
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Counters so far, read from the agent's live file (written each
+    /// second). The agent may be rewriting it at that moment, so a read that
+    /// does not parse is retried rather than taken as zeros.
+    async fn snapshot(&self) -> AgentReport {
+        let path = self.report.with_extension("live");
+        for _ in 0..40 {
+            if let Some(r) = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+            {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        AgentReport::default()
+    }
+
+    /// The agent's CPU seconds so far.
+    fn cpu(&self) -> f64 {
+        usage(self.child.id()).0
+    }
+}
+
+/// A scenario that fails half-way drops its agents; in the full run the
+/// next scenarios go on, so a left-over agent would load the machine and
+/// skew what they measure.
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The child's side of [`AgentProcess`]: runs one design, says `READY` on
+/// stdout once it listens, and writes its report on SIGTERM.
+pub async fn agent_main(config: &str, report: &Path) -> ExitCode {
+    let config: AgentConfig = match serde_json::from_str(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("agent: bad config: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    alert_poller::prometheus::install_crypto_provider();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let signal_stop = stop.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal");
+        term.recv().await;
+        signal_stop.cancel();
+    });
+    let ready = || println!("READY");
+    match agent::run(config, ready, stop, report.with_extension("live")).await {
+        Ok(r) => {
+            std::fs::write(report, serde_json::to_vec(&r).expect("serializes"))
+                .expect("report written");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn snapshots(agents: &[AgentProcess]) -> Vec<AgentReport> {
+    let mut out = Vec::new();
+    for a in agents {
+        out.push(a.snapshot().await);
+    }
+    out
+}
+
+/// A listen address for each push design (Prometheus' alertmanagers).
+fn listens(designs: &[DesignSpec]) -> Vec<Option<String>> {
+    designs
+        .iter()
+        .map(|d| (d.design != Design::Pull).then(|| format!("127.0.0.1:{}", free_port())))
+        .collect()
+}
+
+fn alertmanagers(listens: &[Option<String>]) -> Vec<SocketAddr> {
+    listens
+        .iter()
+        .flatten()
+        .map(|l| l.parse().expect("an address"))
+        .collect()
+}
+
+fn start_agents(
+    designs: &[DesignSpec],
+    listens: &[Option<String>],
+    bed: &Bed,
+    dir: &Path,
+) -> Result<Vec<AgentProcess>> {
+    let url = bed.prometheus.url();
+    let mut agents = Vec::new();
+    for (spec, listen) in designs.iter().zip(listens) {
+        let config = AgentConfig {
+            design: spec.design,
+            prometheus: url.clone(),
+            pipelines: bed.names.clone(),
+            listen: listen.clone(),
+            tuning: spec
+                .tuning
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .chain([
+                    ("prometheusUrl".to_string(), url.clone()),
+                    ("maxResponseBytes".to_string(), "256Mi".to_string()),
+                    ("requestTimeout".to_string(), "10s".to_string()),
+                    ("staleAfter".to_string(), "10m".to_string()),
+                ])
+                .collect(),
+        };
+        agents.push(AgentProcess::start(spec, &config, dir)?);
+    }
+    Ok(agents)
+}
+
+/// Runs one scenario: the designs side by side on one bed, each fault
+/// broken and mended in turn, then the stable phase.
+pub async fn run_scenario(s: &Scenario) -> Result<Outcome> {
+    let listens = listens(&s.designs);
+    let bed = Bed::start(&BedSetup {
+        pipelines: s.pipelines,
+        evaluation: s.evaluation,
+        resend_delay: s.resend_delay,
+        noise: s.noise,
+        background_alert: s.background_alert,
+        alertmanagers: alertmanagers(&listens),
+    })
+    .await?;
+    let names = &bed.names;
+    // p0 carries the background alert; faults go to the others (or p0 alone).
+    let faulty = |i: usize| {
+        &names[if names.len() > 1 {
+            1 + i % (names.len() - 1)
+        } else {
+            0
+        }]
+    };
+    let (collector, prometheus) = (&bed.collector, &bed.prometheus);
+
+    let dir = TempDir::new("compare")?;
+    let agents = start_agents(&s.designs, &listens, &bed, dir.path())?;
+    let started = Instant::now();
+    let cpu_before = usage(prometheus.pid().unwrap_or(0)).0;
+    // Let every design settle on the initial state.
+    tokio::time::sleep(s.evaluation * 2 + Duration::from_secs(2)).await;
+
+    let (settle, limit) = (s.settle(), s.limit());
+    let mut injected = Vec::new();
+    for i in 0..s.changes {
+        let pipeline = faulty(i);
+        eprintln!(
+            "compare:   change {}/{} on {pipeline} ({:.0}s in)",
+            i + 1,
+            s.changes,
+            started.elapsed().as_secs_f64()
+        );
+        let broke = unix_ms();
+        collector.set_flow(Component::Gateway, pipeline, Flow::AllDropped);
+        until_firing(prometheus, pipeline, true, limit).await?;
+        tokio::time::sleep(settle).await;
+        let mended = unix_ms();
+        collector.set_flow(Component::Gateway, pipeline, Flow::Healthy);
+        until_firing(prometheus, pipeline, false, limit).await?;
+        tokio::time::sleep(settle).await;
+        injected.push((pipeline.clone(), broke, mended));
+    }
+
+    // The stable phase: nothing changes; count what each design still costs.
+    let before = snapshots(&agents).await;
+    tokio::time::sleep(s.stable).await;
+    let after = snapshots(&agents).await;
+    let stable = agents
+        .iter()
+        .zip(before.iter().zip(&after))
+        .map(|(a, (b, e))| Stable {
+            label: a.spec.label.clone(),
+            requests: e.prometheus_requests.saturating_sub(b.prometheus_requests),
+            bytes: e.prometheus_bytes.saturating_sub(b.prometheus_bytes),
+            reconciles: e.reconciles.saturating_sub(b.reconciles),
+        })
+        .collect();
+    let prometheus_cpu = usage(prometheus.pid().unwrap_or(0)).0 - cpu_before;
+    let duration = started.elapsed();
+
+    let mut reports = Vec::new();
+    for a in agents {
+        reports.push(a.stop()?);
+    }
+    let truths = truth::changes(&prometheus.url(), &injected, s.evaluation).await?;
+    Ok(Outcome {
+        scenario: s.clone(),
+        reports,
+        truths,
+        prometheus_cpu,
+        duration,
+        stable,
+    })
+}
+
+/// One design (or none) alone with a fresh Prometheus: Prometheus' CPU over
+/// a stable minute, so each design's cost to Prometheus shows on its own.
+pub async fn run_solo(run: &SoloRun) -> Result<SoloOutcome> {
+    let designs: Vec<DesignSpec> = run.design.iter().cloned().collect();
+    let listens = listens(&designs);
+    let evaluation = Duration::from_secs(1);
+    let bed = Bed::start(&BedSetup {
+        pipelines: SOLO_PIPELINES,
+        evaluation,
+        resend_delay: None,
+        noise: SOLO_NOISE,
+        background_alert: true,
+        alertmanagers: alertmanagers(&listens),
+    })
+    .await?;
+    let dir = TempDir::new("compare-solo")?;
+    let agents = start_agents(&designs, &listens, &bed, dir.path())?;
+    tokio::time::sleep(SOLO_SETTLE).await;
+    let pid = bed.prometheus.pid().unwrap_or(0);
+    let before = snapshots(&agents).await;
+    let agent_cpu_before: f64 = agents.iter().map(AgentProcess::cpu).sum();
+    let cpu_before = usage(pid).0;
+    let started = Instant::now();
+    tokio::time::sleep(SOLO_MEASURED).await;
+    let prometheus_cpu = usage(pid).0 - cpu_before;
+    let measured = started.elapsed();
+    let agent_cpu: f64 = agents.iter().map(AgentProcess::cpu).sum::<f64>() - agent_cpu_before;
+    let after = snapshots(&agents).await;
+    let delta = |f: fn(&AgentReport) -> u64| -> u64 {
+        before
+            .iter()
+            .zip(&after)
+            .map(|(b, e)| f(e).saturating_sub(f(b)))
+            .sum()
+    };
+    let outcome = SoloOutcome {
+        label: run
+            .design
+            .as_ref()
+            .map_or("baseline".into(), |d| d.label.clone()),
+        pipelines: SOLO_PIPELINES,
+        evaluation,
+        noise: SOLO_NOISE,
+        measured,
+        prometheus_cpu,
+        requests: delta(|r| r.prometheus_requests),
+        bytes: delta(|r| r.prometheus_bytes),
+        reconciles: delta(|r| r.reconciles),
+        notifications: delta(|r| r.notifications),
+        design_cpu: agent_cpu,
+    };
+    for a in agents {
+        a.stop()?;
+    }
+    Ok(outcome)
+}

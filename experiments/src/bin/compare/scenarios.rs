@@ -1,0 +1,361 @@
+//! The catalogue: which designs run, under which conditions, in the quick
+//! run and in the full run's sweeps and solo runs. Only data and the timing
+//! rules derived from it; running them is the harness' job.
+
+use std::time::Duration;
+
+use crate::agent::Design;
+
+/// One design as the harness runs it.
+#[derive(Clone, Debug)]
+pub struct DesignSpec {
+    pub label: String,
+    pub design: Design,
+    /// Pull schedule (ConfigMap keys).
+    pub tuning: Vec<(&'static str, String)>,
+}
+
+impl DesignSpec {
+    /// The longest poll interval of a pull design (zero for push): how long
+    /// it may take to look again after a change.
+    fn max_interval(&self) -> Duration {
+        self.tuning
+            .iter()
+            .find(|(k, _)| *k == "maxInterval")
+            .and_then(|(_, v)| humantime::parse_duration(v).ok())
+            .unwrap_or_default()
+    }
+}
+
+fn pull(label: &str, min: &str, max: &str, factor: &str) -> DesignSpec {
+    DesignSpec {
+        label: label.into(),
+        design: Design::Pull,
+        tuning: vec![
+            ("minInterval", min.into()),
+            ("maxInterval", max.into()),
+            ("backoffFactor", factor.into()),
+        ],
+    }
+}
+
+fn phase_locked(label: &str, min: &str, max: &str, factor: &str) -> DesignSpec {
+    let mut spec = pull(label, min, max, factor);
+    spec.tuning.push(("phaseLock", "true".into()));
+    spec
+}
+
+fn push(label: &str, design: Design) -> DesignSpec {
+    DesignSpec {
+        label: label.into(),
+        design,
+        tuning: vec![],
+    }
+}
+
+/// One experiment: a Prometheus set-up, some pipelines, some faults.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: String,
+    /// The report sections (sweeps) that show this scenario. One run can be
+    /// a point of several sweeps: the 100-pipeline scenario is also the
+    /// no-noise and the default-resend-delay point, which saves a rerun.
+    pub sweeps: Vec<&'static str>,
+    pub evaluation: Duration,
+    pub resend_delay: Option<Duration>,
+    pub pipelines: usize,
+    /// Unrelated firing alerts (`NoiseAlert`), in every `/api/v1/alerts`
+    /// answer and every notification, as a real cluster has them.
+    pub noise: usize,
+    /// Faults injected one after the other (break, then mend).
+    pub changes: usize,
+    /// Time with no change at the end, for the steady-state cost.
+    pub stable: Duration,
+    /// One pipeline dropping some data for the whole run, so that firing
+    /// alerts exist while stable (what makes Prometheus re-send).
+    pub background_alert: bool,
+    pub designs: Vec<DesignSpec>,
+}
+
+impl Scenario {
+    /// The rate window of the sped-up rules: three evaluations, so an alert
+    /// needs a few samples and clears a few evaluations after a mend.
+    fn window(&self) -> Duration {
+        self.evaluation * 3
+    }
+
+    /// How long to wait after Prometheus shows a change before the next one.
+    /// The pull design with the longest interval looks again within its
+    /// `maxInterval` of the evaluation that changed the alert (phase-locked
+    /// ones poll right after an evaluation); one more evaluation and 2s cover
+    /// the request, the reconciles and a push design's queue. At 1s
+    /// evaluation this is the 3s margin the first report used; at 30s a
+    /// second extra evaluation would only add a minute per change.
+    pub fn settle(&self) -> Duration {
+        self.designs
+            .iter()
+            .map(DesignSpec::max_interval)
+            .max()
+            .unwrap_or_default()
+            + self.evaluation
+            + Duration::from_secs(2)
+    }
+
+    /// How long Prometheus may take to fire or clear an alert: the rate
+    /// window must fill or drain (up to one more scrape and evaluation each),
+    /// with ample room for a loaded machine.
+    pub fn limit(&self) -> Duration {
+        self.window() * 4 + self.evaluation * 4 + Duration::from_secs(10)
+    }
+
+    /// A rough duration, for the progress lines and the total estimate:
+    /// start-up, the initial settle, each change (fire, settle, clear,
+    /// settle) and the stable phase; calibrated on the first report's runs.
+    pub fn estimate(&self) -> Duration {
+        let eval = self.evaluation;
+        let startup = Duration::from_secs(5)
+            + if self.background_alert {
+                self.window() + eval * 2
+            } else {
+                Duration::ZERO
+            }
+            + if self.noise > 0 {
+                eval * 2
+            } else {
+                Duration::ZERO
+            };
+        let change = self.settle() * 2 + eval + Duration::from_secs(1) + self.window() + eval;
+        startup + eval * 2 + Duration::from_secs(2) + change * self.changes as u32 + self.stable
+    }
+}
+
+/// A design alone with a Prometheus of its own (or no design: the baseline).
+#[derive(Clone, Debug)]
+pub struct SoloRun {
+    pub name: String,
+    pub design: Option<DesignSpec>,
+}
+
+/// The solo set-up: the 100-pipeline, 1s-evaluation scenario with 1000
+/// unrelated alerts and one background alert, so that every design has
+/// something to fetch and push designs have re-sends to react to.
+pub const SOLO_PIPELINES: usize = 100;
+pub const SOLO_NOISE: usize = 1000;
+pub const SOLO_SETTLE: Duration = Duration::from_secs(10);
+pub const SOLO_MEASURED: Duration = Duration::from_secs(60);
+
+impl SoloRun {
+    /// Start-up with the background alert and noise, then settle and measure.
+    pub fn estimate(&self) -> Duration {
+        Duration::from_secs(10) + SOLO_SETTLE + SOLO_MEASURED
+    }
+}
+
+/// What one invocation runs: the quick scenario alone, or the full run's
+/// scenarios and solo runs whose name contains one of `only` (all of them
+/// when `only` is empty).
+pub fn plan(quick: bool, only: &[String]) -> (Vec<Scenario>, Vec<SoloRun>) {
+    if quick {
+        return (quick_run(), Vec::new());
+    }
+    let selected = |name: &str| only.is_empty() || only.iter().any(|o| name.contains(o.as_str()));
+    (
+        full().into_iter().filter(|s| selected(&s.name)).collect(),
+        solo_runs()
+            .into_iter()
+            .filter(|s| selected(&s.name))
+            .collect(),
+    )
+}
+
+fn quick_run() -> Vec<Scenario> {
+    vec![Scenario {
+        name: "quick".into(),
+        sweeps: vec!["quick"],
+        evaluation: Duration::from_secs(1),
+        resend_delay: Some(Duration::from_secs(5)),
+        pipelines: 10,
+        noise: 0,
+        changes: 2,
+        stable: Duration::from_secs(15),
+        background_alert: true,
+        designs: vec![
+            push("push-all", Design::PushAll),
+            push("push-scoped", Design::PushScoped),
+            pull("pull-fixed-1s", "1s", "1s", "1"),
+            pull("pull-adaptive", "500ms", "5s", "1.5"),
+            phase_locked("pull-locked-every-eval", "1s", "1s", "1"),
+            phase_locked("pull-locked-adaptive", "500ms", "5s", "1.5"),
+        ],
+    }]
+}
+
+/// All eight designs at 1s evaluation.
+fn designs_eval_1s() -> Vec<DesignSpec> {
+    vec![
+        push("push-all", Design::PushAll),
+        push("push-scoped", Design::PushScoped),
+        pull("pull-fixed-1s", "1s", "1s", "1"),
+        pull("pull-fixed-5s", "5s", "5s", "1"),
+        pull("pull-fixed-30s", "30s", "30s", "1"),
+        pull("pull-adaptive", "1s", "15s", "1.5"),
+        // Phase-locked: after every evaluation, or skipping evaluations
+        // as the adaptive schedule allows.
+        phase_locked("pull-locked-every-eval", "1s", "1s", "1"),
+        phase_locked("pull-locked-adaptive", "1s", "15s", "1.5"),
+    ]
+}
+
+fn pick(designs: &[DesignSpec], labels: &[&str]) -> Vec<DesignSpec> {
+    labels
+        .iter()
+        .map(|l| {
+            designs
+                .iter()
+                .find(|d| d.label == *l)
+                .cloned()
+                .expect("a known design")
+        })
+        .collect()
+}
+
+/// The full run's scenarios, sweep by sweep (see the crate doc in `main.rs`).
+fn full() -> Vec<Scenario> {
+    let second = Duration::from_secs(1);
+    let all = designs_eval_1s();
+    let base = Scenario {
+        name: String::new(),
+        sweeps: vec![],
+        evaluation: second,
+        resend_delay: None,
+        pipelines: 100,
+        noise: 0,
+        changes: 4,
+        stable: second * 60,
+        background_alert: true,
+        designs: all.clone(),
+    };
+    let mut out = Vec::new();
+    for pipelines in [1, 10, 100, 1000] {
+        out.push(Scenario {
+            name: format!("eval-1s-{pipelines}-pipelines"),
+            // The 100-pipeline run is also the no-noise and the
+            // default-resend-delay point of those sweeps.
+            sweeps: if pipelines == 100 {
+                vec!["pipelines", "noise", "resend"]
+            } else {
+                vec!["pipelines"]
+            },
+            pipelines,
+            // The background alert needs a pipeline of its own.
+            background_alert: pipelines > 1,
+            ..base.clone()
+        });
+    }
+    for noise in [10, 1000, 10000] {
+        out.push(Scenario {
+            name: format!("noise-{noise}-alerts"),
+            sweeps: vec!["noise"],
+            noise,
+            changes: 2,
+            designs: pick(
+                &all,
+                &[
+                    "push-all",
+                    "push-scoped",
+                    "pull-adaptive",
+                    "pull-locked-every-eval",
+                ],
+            ),
+            ..base.clone()
+        });
+    }
+    for resend in [5, 15] {
+        out.push(Scenario {
+            name: format!("resend-{resend}s"),
+            sweeps: vec!["resend"],
+            resend_delay: Some(second * resend),
+            changes: 1,
+            designs: pick(&all, &["push-all", "push-scoped", "pull-locked-every-eval"]),
+            ..base.clone()
+        });
+    }
+    // Last, the slowest: the evaluation interval the shipped rules use.
+    out.push(Scenario {
+        name: "eval-30s-100-pipelines".into(),
+        sweeps: vec!["evaluation"],
+        evaluation: second * 30,
+        changes: 1,
+        stable: second * 120,
+        designs: vec![
+            push("push-all", Design::PushAll),
+            push("push-scoped", Design::PushScoped),
+            pull("pull-fixed-30s", "30s", "30s", "1"),
+            pull("pull-adaptive", "5s", "60s", "2"),
+            phase_locked("pull-locked-every-eval", "30s", "30s", "1"),
+            phase_locked("pull-locked-adaptive", "30s", "120s", "2"),
+        ],
+        ..base
+    });
+    out
+}
+
+/// The baseline (Prometheus with no design) and each design alone.
+fn solo_runs() -> Vec<SoloRun> {
+    std::iter::once(SoloRun {
+        name: "solo-baseline".into(),
+        design: None,
+    })
+    .chain(designs_eval_1s().into_iter().map(|d| SoloRun {
+        name: format!("solo-{}", d.label),
+        design: Some(d),
+    }))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(only: &[&str]) -> (Vec<String>, Vec<String>) {
+        let only: Vec<String> = only.iter().map(|o| o.to_string()).collect();
+        let (scenarios, solos) = plan(false, &only);
+        (
+            scenarios.into_iter().map(|s| s.name).collect(),
+            solos.into_iter().map(|s| s.name).collect(),
+        )
+    }
+
+    #[test]
+    fn only_selects_by_substring() {
+        let (all_scenarios, all_solos) = names(&[]);
+        assert_eq!((all_scenarios.len(), all_solos.len()), (10, 9));
+        assert_eq!(
+            names(&["noise-10000", "solo-push-all"]),
+            (
+                vec!["noise-10000-alerts".to_string()],
+                vec!["solo-push-all".to_string()]
+            )
+        );
+        assert_eq!(names(&["nothing"]), (vec![], vec![]));
+        let (quick, solos) = plan(true, &["noise".to_string()]);
+        assert_eq!(
+            (quick.len(), quick[0].name.as_str(), solos.len()),
+            (1, "quick", 0)
+        );
+    }
+
+    #[test]
+    fn timing_follows_the_slowest_design() {
+        let s = &plan(true, &[]).0[0];
+        // pull-adaptive's 5s maxInterval, one evaluation, 2s.
+        assert_eq!(s.settle(), Duration::from_secs(8));
+        // Window 3s: 12s + 4s + 10s.
+        assert_eq!(s.limit(), Duration::from_secs(26));
+        let push_only = Scenario {
+            designs: vec![push("push-all", Design::PushAll)],
+            ..s.clone()
+        };
+        assert_eq!(push_only.settle(), Duration::from_secs(3));
+    }
+}

@@ -1,0 +1,18 @@
+//! What the experiment binaries share: the arithmetic behind the figures
+//! they report and the reading of Prometheus' text exposition. Both are kept
+//! free of processes and I/O so that tests can pin the numbers down without
+//! starting a Prometheus.
+
+pub mod exposition;
+pub mod figures;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Wall-clock milliseconds, the unit Prometheus stamps evaluations in, so
+/// that detections and ground truth can be subtracted directly.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}

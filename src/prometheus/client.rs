@@ -1,0 +1,272 @@
+//! The Prometheus HTTP client: `GET /api/v1/alerts` and `/api/v1/rules`,
+//! made safe.
+//!
+//! prometheus-http-query gives us the reqwest client it is built on, the URL
+//! handling and the typed alert model. Its `alerts()` call, though, reads the
+//! whole body with no limit and drops the response headers, so a huge or
+//! hostile response could exhaust memory and a `Retry-After` would be lost.
+//! We therefore send the request on the same reqwest client ourselves, read the
+//! body in chunks up to `maxResponseBytes`, and decode it into the crate's
+//! `Alert` type.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use prometheus_http_query::reqwest::{self, StatusCode, Url, header};
+
+use super::decode::{DecodeError, decode, decode_rule_timings};
+use super::error::{ClientError, PollError, redact};
+use crate::alerts::ActiveAlert;
+use crate::config::Tuning;
+use crate::phase::GroupTiming;
+use crate::tls::install_crypto_provider;
+
+/// The settings a client is built from; a new client is built only when these change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientSettings {
+    pub url: Url,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_response_bytes: u64,
+    pub bearer_token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_verify: bool,
+}
+
+impl From<&Tuning> for ClientSettings {
+    fn from(t: &Tuning) -> Self {
+        Self {
+            url: t.prometheus_url.clone(),
+            request_timeout: t.request_timeout,
+            connect_timeout: t.connect_timeout,
+            max_response_bytes: t.max_response_bytes.0,
+            bearer_token_file: t.bearer_token_file.clone(),
+            ca_file: t.ca_file.clone(),
+            insecure_skip_verify: t.insecure_skip_verify,
+        }
+    }
+}
+
+/// A successful answer.
+#[derive(Debug)]
+pub struct AlertsResponse {
+    pub alerts: Vec<ActiveAlert>,
+    /// Body size after decompression.
+    pub bytes: usize,
+}
+
+/// A client for one Prometheus.
+#[derive(Clone)]
+pub struct PrometheusClient {
+    settings: ClientSettings,
+    api: prometheus_http_query::Client,
+    alerts_url: Url,
+    rules_url: Url,
+    /// The URL without credentials, for messages.
+    shown_url: String,
+}
+
+impl PrometheusClient {
+    pub fn new(settings: ClientSettings) -> Result<Self, ClientError> {
+        install_crypto_provider();
+        let mut builder = reqwest::Client::builder()
+            .timeout(settings.request_timeout)
+            .connect_timeout(settings.connect_timeout)
+            .no_proxy()
+            .user_agent(concat!("alert-poller/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &settings.ca_file {
+            let pem = std::fs::read(path).map_err(|source| ClientError::CaFile {
+                path: path.clone(),
+                source,
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+                ClientError::CaParse {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if settings.insecure_skip_verify {
+            tracing::warn!(
+                url = %redact(&settings.url),
+                "TLS certificate verification towards Prometheus is disabled (insecureSkipVerify)"
+            );
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder.build().map_err(ClientError::Build)?;
+        let mut base = settings.url.clone();
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let api = prometheus_http_query::Client::from(http, base.as_str()).map_err(|source| {
+            ClientError::Url {
+                url: redact(&settings.url),
+                source,
+            }
+        })?;
+        let alerts_url = base.join("api/v1/alerts").expect("a relative path joins");
+        let rules_url = base
+            .join("api/v1/rules?type=alert")
+            .expect("a relative path joins");
+        Ok(Self {
+            shown_url: redact(&alerts_url),
+            settings,
+            api,
+            alerts_url,
+            rules_url,
+        })
+    }
+
+    pub fn settings(&self) -> &ClientSettings {
+        &self.settings
+    }
+
+    /// The alerts endpoint, credentials removed, for logs and messages.
+    pub fn url(&self) -> &str {
+        &self.shown_url
+    }
+
+    /// Asks Prometheus for its active alerts.
+    pub async fn alerts(&self) -> Result<AlertsResponse, PollError> {
+        let (status, body) = self.fetch(self.alerts_url.clone()).await?;
+        let alerts = decode(&body).map_err(|e| decode_error(status, e))?;
+        Ok(AlertsResponse {
+            alerts,
+            bytes: body.len(),
+        })
+    }
+
+    /// When the rule groups holding alerts named `prefix…` are evaluated,
+    /// for phase-locked polling (`/api/v1/rules?type=alert`).
+    pub async fn rule_timings(&self, prefix: &str) -> Result<Vec<GroupTiming>, PollError> {
+        let (status, body) = self.fetch(self.rules_url.clone()).await?;
+        decode_rule_timings(&body, prefix).map_err(|e| decode_error(status, e))
+    }
+
+    /// One GET with the bearer token, the status rules and the body cap.
+    async fn fetch(&self, url: Url) -> Result<(StatusCode, Vec<u8>), PollError> {
+        let mut request = self
+            .api
+            .inner()
+            .get(url)
+            .header(header::ACCEPT, "application/json");
+        if let Some(path) = &self.settings.bearer_token_file {
+            let token = std::fs::read_to_string(path).map_err(|source| PollError::TokenFile {
+                path: path.clone(),
+                source,
+            })?;
+            request = request.bearer_auth(token.trim());
+        }
+        let mut response = request.send().await.map_err(|e| self.transport_error(e))?;
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+            return Err(PollError::RetryLater {
+                status,
+                retry_after: retry_after(response.headers()),
+            });
+        }
+        if !is_json(response.headers()) {
+            if !status.is_success() {
+                return Err(PollError::Http {
+                    status,
+                    detail: "no JSON error body".into(),
+                });
+            }
+            let content_type = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_else(|| "(none)".into());
+            return Err(PollError::ContentType(content_type));
+        }
+        let limit = self.settings.max_response_bytes;
+        if response.content_length().is_some_and(|len| len > limit) {
+            return Err(PollError::TooLarge(limit));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(e))?
+        {
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(PollError::TooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, body))
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> PollError {
+        if e.is_timeout() {
+            PollError::Timeout(self.settings.request_timeout)
+        } else if e.is_connect() {
+            PollError::Connect(root_cause(&e))
+        } else {
+            PollError::Transport(root_cause(&e))
+        }
+    }
+}
+
+/// A body that did not decode: a Prometheus error, garbage, or the error
+/// body of a failed status.
+fn decode_error(status: StatusCode, e: DecodeError) -> PollError {
+    match (status.is_success(), e) {
+        (false, DecodeError::Invalid(detail) | DecodeError::Prometheus(detail)) => {
+            PollError::Http { status, detail }
+        }
+        (true, DecodeError::Invalid(cause)) => PollError::Decode(cause),
+        (true, DecodeError::Prometheus(message)) => PollError::Prometheus(message),
+    }
+}
+
+fn is_json(headers: &header::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// `Retry-After` in its delta-seconds form, the one Prometheus and common
+/// proxies send; an HTTP date is ignored (the backoff still applies).
+fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// The innermost error message: reqwest's own is "error sending request",
+/// which says nothing; the cause at the bottom ("Connection refused") does.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_only() {
+        let mut h = header::HeaderMap::new();
+        h.insert(header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+}

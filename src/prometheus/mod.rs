@@ -1,0 +1,18 @@
+//! Asking Prometheus which alerts are active and when their rule groups run.
+//!
+//! One job a file: `client.rs` sends the requests and reads the answers within
+//! the limits, `decode.rs` turns a body into the crate's types without I/O (so
+//! the parsers are tested and fuzzed without a server), and `error.rs` says what
+//! went wrong and how it is classed. The process-wide crypto provider, which
+//! this client needs installed first, is [`crate::tls`]'s. Callers use the
+//! re-exports below, so one path, `prometheus::…`, names each item whichever
+//! file holds it.
+
+mod client;
+mod decode;
+mod error;
+
+pub use crate::tls::install_crypto_provider;
+pub use client::{AlertsResponse, ClientSettings, PrometheusClient};
+pub use decode::{DecodeError, decode, decode_rule_timings};
+pub use error::{ClientError, PollError, redact};
