@@ -84,7 +84,8 @@ pub struct Context {
 /// chosen version and the list shape.
 struct Shared {
     ctx: Arc<Context>,
-    schema: Schema,
+    /// The conditions list's shape, kept current by [`schema::follow`].
+    shape: watch::Receiver<ListShape>,
     resource: ApiResource,
     api: Api<DynamicObject>,
 }
@@ -172,7 +173,8 @@ async fn write(
         ) else {
             return Ok(None);
         };
-        let result = match shared.schema.conditions {
+        let shape = *shared.shape.borrow();
+        let result = match shape {
             ListShape::Map => {
                 // Our one entry, applied: the map list keeps everyone else's.
                 let patch = json!({
@@ -301,6 +303,28 @@ pub async fn run(
         "pipeline API chosen"
     );
     let resource = schema.api_resource();
+    let (shape_tx, shape) = watch::channel(schema.conditions);
+    // A new version ends this run; main treats that as a failure, so the
+    // process restarts and discovers the schema afresh.
+    let restart = CancellationToken::new();
+    tokio::spawn(schema::follow(
+        ctx.client.clone(),
+        schema.clone(),
+        shape_tx,
+        restart.clone(),
+        shutdown.clone(),
+    ));
+    let stop = CancellationToken::new();
+    {
+        let (stop, shutdown, restart) = (stop.clone(), shutdown.clone(), restart.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = restart.cancelled() => {}
+            }
+            stop.cancel();
+        });
+    }
     let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource);
     let writer = reflector::store::Writer::new(resource.clone());
     let reader = writer.as_reader();
@@ -354,7 +378,7 @@ pub async fn run(
 
     let shared = Arc::new(Shared {
         ctx,
-        schema,
+        shape,
         resource: resource.clone(),
         api,
     });
@@ -362,7 +386,7 @@ pub async fn run(
         .with_config(ControllerConfig::default().concurrency(8))
         .reconcile_on(named_rx)
         .reconcile_all_on(all_rx)
-        .graceful_shutdown_on(shutdown.cancelled_owned())
+        .graceful_shutdown_on(stop.cancelled_owned())
         .run(reconcile, error_policy, shared)
         .for_each(|result| async move {
             if let Err(error) = result {

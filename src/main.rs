@@ -287,8 +287,12 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
         }
         metrics.leader.set(1);
         let poller = tokio::spawn(poller.run(work_shutdown.clone()));
-        controller::run(ctx, polls.requeues, synced_tx, work_shutdown).await;
-        let _ = poller.await;
+        controller::run(ctx, polls.requeues, synced_tx, work_shutdown.clone()).await;
+        // The controller stops by itself only when the pipeline CRD moved to
+        // another version: end this task, so the process exits and restarts.
+        if work_shutdown.is_cancelled() {
+            let _ = poller.await;
+        }
     });
     if args.leader_election {
         tasks.spawn(leader::run(

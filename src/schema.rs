@@ -14,11 +14,15 @@
 //! fetches it, falling back to API discovery and the atomic strategy (safe on
 //! both shapes) when the CRD cannot be read.
 
+use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps,
 };
 use kube::Client;
 use kube::api::{Api, ApiResource};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::pipeline;
 
@@ -186,6 +190,92 @@ pub async fn discover(client: &Client) -> Result<Schema, SchemaError> {
     })
 }
 
+/// What a change of the CRD means for a controller that uses `current`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing that matters to us changed.
+    None,
+    /// The conditions list changed shape: switch the write strategy at once.
+    Shape(ListShape),
+    /// The version to use is another one now (or none): every read, watch
+    /// and write must move, which takes a fresh start.
+    Version,
+}
+
+/// How `next` differs from `current`, in what matters to us.
+pub fn change(current: &Schema, next: Result<Schema, SchemaError>) -> Change {
+    match next {
+        Ok(next) if next.version != current.version => Change::Version,
+        Err(_) => Change::Version,
+        Ok(next) if next.conditions != current.conditions => Change::Shape(next.conditions),
+        Ok(_) => Change::None,
+    }
+}
+
+/// Follows the CRD while the controller runs, so that a CRD replaced under us
+/// (telemetry-manager installed or upgraded after alert-poller) never meets a
+/// write strategy made for the old one: a new list shape is published on
+/// `shape` at once; a new version cancels `restart`, since the watches and
+/// the cache would have to move. Without permission to watch the CRD it logs
+/// once and leaves the shape as discovered.
+pub async fn follow(
+    client: Client,
+    in_use: Schema,
+    shape: watch::Sender<ListShape>,
+    restart: CancellationToken,
+    shutdown: CancellationToken,
+) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client);
+    let config =
+        watcher::Config::default().fields(&format!("metadata.name={}", pipeline::crd_name()));
+    let mut current = in_use;
+    let mut events = watcher(crds, config)
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => return,
+            next = events.next() => next,
+        };
+        let crd = match next {
+            Some(Ok(crd)) => crd,
+            Some(Err(watcher::Error::InitialListFailed(kube::Error::Api(e))))
+            | Some(Err(watcher::Error::WatchStartFailed(kube::Error::Api(e))))
+                if e.code == 403 =>
+            {
+                tracing::warn!(crd = %pipeline::crd_name(), "may not watch the CRD; a change of its shape needs a restart to be seen");
+                return;
+            }
+            Some(Err(error)) => {
+                tracing::debug!(%error, "CRD watch interrupted; retrying");
+                continue;
+            }
+            None => return,
+        };
+        match change(&current, Schema::from_crd(&crd)) {
+            Change::None => {}
+            Change::Shape(new) => {
+                tracing::warn!(
+                    from = current.conditions.as_str(),
+                    to = new.as_str(),
+                    "the CRD's conditions list changed shape; writing for the new one"
+                );
+                current.conditions = new;
+                shape.send_replace(new);
+            }
+            Change::Version => {
+                tracing::error!(
+                    version = %current.version,
+                    "the CRD no longer makes this version the one to use; restarting to follow it"
+                );
+                restart.cancel();
+                return;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +375,33 @@ mod tests {
             let want = want.map(|(v, s)| (v.to_owned(), s));
             assert_eq!(got, want, "{versions}");
         }
+    }
+
+    #[test]
+    fn changes_that_matter() {
+        let map = |v: &str| Schema {
+            version: v.into(),
+            conditions: ListShape::Map,
+        };
+        let atomic = |v: &str| Schema {
+            version: v.into(),
+            conditions: ListShape::Atomic,
+        };
+        let unusable = || Schema::from_crd(&crd(json!([version("v2", true, map_list())])));
+        assert_eq!(change(&map("v1beta1"), Ok(map("v1beta1"))), Change::None);
+        assert_eq!(
+            change(&map("v1beta1"), Ok(atomic("v1beta1"))),
+            Change::Shape(ListShape::Atomic)
+        );
+        assert_eq!(
+            change(&atomic("v1beta1"), Ok(map("v1beta1"))),
+            Change::Shape(ListShape::Map)
+        );
+        assert_eq!(
+            change(&map("v1alpha1"), Ok(map("v1beta1"))),
+            Change::Version
+        );
+        assert_eq!(change(&map("v1beta1"), unusable()), Change::Version);
     }
 
     #[test]

@@ -438,6 +438,53 @@ async fn map_drift_is_repaired_and_quiet_is_quiet(env: &mut Env) -> Result<()> {
     drift_is_repaired_and_quiet_is_quiet(env).await
 }
 
+/// telemetry-manager installed after alert-poller replaces the CRD under the
+/// running controller: the conditions list turns atomic, and the very next
+/// write must keep the other writer's conditions, with no restart.
+async fn a_crd_replaced_under_the_controller_changes_the_write(env: &mut Env) -> Result<()> {
+    install_crd(&env.kubectl, &crd_shapes::manager_like())?;
+    let started = Instant::now();
+    while !env
+        .controller()
+        .log()
+        .contains("conditions list changed shape")
+    {
+        ensure!(
+            started.elapsed() < PATIENCE,
+            "the controller did not notice the new CRD:\n{}",
+            tail(&env.controller().log(), 20)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let theirs = [
+        theirs("GatewayHealthy", "True", "GatewayReady"),
+        theirs("ConfigurationGenerated", "True", "AfterTakeover"),
+    ];
+    their_update(env, "audit", &theirs)?;
+    env.collector
+        .set_flow(Component::Gateway, "audit", Flow::AllDropped);
+    until_shared(
+        env,
+        "audit",
+        &theirs,
+        "False",
+        "GatewayAllTelemetryDataDropped",
+    )
+    .await?;
+    env.collector
+        .set_flow(Component::Gateway, "audit", Flow::Healthy);
+    until_shared(env, "audit", &theirs, "True", "FlowHealthy").await?;
+    ensure!(
+        env.controller.as_mut().is_some_and(|c| c.alive()),
+        "the controller stopped"
+    );
+    println!(
+        "    switched to the atomic strategy {:.1}s after the CRD changed",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// The scenarios need an empty cluster; `env::install` is not used here.
 async fn start(env: &mut Env) -> Result<()> {
     env.kubectl(&["version"])?;
@@ -458,6 +505,7 @@ fn main() -> ExitCode {
             map_spec_survives_status_writes,
             map_conditions_are_shared,
             map_drift_is_repaired_and_quiet_is_quiet,
+            a_crd_replaced_under_the_controller_changes_the_write,
         ],
     )
 }

@@ -161,7 +161,7 @@ fn rbac_grants_exactly_what_the_controller_uses() {
             (
                 "apiextensions.k8s.io".into(),
                 "customresourcedefinitions".into(),
-                s(&["get"])
+                s(&["get", "list", "watch"])
             ),
             (
                 "events.k8s.io".into(),
