@@ -130,46 +130,27 @@ mod tests {
     }
 
     #[test]
-    fn reason_change_keeps_the_transition_time() {
-        let current = plan(
-            "T",
-            None,
-            &verdict(Status::False, "GatewayThrottling"),
-            Some(1),
-            at(100),
-        )
-        .unwrap();
-        let next = plan(
-            "T",
-            Some(&current),
-            &verdict(Status::False, "GatewayAllTelemetryDataDropped"),
-            Some(1),
-            at(200),
-        )
-        .unwrap();
-        assert_eq!(next.reason, "GatewayAllTelemetryDataDropped");
-        assert_eq!(next.last_transition_time, Time(at(100)));
-    }
-
-    #[test]
-    fn status_change_moves_the_transition_time() {
-        let current = plan(
-            "T",
-            None,
-            &verdict(Status::False, "GatewayThrottling"),
-            Some(1),
-            at(100),
-        )
-        .unwrap();
-        let next = plan(
-            "T",
-            Some(&current),
-            &verdict(Status::True, "FlowHealthy"),
-            Some(1),
-            at(200),
-        )
-        .unwrap();
-        assert_eq!(next.last_transition_time, Time(at(200)));
+    fn the_transition_time_moves_only_with_the_status() {
+        // (next status, next reason, transition time expected)
+        let cases = [
+            (Status::False, "GatewayAllTelemetryDataDropped", 100),
+            (Status::True, "FlowHealthy", 200),
+            (Status::Unknown, "GatewayProbingFailed", 200),
+        ];
+        let first = verdict(Status::False, "GatewayThrottling");
+        let current = plan("T", None, &first, Some(1), at(100)).unwrap();
+        for (status, reason, moved_at) in cases {
+            let next = plan(
+                "T",
+                Some(&current),
+                &verdict(status, reason),
+                Some(1),
+                at(200),
+            )
+            .expect("a new verdict is written");
+            assert_eq!(next.reason, reason);
+            assert_eq!(next.last_transition_time, Time(at(moved_at)), "{reason}");
+        }
     }
 
     #[test]
