@@ -58,7 +58,7 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(10_000);
-    let matcher = Matcher::default();
+    let matcher = Matcher::all();
     let before = body(n, 0);
     let after = body(n, 1);
     let previous = Snapshot::from_alerts(decode(&before).unwrap(), &matcher);

@@ -7,6 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::kind::Kind;
+
 /// Label that every Prometheus alert carries with the rule's name.
 pub const ALERTNAME_LABEL: &str = "alertname";
 /// Label naming the pipeline an alert is about; absent when it is about all of them.
@@ -44,30 +46,42 @@ pub enum Scope {
     Pipeline(String),
 }
 
-/// Decides whether an alert belongs to the pipeline kind this controller manages,
-/// and to which pipelines.
+/// Decides whether an alert is about one pipeline kind, and about which of
+/// its pipelines.
 ///
 /// There is one matching rule, used by the poller (to diff) and by health (to
 /// judge), so the two can never disagree.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Matcher {
-    /// Alert names of the kind start with this (`Metric`).
+    pub kind: Kind,
+    /// Alert names of the kind start with this (`Metric`, `Trace`, `Log`).
     pub alertname_prefix: String,
-    /// Value of `pipeline_type` that means our kind (`metricpipeline`).
+    /// Value of `pipeline_type` that means this kind (`metricpipeline`, ...).
     pub pipeline_type: String,
 }
 
 impl Default for Matcher {
     fn default() -> Self {
-        Self {
-            alertname_prefix: "Metric".into(),
-            pipeline_type: "metricpipeline".into(),
-        }
+        Matcher::for_kind(Kind::Metric)
     }
 }
 
 impl Matcher {
-    /// The scope of an alert, or `None` when it is not about our kind at all.
+    /// The kind's matcher as telemetry-manager names its alerts.
+    pub fn for_kind(kind: Kind) -> Matcher {
+        Matcher {
+            kind,
+            alertname_prefix: kind.alert_prefix().into(),
+            pipeline_type: kind.pipeline_type().into(),
+        }
+    }
+
+    /// Matchers for every kind.
+    pub fn all() -> Vec<Matcher> {
+        Kind::ALL.into_iter().map(Matcher::for_kind).collect()
+    }
+
+    /// The scope of an alert, or `None` when it is not about this kind at all.
     ///
     /// The order of the checks is telemetry-manager's, and it matters: the
     /// alert name's prefix first (case-sensitive); then an alert without
@@ -100,118 +114,181 @@ impl Matcher {
     }
 }
 
-/// The firing alerts of our kind at one poll, indexed for the two questions asked
-/// of it: "what changed?" (by identity) and "what fires for pipeline X?" (by scope).
+/// Which kind an alert is about and its scope there: the first matcher that
+/// takes it. The kinds' prefixes do not overlap, so at most one does.
+fn classify<'m>(
+    matchers: &'m [Matcher],
+    labels: &BTreeMap<String, String>,
+) -> Option<(&'m Matcher, Scope)> {
+    matchers.iter().find_map(|m| Some((m, m.scope(labels)?)))
+}
+
+/// The firing alerts of the watched kinds at one poll, indexed for the two
+/// questions asked of it: "what changed?" (by identity) and "what fires for
+/// pipeline X of kind K?" (by scope).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    /// Identity (the full, sorted label set) to scope. Only firing alerts are here.
-    alerts: BTreeMap<BTreeMap<String, String>, Scope>,
-    /// Rule names (prefix stripped) firing for every pipeline.
-    unscoped: BTreeSet<String>,
-    /// Rule names firing per pipeline name.
-    scoped: BTreeMap<String, BTreeSet<String>>,
-    /// Pending alerts of our kind: reported in metrics, never acted upon.
+    /// Identity (the full, sorted label set) to kind and scope. Only firing
+    /// alerts are here.
+    alerts: BTreeMap<BTreeMap<String, String>, (Kind, Scope)>,
+    /// Rule names (prefix stripped) firing for every pipeline of a kind.
+    unscoped: BTreeMap<Kind, BTreeSet<String>>,
+    /// Rule names firing per pipeline.
+    scoped: BTreeMap<(Kind, String), BTreeSet<String>>,
+    /// Pending alerts of the watched kinds: reported in metrics, never acted upon.
     pending: usize,
 }
 
 impl Snapshot {
     /// Builds the snapshot from everything `/api/v1/alerts` returned; alerts of
-    /// other kinds and pending alerts are dropped here, so nothing downstream
-    /// has to think about them.
-    pub fn from_alerts<I>(alerts: I, matcher: &Matcher) -> Self
+    /// no watched kind and pending alerts are dropped here, so nothing
+    /// downstream has to think about them.
+    pub fn from_alerts<I>(alerts: I, matchers: &[Matcher]) -> Self
     where
         I: IntoIterator<Item = ActiveAlert>,
     {
         let mut snapshot = Snapshot::default();
         for alert in alerts {
-            let Some(scope) = matcher.scope(&alert.labels) else {
+            let Some((matcher, scope)) = classify(matchers, &alert.labels) else {
                 continue;
             };
             if alert.state == AlertState::Pending {
                 snapshot.pending += 1;
                 continue;
             }
+            let kind = matcher.kind;
             let rule = matcher.rule(&alert.labels).unwrap_or_default().to_owned();
             match &scope {
                 Scope::All => {
-                    snapshot.unscoped.insert(rule);
+                    snapshot.unscoped.entry(kind).or_default().insert(rule);
                 }
                 Scope::Pipeline(name) => {
                     snapshot
                         .scoped
-                        .entry(name.clone())
+                        .entry((kind, name.clone()))
                         .or_default()
                         .insert(rule);
                 }
             }
-            snapshot.alerts.insert(alert.labels, scope);
+            snapshot.alerts.insert(alert.labels, (kind, scope));
         }
         snapshot
     }
 
-    /// Number of firing alerts of our kind.
+    /// Number of firing alerts of the watched kinds.
     pub fn firing(&self) -> usize {
         self.alerts.len()
     }
 
-    /// Number of pending alerts of our kind.
+    /// Number of pending alerts of the watched kinds.
     pub fn pending(&self) -> usize {
         self.pending
     }
 
-    /// Rule names (prefix stripped) firing for the pipeline, unscoped ones included.
-    pub fn rules_for<'a>(&'a self, pipeline: &str) -> impl Iterator<Item = &'a str> + 'a {
-        let scoped = self.scoped.get(pipeline).into_iter().flatten();
-        self.unscoped.iter().chain(scoped).map(String::as_str)
+    /// Rule names (prefix stripped) firing for the pipeline, unscoped ones of
+    /// its kind included.
+    pub fn rules_for<'a>(
+        &'a self,
+        kind: Kind,
+        pipeline: &str,
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        let unscoped = self.unscoped.get(&kind).into_iter().flatten();
+        let scoped = self
+            .scoped
+            .get(&(kind, pipeline.to_owned()))
+            .into_iter()
+            .flatten();
+        unscoped.chain(scoped).map(String::as_str)
     }
 
     /// What changed from `previous` to `self`.
     pub fn diff(&self, previous: &Snapshot) -> Diff {
         let mut diff = Diff::default();
-        for (labels, scope) in &self.alerts {
+        for (labels, (kind, scope)) in &self.alerts {
             if !previous.alerts.contains_key(labels) {
                 diff.added += 1;
-                diff.affected.add(scope);
+                diff.affected.add(*kind, scope);
             }
         }
-        for (labels, scope) in &previous.alerts {
+        for (labels, (kind, scope)) in &previous.alerts {
             if !self.alerts.contains_key(labels) {
                 diff.removed += 1;
-                diff.affected.add(scope);
+                diff.affected.add(*kind, scope);
             }
         }
         diff
     }
 }
 
-/// The pipelines whose health may have changed.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Affected {
-    /// Nothing changed: reconcile nobody.
-    #[default]
-    Nobody,
+/// The pipelines of one kind whose health may have changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Targets {
     /// Only these pipelines.
     Pipelines(BTreeSet<String>),
-    /// An unscoped alert changed: every pipeline.
+    /// An unscoped alert of the kind changed: every pipeline of the kind.
     All,
 }
 
+/// The pipelines, per kind, whose health may have changed; no entry for a
+/// kind means none of its pipelines.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Affected(BTreeMap<Kind, Targets>);
+
 impl Affected {
-    fn add(&mut self, scope: &Scope) {
-        match (scope, &mut *self) {
-            (_, Affected::All) => {}
-            (Scope::All, _) => *self = Affected::All,
-            (Scope::Pipeline(name), Affected::Pipelines(names)) => {
-                names.insert(name.clone());
-            }
-            (Scope::Pipeline(name), Affected::Nobody) => {
-                *self = Affected::Pipelines(BTreeSet::from([name.clone()]));
-            }
+    /// Nobody: nothing changed.
+    pub fn nobody() -> Affected {
+        Affected::default()
+    }
+
+    /// Every pipeline of every kind (first poll, staleness, recovery, tuning).
+    pub fn everyone() -> Affected {
+        Affected(Kind::ALL.into_iter().map(|k| (k, Targets::All)).collect())
+    }
+
+    /// The named pipelines of one kind.
+    pub fn pipelines<I, S>(kind: Kind, names: I) -> Affected
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let names: BTreeSet<String> = names.into_iter().map(Into::into).collect();
+        if names.is_empty() {
+            return Affected::nobody();
         }
+        Affected(BTreeMap::from([(kind, Targets::Pipelines(names))]))
+    }
+
+    /// Every pipeline of one kind.
+    pub fn all_of(kind: Kind) -> Affected {
+        Affected(BTreeMap::from([(kind, Targets::All)]))
     }
 
     pub fn is_nobody(&self) -> bool {
-        matches!(self, Affected::Nobody)
+        self.0.is_empty()
+    }
+
+    /// What to re-queue of one kind, if anything.
+    pub fn of(&self, kind: Kind) -> Option<&Targets> {
+        self.0.get(&kind)
+    }
+
+    /// The kinds with something to re-queue, and what.
+    pub fn iter(&self) -> impl Iterator<Item = (Kind, &Targets)> {
+        self.0.iter().map(|(k, t)| (*k, t))
+    }
+
+    fn add(&mut self, kind: Kind, scope: &Scope) {
+        let targets = self
+            .0
+            .entry(kind)
+            .or_insert_with(|| Targets::Pipelines(BTreeSet::new()));
+        match (scope, targets) {
+            (Scope::All, targets) => *targets = Targets::All,
+            (Scope::Pipeline(name), Targets::Pipelines(names)) => {
+                names.insert(name.clone());
+            }
+            (Scope::Pipeline(_), Targets::All) => {}
+        }
     }
 }
 
@@ -250,11 +327,11 @@ mod tests {
     }
 
     fn snap(alerts: Vec<ActiveAlert>) -> Snapshot {
-        Snapshot::from_alerts(alerts, &Matcher::default())
+        Snapshot::from_alerts(alerts, &Matcher::all())
     }
 
     fn names(names: &[&str]) -> Affected {
-        Affected::Pipelines(names.iter().map(|n| n.to_string()).collect())
+        Affected::pipelines(Kind::Metric, names.iter().copied())
     }
 
     #[test]
@@ -349,9 +426,11 @@ mod tests {
             ]),
             firing(&[("alertname", "Watchdog")]),
         ]);
-        assert_eq!(s.firing(), 0);
+        // The trace alert is kept, as a trace alert; the rest are not ours.
+        assert_eq!(s.firing(), 1);
         assert_eq!(s.pending(), 1);
-        assert_eq!(s.rules_for("a").count(), 0);
+        assert_eq!(s.rules_for(Kind::Metric, "a").count(), 0);
+        assert_eq!(s.rules_for(Kind::Trace, "a").count(), 1);
     }
 
     #[test]
@@ -367,10 +446,10 @@ mod tests {
                 ("pipeline_name", "b"),
             ]),
         ]);
-        let mut a: Vec<_> = s.rules_for("a").collect();
+        let mut a: Vec<_> = s.rules_for(Kind::Metric, "a").collect();
         a.sort();
         assert_eq!(a, ["AgentSomeDataDropped", "GatewayThrottling"]);
-        let mut c: Vec<_> = s.rules_for("c").collect();
+        let mut c: Vec<_> = s.rules_for(Kind::Metric, "c").collect();
         c.sort();
         assert_eq!(c, ["AgentSomeDataDropped"]);
     }
@@ -386,7 +465,7 @@ mod tests {
         ];
         let d = snap(alerts.clone()).diff(&snap(alerts));
         assert!(d.is_empty());
-        assert_eq!(d.affected, Affected::Nobody);
+        assert_eq!(d.affected, Affected::nobody());
     }
 
     #[test]
@@ -440,7 +519,7 @@ mod tests {
             ]),
             firing(&[("alertname", "MetricGatewayThrottling")]),
         ]);
-        assert_eq!(after.diff(&before).affected, Affected::All);
+        assert_eq!(after.diff(&before).affected, Affected::all_of(Kind::Metric));
     }
 
     #[test]
@@ -472,5 +551,56 @@ mod tests {
         let d = other.diff(&one);
         assert_eq!((d.added, d.removed), (1, 1));
         assert_eq!(d.affected, names(&["a"]));
+    }
+
+    #[test]
+    fn one_snapshot_keeps_every_kind_apart() {
+        let before = snap(vec![]);
+        let after = snap(vec![
+            firing(&[
+                ("alertname", "TraceGatewayAllDataDropped"),
+                ("pipeline_name", "a"),
+            ]),
+            firing(&[("alertname", "LogGatewayThrottling"), ("receiver", "otlp")]),
+            firing(&[
+                ("alertname", "MetricAgentSomeDataDropped"),
+                ("pipeline_name", "a"),
+            ]),
+            // A scoped alert whose pipeline_type names another kind: nobody's.
+            firing(&[
+                ("alertname", "MetricGatewayAllDataDropped"),
+                ("pipeline_name", "b"),
+                ("pipeline_type", "logpipeline"),
+            ]),
+            firing(&[("alertname", "NoiseAlert"), ("pipeline_name", "a")]),
+        ]);
+        assert_eq!(after.firing(), 3);
+        let rules = |k, p| after.rules_for(k, p).collect::<Vec<_>>();
+        assert_eq!(rules(Kind::Trace, "a"), ["GatewayAllDataDropped"]);
+        assert_eq!(rules(Kind::Metric, "a"), ["AgentSomeDataDropped"]);
+        assert_eq!(rules(Kind::Log, "zzz"), ["GatewayThrottling"]);
+        assert!(rules(Kind::Metric, "b").is_empty());
+        let affected = after.diff(&before).affected;
+        let kinds: Vec<(Kind, &Targets)> = affected.iter().collect();
+        assert_eq!(
+            kinds,
+            [
+                (
+                    Kind::Metric,
+                    &Targets::Pipelines(BTreeSet::from(["a".to_owned()]))
+                ),
+                (
+                    Kind::Trace,
+                    &Targets::Pipelines(BTreeSet::from(["a".to_owned()]))
+                ),
+                (Kind::Log, &Targets::All),
+            ]
+        );
+        // Only the matchers given count: without Log, its alert is ignored.
+        let metric_only = Snapshot::from_alerts(
+            vec![firing(&[("alertname", "LogGatewayThrottling")])],
+            &[Matcher::for_kind(Kind::Metric)],
+        );
+        assert_eq!(metric_only.firing(), 0);
     }
 }

@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use crate::alerts::Snapshot;
 use crate::config::Tuning;
-use crate::health::{self, Knowledge, PipelineFacts};
+use crate::health::{self, Knowledge, LogSpec, PipelineFacts};
+use crate::kind::Kind;
 use crate::prometheus::{ClientError, PollError, PrometheusClient, redact};
 
 /// The verdict for one pipeline, in the shape `-o json` prints.
@@ -35,11 +36,12 @@ pub enum CheckError {
     },
 }
 
-/// Polls once and judges each pipeline. Without the pipeline objects we do not
-/// know which inputs they use, so agent alerts count for all of them: the
-/// answer errs on the side of reporting a problem.
+/// Polls once and judges each named pipeline of `kind`. Without the pipeline
+/// objects, what a LogPipeline uses comes from the caller (`log`).
 pub async fn check(
     tuning: &Tuning,
+    kind: Kind,
+    log: LogSpec,
     pipelines: &[String],
 ) -> Result<Vec<PipelineReport>, CheckError> {
     let client = PrometheusClient::new((tuning).into()).map_err(|source| CheckError::Client {
@@ -50,11 +52,11 @@ pub async fn check(
         url: client.url().to_owned(),
         source,
     })?;
-    let snapshot = Snapshot::from_alerts(response.alerts, &tuning.matcher());
+    let snapshot = Snapshot::from_alerts(response.alerts, &tuning.matchers());
     Ok(pipelines
         .iter()
         .map(|name| {
-            let facts = PipelineFacts { name };
+            let facts = PipelineFacts { kind, name, log };
             let verdict = health::evaluate(facts, Knowledge::Fresh(&snapshot))
                 .expect("fresh knowledge always gives a verdict");
             PipelineReport {

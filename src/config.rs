@@ -17,6 +17,7 @@ use std::time::Duration;
 use prometheus_http_query::reqwest::Url;
 
 use crate::alerts::Matcher;
+use crate::kind::Kind;
 use crate::schedule::Intervals;
 
 /// A value a tunable can hold: parsed from and rendered to the string form used
@@ -376,11 +377,19 @@ impl Tuning {
     }
 
     /// The alert matching this tuning asks for.
-    pub fn matcher(&self) -> Matcher {
-        Matcher {
-            alertname_prefix: self.alert_name_prefix.clone(),
-            ..Matcher::default()
-        }
+    /// The matchers of every kind; the MetricPipeline prefix is tunable
+    /// (`alertNamePrefix`), the others are telemetry-manager's.
+    pub fn matchers(&self) -> Vec<Matcher> {
+        Kind::ALL
+            .into_iter()
+            .map(|kind| match kind {
+                Kind::Metric => Matcher {
+                    alertname_prefix: self.alert_name_prefix.clone(),
+                    ..Matcher::for_kind(kind)
+                },
+                _ => Matcher::for_kind(kind),
+            })
+            .collect()
     }
 }
 
@@ -495,7 +504,8 @@ mod tests {
         assert_eq!(t.connect_timeout, Duration::from_secs(1));
         assert_eq!(t.stale_after, Duration::from_secs(600));
         assert_eq!(t.condition_type, "example.com/FlowHealthy");
-        assert_eq!(t.matcher().alertname_prefix, "Custom");
+        assert_eq!(t.matchers()[0].alertname_prefix, "Custom");
+        assert_eq!(t.matchers()[1].alertname_prefix, "Trace");
         assert_eq!(t.max_response_bytes, Bytes(512 * 1024));
         assert_eq!(t.bearer_token_file, Some(PathBuf::from("/var/run/token")));
         assert_eq!(t.ca_file, Some(PathBuf::from("/etc/ca.pem")));

@@ -1,6 +1,6 @@
-//! The MetricPipeline controller: turns the poller's view into one status
-//! condition per pipeline, and writes it only when it differs from what the
-//! object carries.
+//! The pipeline controller, one per kind: turns the poller's view into one
+//! status condition per pipeline, and writes it only when it differs from
+//! what the object carries.
 //!
 //! Reconciles come from four sources: the pipeline watch (a new pipeline, a
 //! spec change, or any change to our condition, which is how a condition
@@ -31,10 +31,11 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::alerts::Affected;
+use crate::alerts::Targets;
 use crate::conditions;
 use crate::config::Tuning;
-use crate::health::{self, PipelineFacts, Status, Verdict};
+use crate::health::{self, LogSpec, PipelineFacts, Status, Verdict};
+use crate::kind::Kind;
 use crate::metrics::Metrics;
 use crate::poller::PollView;
 use crate::schema::{self, ListShape, Schema};
@@ -50,16 +51,21 @@ const CONFLICT_ATTEMPTS: usize = 5;
 /// Errors of one reconcile.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    #[error("cannot write the status of MetricPipeline {name}: {source}")]
+    #[error("cannot write the status of {kind} {name}: {source}")]
     StatusWrite {
+        kind: &'static str,
         name: String,
         #[source]
         source: kube::Error,
     },
     #[error(
-        "cannot write the status of MetricPipeline {name}: another writer changed it {attempts} times in a row"
+        "cannot write the status of {kind} {name}: another writer changed it {attempts} times in a row"
     )]
-    Contended { name: String, attempts: usize },
+    Contended {
+        kind: &'static str,
+        name: String,
+        attempts: usize,
+    },
 }
 
 impl ReconcileError {
@@ -84,6 +90,7 @@ pub struct Context {
 /// chosen version and the list shape.
 struct Shared {
     ctx: Arc<Context>,
+    resource_kind: Kind,
     /// The conditions list's shape, kept current by [`schema::follow`].
     shape: watch::Receiver<ListShape>,
     resource: ApiResource,
@@ -109,7 +116,7 @@ async fn reconcile(
     shared
         .ctx
         .metrics
-        .record_reconcile(label, started.elapsed());
+        .record_reconcile(shared.resource_kind, label, started.elapsed());
     let resync = jittered(shared.ctx.tuning.borrow().resync_interval);
     result.map(|()| Action::requeue(resync))
 }
@@ -121,7 +128,19 @@ async fn reconcile_inner(pipeline: &DynamicObject, shared: &Shared) -> Result<()
     let view = ctx.view.borrow().clone();
     // Before the first poll nothing is known; the poller re-queues everyone
     // once it knows something.
-    let Some(verdict) = health::evaluate(PipelineFacts { name: &name }, view.knowledge()) else {
+    let kind = shared.resource_kind;
+    let log = match kind {
+        Kind::Log => {
+            crate::pipeline::log::spec_of(&serde_json::to_value(pipeline).unwrap_or_default())
+        }
+        Kind::Metric | Kind::Trace => LogSpec::default(),
+    };
+    let facts = PipelineFacts {
+        kind,
+        name: &name,
+        log,
+    };
+    let Some(verdict) = health::evaluate(facts, view.knowledge()) else {
         return Ok(());
     };
     let Some((written, previous)) = write(shared, pipeline, &condition_type, &verdict).await?
@@ -129,7 +148,8 @@ async fn reconcile_inner(pipeline: &DynamicObject, shared: &Shared) -> Result<()
         return Ok(());
     };
     let transition = previous.is_none_or(|c| c.status != written.status);
-    ctx.metrics.record_status_write(verdict.status.as_str());
+    ctx.metrics
+        .record_status_write(shared.resource_kind, verdict.status.as_str());
     tracing::info!(
         pipeline = %name,
         status = verdict.status.as_str(),
@@ -153,7 +173,9 @@ async fn write(
     verdict: &Verdict,
 ) -> Result<Option<(Condition, Option<Condition>)>, ReconcileError> {
     let name = pipeline.name_any();
+    let kind = shared.resource_kind.api_kind();
     let write_error = |source| ReconcileError::StatusWrite {
+        kind,
         name: name.clone(),
         source,
     };
@@ -221,6 +243,7 @@ async fn write(
         }
     }
     Err(ReconcileError::Contended {
+        kind,
         name,
         attempts: CONFLICT_ATTEMPTS,
     })
@@ -270,10 +293,14 @@ fn watched_state(pipeline: &DynamicObject, condition_type: &str) -> u64 {
 }
 
 /// Finds the version and list shape to use, retrying until the CRD is there.
-async fn discover_schema(client: &Client, shutdown: &CancellationToken) -> Option<Schema> {
+async fn discover_schema(
+    client: &Client,
+    kind: Kind,
+    shutdown: &CancellationToken,
+) -> Option<Schema> {
     let mut delay = Duration::from_secs(1);
     loop {
-        match schema::discover(client).await {
+        match schema::discover(client, kind).await {
             Ok(schema) => return Some(schema),
             Err(error) => {
                 tracing::error!(%error, retry_in = ?delay, "cannot use the pipeline API yet")
@@ -287,17 +314,21 @@ async fn discover_schema(client: &Client, shutdown: &CancellationToken) -> Optio
     }
 }
 
-/// Runs the controller until `shutdown` is cancelled and in-flight reconciles end.
+/// Runs the controller of one kind until `shutdown` is cancelled and
+/// in-flight reconciles end. `requeue` brings what the poller re-queues of
+/// this kind.
 pub async fn run(
+    kind: Kind,
     ctx: Arc<Context>,
-    requeue: mpsc::UnboundedReceiver<Affected>,
+    requeue: mpsc::UnboundedReceiver<Targets>,
     synced: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
-    let Some(schema) = discover_schema(&ctx.client, &shutdown).await else {
+    let Some(schema) = discover_schema(&ctx.client, kind, &shutdown).await else {
         return;
     };
     tracing::info!(
+        %kind,
         version = %schema.version,
         conditions = schema.conditions.as_str(),
         "pipeline API chosen"
@@ -335,7 +366,7 @@ pub async fn run(
         .default_backoff()
         .inspect_ok(move |event| {
             if matches!(event, watcher::Event::InitDone) && !*synced.borrow() {
-                tracing::info!("pipeline cache synced");
+                tracing::info!(%kind, "pipeline cache synced");
                 synced.send_replace(true);
             }
         })
@@ -354,21 +385,17 @@ pub async fn run(
     // Splits the poller's requests into the two trigger streams kube offers.
     let split = async move {
         let mut requeue = requeue;
-        while let Some(affected) = requeue.recv().await {
-            match affected {
-                Affected::Nobody => {}
-                Affected::Pipelines(names) => {
-                    metrics.pipelines_requeued.inc_by(names.len() as u64);
+        while let Some(targets) = requeue.recv().await {
+            match targets {
+                Targets::Pipelines(names) => {
+                    metrics.record_requeue(kind, names.len(), false);
                     for name in names {
                         let target = ObjectRef::new_with(&name, trigger_resource.clone());
                         let _ = named_tx.unbounded_send(target);
                     }
                 }
-                Affected::All => {
-                    metrics.full_requeues.inc();
-                    metrics
-                        .pipelines_requeued
-                        .inc_by(store.state().len() as u64);
+                Targets::All => {
+                    metrics.record_requeue(kind, store.state().len(), true);
                     let _ = all_tx.unbounded_send(());
                 }
             }
@@ -378,6 +405,7 @@ pub async fn run(
 
     let shared = Arc::new(Shared {
         ctx,
+        resource_kind: kind,
         shape,
         resource: resource.clone(),
         api,

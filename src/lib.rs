@@ -19,6 +19,7 @@ pub mod config;
 pub mod config_watch;
 pub mod controller;
 pub mod health;
+pub mod kind;
 pub mod leader;
 pub mod metrics;
 pub mod phase;

@@ -1,14 +1,18 @@
 //! The `alert-poller` binary: command line, wiring of the tasks, and shutdown.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alert_poller::alerts::{Affected, Targets};
 use alert_poller::check::{self, PipelineReport};
 use alert_poller::config::{Tuning, TuningArgs};
 use alert_poller::config_watch::ConfigWatch;
 use alert_poller::controller::{self, Context};
+use alert_poller::health::LogSpec;
+use alert_poller::kind::Kind;
 use alert_poller::leader::{self, LeaseConfig};
 use alert_poller::metrics::Metrics;
 use alert_poller::pipeline;
@@ -19,7 +23,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use kube::runtime::events::{Recorder, Reporter};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Keeps the TelemetryFlowHealthy condition of Kyma MetricPipelines current by
@@ -42,9 +46,13 @@ struct Cli {
 enum Command {
     /// Run the controller (the default).
     Run,
-    /// Print the MetricPipeline CRD generated from the Rust types (its Flow
-    /// Healthy column reads the condition of `--condition-type`).
-    Crd,
+    /// Print a pipeline CRD generated from the Rust types (its Flow Healthy
+    /// column reads the condition of `--condition-type`).
+    Crd {
+        /// The pipeline kind.
+        #[arg(long, default_value = "metric")]
+        kind: Kind,
+    },
     /// Print the tuning settings as a Markdown table.
     Settings,
     /// Poll Prometheus once and print the condition each pipeline would get.
@@ -80,6 +88,16 @@ struct RunArgs {
     /// This replica's name, in events, logs and the leader lease.
     #[arg(long, env = "POD_NAME", default_value = "alert-poller", global = true)]
     pod_name: String,
+    /// Pipeline kinds to keep the condition of, comma-separated; one poll
+    /// serves them all.
+    #[arg(
+        long,
+        env = "ALERT_POLLER_KINDS",
+        value_delimiter = ',',
+        default_value = "metric,trace,log",
+        global = true
+    )]
+    kinds: Vec<Kind>,
     /// Elect a leader among replicas on a Lease; only the leader polls and writes.
     #[arg(long, env = "ALERT_POLLER_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     leader_election: bool,
@@ -104,9 +122,32 @@ struct CheckArgs {
     /// Pipeline to judge; repeat for several.
     #[arg(long = "pipeline", required = true)]
     pipelines: Vec<String>,
+    /// Kind of the pipelines.
+    #[arg(long, default_value = "metric")]
+    kind: Kind,
+    /// For LogPipelines: the output, which decides between the OTLP and the
+    /// Fluent Bit verdicts.
+    #[arg(long, value_enum, default_value_t = LogOutput::Otlp)]
+    log_output: LogOutput,
+    /// For OTLP LogPipelines: the inputs they have (the agent counts with
+    /// `runtime`, the gateway with `otlp`).
+    #[arg(long, value_delimiter = ',', default_value = "runtime,otlp")]
+    log_inputs: Vec<LogInput>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     output: Output,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogOutput {
+    Otlp,
+    Fluentbit,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogInput {
+    Runtime,
+    Otlp,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -138,8 +179,8 @@ fn main() -> ExitCode {
         }
     };
     match cli.command.unwrap_or(Command::Run) {
-        Command::Crd => {
-            print!("{}", pipeline::crd_yaml(&tuning.condition_type));
+        Command::Crd { kind } => {
+            print!("{}", pipeline::crd_yaml(kind, &tuning.condition_type));
             ExitCode::SUCCESS
         }
         Command::Settings => {
@@ -181,7 +222,12 @@ fn init_logging(format: LogFormat, default_filter: &str) {
 }
 
 async fn run_check(tuning: &Tuning, args: &CheckArgs) -> ExitCode {
-    match check::check(tuning, &args.pipelines).await {
+    let log = LogSpec {
+        otlp_output: args.log_output == LogOutput::Otlp,
+        runtime_input: args.log_inputs.contains(&LogInput::Runtime),
+        otlp_input: args.log_inputs.contains(&LogInput::Otlp),
+    };
+    match check::check(tuning, args.kind, log, &args.pipelines).await {
         Ok(reports) => {
             print_reports(&reports, args.output);
             ExitCode::SUCCESS
@@ -280,6 +326,8 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
     // current and its probes green, and waits.
     let work_shutdown = shutdown.clone();
     let mut leading = leading_rx;
+    let kinds: BTreeSet<Kind> = args.kinds.iter().copied().collect();
+    tracing::info!(kinds = ?kinds, "pipeline kinds");
     tasks.spawn(async move {
         tokio::select! {
             () = work_shutdown.cancelled() => return,
@@ -287,10 +335,29 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
         }
         metrics.leader.set(1);
         let poller = tokio::spawn(poller.run(work_shutdown.clone()));
-        controller::run(ctx, polls.requeues, synced_tx, work_shutdown.clone()).await;
-        // The controller stops by itself only when the pipeline CRD moved to
-        // another version: end this task, so the process exits and restarts.
+        let mut controllers = tokio::task::JoinSet::new();
+        let mut requeues = BTreeMap::new();
+        let mut synced = Vec::new();
+        for kind in kinds {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let (synced_tx, synced_rx) = watch::channel(false);
+            requeues.insert(kind, tx);
+            synced.push(synced_rx);
+            controllers.spawn(controller::run(
+                kind,
+                ctx.clone(),
+                rx,
+                synced_tx,
+                work_shutdown.clone(),
+            ));
+        }
+        tokio::spawn(dispatch(polls.requeues, requeues));
+        tokio::spawn(all_synced(synced, synced_tx));
+        // A controller stops by itself only when its CRD moved to another
+        // version: end this task, so the process exits and restarts.
+        controllers.join_next().await;
         if work_shutdown.is_cancelled() {
+            while controllers.join_next().await.is_some() {}
             let _ = poller.await;
         }
     });
@@ -334,6 +401,32 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
         Some(reason) => anyhow::bail!(reason),
         None => Ok(()),
     }
+}
+
+/// Hands each kind's controller its part of what the poller re-queues;
+/// kinds without a controller here are dropped.
+async fn dispatch(
+    mut requeues: mpsc::UnboundedReceiver<Affected>,
+    controllers: BTreeMap<Kind, mpsc::UnboundedSender<Targets>>,
+) {
+    while let Some(affected) = requeues.recv().await {
+        for (kind, targets) in affected.iter() {
+            if let Some(controller) = controllers.get(&kind) {
+                // Fails only when the controller is gone, i.e. during shutdown.
+                let _ = controller.send(targets.clone());
+            }
+        }
+    }
+}
+
+/// Turns `synced` true once every kind's pipeline cache has synced.
+async fn all_synced(kinds: Vec<watch::Receiver<bool>>, synced: watch::Sender<bool>) {
+    for mut kind in kinds {
+        if kind.wait_for(|s| *s).await.is_err() {
+            return;
+        }
+    }
+    synced.send_replace(true);
 }
 
 /// Waits for SIGTERM or SIGINT and names it.

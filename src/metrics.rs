@@ -13,6 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::kind::Kind;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     /// `success` or the error class.
@@ -32,8 +34,24 @@ pub struct ChangeLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabels {
+    /// The pipeline kind: `metric`, `trace` or `log`.
+    pub kind: String,
     /// The condition status written: `True`, `False` or `Unknown`.
     pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// The pipeline kind: `metric`, `trace` or `log`.
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindResultLabels {
+    /// The pipeline kind: `metric`, `trace` or `log`.
+    pub kind: String,
+    /// `success` or the error class.
+    pub result: String,
 }
 
 /// Every metric the controller exports, registered once at start.
@@ -44,9 +62,9 @@ pub struct Metrics {
     pub response_bytes: Counter,
     pub active_alerts: Family<StateLabels, Gauge>,
     pub alert_changes: Family<ChangeLabels, Counter>,
-    pub pipelines_requeued: Counter,
-    pub full_requeues: Counter,
-    pub reconciles: Family<ResultLabels, Counter>,
+    pub pipelines_requeued: Family<KindLabels, Counter>,
+    pub full_requeues: Family<KindLabels, Counter>,
+    pub reconciles: Family<KindResultLabels, Counter>,
     pub reconcile_duration: Histogram,
     pub status_writes: Family<StatusLabels, Counter>,
     pub status_write_conflicts: Counter,
@@ -73,8 +91,8 @@ impl Metrics {
             response_bytes: Counter::default(),
             active_alerts: Family::default(),
             alert_changes: Family::default(),
-            pipelines_requeued: Counter::default(),
-            full_requeues: Counter::default(),
+            pipelines_requeued: Family::default(),
+            full_requeues: Family::default(),
             reconciles: Family::default(),
             reconcile_duration: Histogram::new(LATENCY_BUCKETS),
             status_writes: Family::default(),
@@ -192,21 +210,36 @@ impl Metrics {
         self.poll_duration.observe(took.as_secs_f64());
     }
 
-    pub fn record_reconcile(&self, result: &str, took: Duration) {
+    pub fn record_reconcile(&self, kind: Kind, result: &str, took: Duration) {
         self.reconciles
-            .get_or_create(&ResultLabels {
+            .get_or_create(&KindResultLabels {
+                kind: kind.as_str().to_owned(),
                 result: result.to_owned(),
             })
             .inc();
         self.reconcile_duration.observe(took.as_secs_f64());
     }
 
-    pub fn record_status_write(&self, status: &str) {
+    pub fn record_status_write(&self, kind: Kind, status: &str) {
         self.status_writes
             .get_or_create(&StatusLabels {
+                kind: kind.as_str().to_owned(),
                 status: status.to_owned(),
             })
             .inc();
+    }
+
+    /// Pipelines of `kind` queued for reconcile; `all` when every one was.
+    pub fn record_requeue(&self, kind: Kind, pipelines: usize, all: bool) {
+        let labels = KindLabels {
+            kind: kind.as_str().to_owned(),
+        };
+        self.pipelines_requeued
+            .get_or_create(&labels)
+            .inc_by(pipelines as u64);
+        if all {
+            self.full_requeues.get_or_create(&labels).inc();
+        }
     }
 
     pub fn record_config(&self, valid: bool) {
@@ -236,13 +269,13 @@ mod tests {
     fn names_carry_prefix_units_and_total() {
         let (m, registry) = Metrics::new();
         m.record_poll("success", Duration::from_millis(3));
-        m.record_status_write("False");
+        m.record_status_write(Kind::Trace, "False");
         m.poll_interval.set(1.5);
         let text = render(&registry);
         for name in [
             "alert_poller_polls_total{result=\"success\"} 1",
             "alert_poller_poll_duration_seconds_count 1",
-            "alert_poller_status_writes_total{status=\"False\"} 1",
+            "alert_poller_status_writes_total{kind=\"trace\",status=\"False\"} 1",
             "alert_poller_poll_interval_seconds 1.5",
             "alert_poller_config_valid 1",
             "alert_poller_prometheus_response_bytes_total 0",

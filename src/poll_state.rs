@@ -54,7 +54,7 @@ impl PollView {
 /// so that a change of any other setting is no event here.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PollTuning {
-    pub matcher: Matcher,
+    pub matchers: Vec<Matcher>,
     pub condition_type: String,
     pub stale_after: Duration,
 }
@@ -62,7 +62,7 @@ pub struct PollTuning {
 impl From<&Tuning> for PollTuning {
     fn from(tuning: &Tuning) -> Self {
         Self {
-            matcher: tuning.matcher(),
+            matchers: tuning.matchers(),
             condition_type: tuning.condition_type.clone(),
             stale_after: tuning.stale_after,
         }
@@ -152,7 +152,7 @@ impl PollState {
         let snapshot = Arc::new(snapshot);
         self.last_success = Some(now);
         let (mut requeue, diff) = match &self.baseline {
-            None => (Affected::All, None),
+            None => (Affected::everyone(), None),
             Some(baseline) => {
                 let diff = snapshot.diff(baseline);
                 (diff.affected.clone(), Some(diff))
@@ -165,7 +165,7 @@ impl PollState {
             _ => Outcome::Changed,
         };
         let staleness = self.is_stale().then(|| {
-            requeue = Affected::All;
+            requeue = Affected::everyone();
             Staleness::Ended
         });
         self.baseline = Some(snapshot.clone());
@@ -213,7 +213,7 @@ impl PollState {
             stale_cause: Some(self.last_error),
         });
         Step {
-            requeue: Affected::All,
+            requeue: Affected::everyone(),
             publish: Some(self.view.clone()),
             staleness: Some(Staleness::Began {
                 cause: self.last_error,
@@ -225,13 +225,13 @@ impl PollState {
 
     /// New tuning applies between polls.
     pub fn retuned(&mut self, tuning: PollTuning) -> Step {
-        if tuning.matcher != self.tuning.matcher {
+        if tuning.matchers != self.tuning.matchers {
             self.baseline = None;
         }
         let requeue = if tuning.condition_type != self.tuning.condition_type {
-            Affected::All
+            Affected::everyone()
         } else {
-            Affected::Nobody
+            Affected::nobody()
         };
         self.tuning = tuning;
         Step {
@@ -251,16 +251,23 @@ impl PollState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::{ALERTNAME_LABEL, ActiveAlert, AlertState, PIPELINE_NAME_LABEL};
+    use crate::alerts::{ALERTNAME_LABEL, ActiveAlert, AlertState, PIPELINE_NAME_LABEL, Targets};
+    use crate::kind::Kind;
 
     const STALE_AFTER: u64 = 120;
 
     fn poll_tuning(prefix: &str, condition_type: &str, stale_after: u64) -> PollTuning {
         PollTuning {
-            matcher: Matcher {
-                alertname_prefix: prefix.into(),
-                ..Matcher::default()
-            },
+            matchers: Kind::ALL
+                .into_iter()
+                .map(|kind| match kind {
+                    Kind::Metric => Matcher {
+                        alertname_prefix: prefix.into(),
+                        ..Matcher::for_kind(kind)
+                    },
+                    _ => Matcher::for_kind(kind),
+                })
+                .collect(),
             condition_type: condition_type.into(),
             stale_after: Duration::from_secs(stale_after),
         }
@@ -295,7 +302,7 @@ mod tests {
         }
     }
 
-    fn snapshot(alerts: &[&str], matcher: &Matcher) -> Snapshot {
+    fn snapshot(alerts: &[&str], matchers: &[Matcher]) -> Snapshot {
         let alerts = alerts.iter().map(|alert| {
             let mut labels = std::collections::BTreeMap::new();
             let (name, pipeline) = match alert.split_once('/') {
@@ -311,17 +318,33 @@ mod tests {
                 state: AlertState::Firing,
             }
         });
-        Snapshot::from_alerts(alerts, matcher)
+        Snapshot::from_alerts(alerts, matchers)
     }
 
     /// One step as a line of words, so that a scenario reads as a table:
     /// re-queue, schedule outcome, published view, diff, staleness change,
     /// next deadline (seconds on the virtual clock). `-` is "none".
     fn render(outcome: Option<Outcome>, step: &Step, t0: Instant) -> String {
-        let requeue = match &step.requeue {
-            Affected::Nobody => "nobody".to_owned(),
-            Affected::All => "all".to_owned(),
-            Affected::Pipelines(names) => names.iter().cloned().collect::<Vec<_>>().join(","),
+        // `all` is every pipeline of every kind; otherwise `kind:targets`.
+        let requeue = if step.requeue.is_nobody() {
+            "nobody".to_owned()
+        } else if step.requeue == Affected::everyone() {
+            "all".to_owned()
+        } else {
+            let kinds: Vec<String> = step
+                .requeue
+                .iter()
+                .map(|(kind, targets)| match targets {
+                    Targets::All => format!("{kind}:all"),
+                    Targets::Pipelines(names) => {
+                        format!(
+                            "{kind}:{}",
+                            names.iter().cloned().collect::<Vec<_>>().join(",")
+                        )
+                    }
+                })
+                .collect();
+            kinds.join(";")
         };
         let outcome = match outcome {
             None => "-".to_owned(),
@@ -369,7 +392,7 @@ mod tests {
             let now = t0 + Duration::from_secs(at);
             let (outcome, step) = match event {
                 Ok(alerts) => {
-                    let (o, s) = state.succeeded(snapshot(alerts, &tuning.matcher), now);
+                    let (o, s) = state.succeeded(snapshot(alerts, &tuning.matchers), now);
                     (Some(o), s)
                 }
                 Fail(class, retry_after) => {
@@ -426,15 +449,19 @@ mod tests {
                 "a diff re-queues only the affected pipelines",
                 &[
                     (0, Ok(&["MetricA/a"]),              "all    changed   fresh:1  -     -  120"),
-                    (1, Ok(&["MetricA/a", "MetricA/b"]), "b      changed   fresh:2  +1-0  -  121"),
-                    (2, Ok(&["MetricA/b", "MetricB/c"]), "a,c    changed   fresh:2  +1-1  -  122"),
-                    // Alerts of other kinds are not ours: no change.
-                    (3, Ok(&["MetricA/b", "MetricB/c", "TraceA/a"]),
-                                                         "nobody unchanged fresh:2  +0-0  -  123"),
-                    // An alert about every pipeline re-queues all.
-                    (4, Ok(&["MetricA/b", "MetricB/c", "MetricC"]),
-                                                         "all    changed   fresh:3  +1-0  -  124"),
-                    (5, Ok(&["MetricA/b", "MetricB/c"]), "all    changed   fresh:2  +0-1  -  125"),
+                    (1, Ok(&["MetricA/a", "MetricA/b"]), "metric:b    changed   fresh:2  +1-0  -  121"),
+                    (2, Ok(&["MetricA/b", "MetricB/c"]), "metric:a,c  changed   fresh:2  +1-1  -  122"),
+                    // Alerts of no pipeline kind are not ours: no change.
+                    (3, Ok(&["MetricA/b", "MetricB/c", "NoiseA/a"]),
+                                                         "nobody      unchanged fresh:2  +0-0  -  123"),
+                    // Another kind's alert re-queues only that kind's pipeline.
+                    (4, Ok(&["MetricA/b", "MetricB/c", "TraceA/a"]),
+                                                         "trace:a     changed   fresh:3  +1-0  -  124"),
+                    // An alert about every pipeline re-queues all of its kind.
+                    (5, Ok(&["MetricA/b", "MetricB/c", "MetricC", "TraceA/a"]),
+                                                         "metric:all  changed   fresh:4  +1-0  -  125"),
+                    (6, Ok(&["MetricA/b", "MetricB/c", "LogC"]),
+                                                         "metric:all;trace:a;log:all changed fresh:3 +1-2 - 126"),
                 ],
             ),
             (
@@ -558,8 +585,7 @@ mod tests {
     fn a_stale_view_keeps_the_last_snapshot() {
         let t0 = Instant::now();
         let mut state = PollState::new(defaults(), t0);
-        let matcher = Matcher::default();
-        let (_, first) = state.succeeded(snapshot(&["MetricA/a"], &matcher), t0);
+        let (_, first) = state.succeeded(snapshot(&["MetricA/a"], &Matcher::all()), t0);
         let fresh = first.publish.expect("a success publishes");
         let stale = state
             .deadline_reached(t0 + Duration::from_secs(STALE_AFTER))

@@ -192,7 +192,7 @@ impl Poller {
         state: &mut PollState,
     ) -> (Outcome, Step) {
         self.metrics.response_bytes.inc_by(response.bytes as u64);
-        let snapshot = Snapshot::from_alerts(response.alerts, &tuning.matcher());
+        let snapshot = Snapshot::from_alerts(response.alerts, &tuning.matchers());
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();

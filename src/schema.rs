@@ -24,6 +24,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::kind::Kind;
 use crate::pipeline;
 
 /// How the CRD declares `status.conditions`.
@@ -46,9 +47,10 @@ impl ListShape {
     }
 }
 
-/// What the controller needs to know about the pipeline CRD.
+/// What the controller needs to know about a pipeline kind's CRD.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schema {
+    pub kind: Kind,
     /// The version every read, watch and write goes through.
     pub version: String,
     pub conditions: ListShape,
@@ -84,8 +86,8 @@ pub fn choose_version<'a>(served: impl IntoIterator<Item = &'a str>) -> Option<&
 }
 
 impl Schema {
-    /// Reads the version and the list shape from the CRD object.
-    pub fn from_crd(crd: &CustomResourceDefinition) -> Result<Schema, SchemaError> {
+    /// Reads the version and the list shape from the kind's CRD object.
+    pub fn from_crd(kind: Kind, crd: &CustomResourceDefinition) -> Result<Schema, SchemaError> {
         let served: Vec<&str> = crd
             .spec
             .versions
@@ -95,7 +97,7 @@ impl Schema {
             .collect();
         let version =
             choose_version(served.iter().copied()).ok_or_else(|| SchemaError::NoUsableVersion {
-                crd: pipeline::crd_name(),
+                crd: pipeline::crd_name(kind),
                 stored: pipeline::STORED_VERSION,
                 legacy: pipeline::LEGACY_VERSION,
                 served: served.join(", "),
@@ -108,6 +110,7 @@ impl Schema {
             .and_then(|v| v.schema.as_ref()?.open_api_v3_schema.as_ref())
             .map_or(ListShape::Atomic, conditions_shape);
         Ok(Schema {
+            kind,
             version: version.to_owned(),
             conditions,
         })
@@ -119,8 +122,8 @@ impl Schema {
             group: pipeline::GROUP.into(),
             version: self.version.clone(),
             api_version: format!("{}/{}", pipeline::GROUP, self.version),
-            kind: pipeline::KIND.into(),
-            plural: pipeline::PLURAL.into(),
+            kind: self.kind.api_kind().into(),
+            plural: self.kind.plural().into(),
         }
     }
 }
@@ -149,12 +152,12 @@ fn conditions_shape(root: &JSONSchemaProps) -> ListShape {
 /// Finds the schema on the cluster. The CRD is read when RBAC allows it (our
 /// ClusterRole grants `get` on this one CRD); otherwise API discovery picks
 /// the version and the conditions list is taken as atomic.
-pub async fn discover(client: &Client) -> Result<Schema, SchemaError> {
+pub async fn discover(client: &Client, kind: Kind) -> Result<Schema, SchemaError> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    match crds.get(&pipeline::crd_name()).await {
-        Ok(crd) => return Schema::from_crd(&crd),
+    match crds.get(&pipeline::crd_name(kind)).await {
+        Ok(crd) => return Schema::from_crd(kind, &crd),
         Err(error) => tracing::warn!(
-            crd = %pipeline::crd_name(),
+            crd = %pipeline::crd_name(kind),
             %error,
             "cannot read the CRD; choosing the version by API discovery and writing conditions as an atomic list"
         ),
@@ -163,7 +166,7 @@ pub async fn discover(client: &Client) -> Result<Schema, SchemaError> {
         .await
         .map_err(|source| SchemaError::NotServed {
             group: pipeline::GROUP,
-            plural: pipeline::PLURAL,
+            plural: kind.plural(),
             source,
         })?;
     let served: Vec<String> = group
@@ -172,19 +175,20 @@ pub async fn discover(client: &Client) -> Result<Schema, SchemaError> {
             group
                 .versioned_resources(v)
                 .iter()
-                .any(|(r, _)| r.plural == pipeline::PLURAL)
+                .any(|(r, _)| r.plural == kind.plural())
         })
         .map(str::to_owned)
         .collect();
     let version = choose_version(served.iter().map(String::as_str)).ok_or_else(|| {
         SchemaError::NoUsableVersion {
-            crd: pipeline::crd_name(),
+            crd: pipeline::crd_name(kind),
             stored: pipeline::STORED_VERSION,
             legacy: pipeline::LEGACY_VERSION,
             served: served.join(", "),
         }
     })?;
     Ok(Schema {
+        kind,
         version: version.to_owned(),
         conditions: ListShape::Atomic,
     })
@@ -225,9 +229,10 @@ pub async fn follow(
     restart: CancellationToken,
     shutdown: CancellationToken,
 ) {
+    let kind = in_use.kind;
     let crds: Api<CustomResourceDefinition> = Api::all(client);
     let config =
-        watcher::Config::default().fields(&format!("metadata.name={}", pipeline::crd_name()));
+        watcher::Config::default().fields(&format!("metadata.name={}", pipeline::crd_name(kind)));
     let mut current = in_use;
     let mut events = watcher(crds, config)
         .default_backoff()
@@ -244,7 +249,7 @@ pub async fn follow(
             | Some(Err(watcher::Error::WatchStartFailed(kube::Error::Api(e))))
                 if e.code == 403 =>
             {
-                tracing::warn!(crd = %pipeline::crd_name(), "may not watch the CRD; a change of its shape needs a restart to be seen");
+                tracing::warn!(crd = %pipeline::crd_name(kind), "may not watch the CRD; a change of its shape needs a restart to be seen");
                 return;
             }
             Some(Err(error)) => {
@@ -253,7 +258,7 @@ pub async fn follow(
             }
             None => return,
         };
-        match change(&current, Schema::from_crd(&crd)) {
+        match change(&current, Schema::from_crd(kind, &crd)) {
             Change::None => {}
             Change::Shape(new) => {
                 tracing::warn!(
@@ -369,7 +374,7 @@ mod tests {
             (json!([version("v2", true, map_list())]), None),
         ];
         for (versions, want) in cases {
-            let got = Schema::from_crd(&crd(versions.clone()))
+            let got = Schema::from_crd(Kind::Metric, &crd(versions.clone()))
                 .ok()
                 .map(|s| (s.version.clone(), s.conditions));
             let want = want.map(|(v, s)| (v.to_owned(), s));
@@ -380,14 +385,17 @@ mod tests {
     #[test]
     fn changes_that_matter() {
         let map = |v: &str| Schema {
+            kind: Kind::Metric,
             version: v.into(),
             conditions: ListShape::Map,
         };
         let atomic = |v: &str| Schema {
+            kind: Kind::Metric,
             version: v.into(),
             conditions: ListShape::Atomic,
         };
-        let unusable = || Schema::from_crd(&crd(json!([version("v2", true, map_list())])));
+        let unusable =
+            || Schema::from_crd(Kind::Metric, &crd(json!([version("v2", true, map_list())])));
         assert_eq!(change(&map("v1beta1"), Ok(map("v1beta1"))), Change::None);
         assert_eq!(
             change(&map("v1beta1"), Ok(atomic("v1beta1"))),
@@ -407,19 +415,27 @@ mod tests {
     #[test]
     fn a_version_without_a_schema_is_atomic() {
         let c = crd(json!([{"name": "v1beta1", "served": true, "storage": true}]));
-        assert_eq!(Schema::from_crd(&c).unwrap().conditions, ListShape::Atomic);
+        assert_eq!(
+            Schema::from_crd(Kind::Metric, &c).unwrap().conditions,
+            ListShape::Atomic
+        );
     }
 
     #[test]
-    fn our_generated_crd_is_a_map_list_on_v1beta1() {
-        let s = Schema::from_crd(&pipeline::crd()).unwrap();
-        assert_eq!(
-            s,
-            Schema {
-                version: "v1beta1".into(),
-                conditions: ListShape::Map
-            }
-        );
+    fn our_generated_crds_are_map_lists_on_v1beta1() {
+        for kind in Kind::ALL {
+            let s = Schema::from_crd(kind, &pipeline::crd(kind)).unwrap();
+            assert_eq!(
+                s,
+                Schema {
+                    kind,
+                    version: "v1beta1".into(),
+                    conditions: ListShape::Map
+                }
+            );
+            assert_eq!(s.api_resource().plural, kind.plural());
+        }
+        let s = Schema::from_crd(Kind::Metric, &pipeline::crd(Kind::Metric)).unwrap();
         assert_eq!(
             s.api_resource().api_version,
             "telemetry.kyma-project.io/v1beta1"
@@ -428,7 +444,8 @@ mod tests {
 
     #[test]
     fn the_error_names_what_is_served() {
-        let err = Schema::from_crd(&crd(json!([version("v2", true, map_list())]))).unwrap_err();
+        let err = Schema::from_crd(Kind::Metric, &crd(json!([version("v2", true, map_list())])))
+            .unwrap_err();
         assert!(err.to_string().contains("served: v2"), "{err}");
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use alert_poller::alerts::{ActiveAlert, AlertState, Matcher, Snapshot};
 use alert_poller::health::{self, Knowledge, PipelineFacts};
+use alert_poller::kind::Kind;
 use alert_poller::prometheus::{ClientSettings, PrometheusClient};
 use alert_poller_testbed::poller::tuning;
 use alert_poller_testbed::prometheus::{Prometheus, Setup};
@@ -184,10 +185,10 @@ async fn verdicts_match_the_table_with_alerts_from_a_real_prometheus() {
             .await
             .unwrap_or_else(|e| panic!("case {:?}: {e}", case.name));
         let alerts = until_served(&client, &prometheus, case).await;
-        let snapshot = Snapshot::from_alerts(alerts, &Matcher::default());
+        let snapshot = Snapshot::from_alerts(alerts, &Matcher::all());
         for (pipeline, want) in &case.expect {
             let got = health::evaluate(
-                PipelineFacts { name: pipeline },
+                PipelineFacts::new(Kind::Metric, pipeline),
                 Knowledge::Fresh(&snapshot),
             )
             .map(|v| format!("{}/{}", v.status.as_str(), v.reason))

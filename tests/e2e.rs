@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use alert_poller_testbed::collector::{Component, Flow};
+use alert_poller_testbed::collector::{Component, Flow, PipelineKind};
 use alert_poller_testbed::controller::ControllerProcess;
 use anyhow::{Context as _, Result, ensure};
 use env::{Env, NAMESPACE, PATIENCE, install, tail};
@@ -236,10 +236,12 @@ async fn configmap_patch_retunes_without_restart(env: &mut Env) -> Result<()> {
 /// re-queue of a pipeline that is gone is a no-op.
 async fn deleting_a_pipeline_while_polling_is_quiet(env: &mut Env) -> Result<()> {
     async fn requeued(env: &Env) -> f64 {
-        let c = env.controller();
-        c.metric("alert_poller_pipelines_requeued_total")
+        env.controller()
+            .metric_sum(
+                "alert_poller_pipelines_requeued_total",
+                &[("kind", "metric")],
+            )
             .await
-            .unwrap_or(0.0)
     }
     let before = requeued(env).await;
     env.kubectl(&["delete", "metricpipeline", "audit", "--wait=true"])?;
@@ -258,12 +260,12 @@ async fn deleting_a_pipeline_while_polling_is_quiet(env: &mut Env) -> Result<()>
     tokio::time::sleep(Duration::from_secs(2)).await;
     let errors = env
         .controller()
-        .metric(r#"alert_poller_reconciles_total{result="status_write_error"}"#)
+        .metric_sum(
+            "alert_poller_reconciles_total",
+            &[("result", "status_write_error")],
+        )
         .await;
-    ensure!(
-        errors.is_none() || errors == Some(0.0),
-        "reconcile errors: {errors:?}"
-    );
+    ensure!(errors == 0.0, "reconcile errors: {errors}");
     let log = env.controller().log();
     ensure!(
         !log.contains("reconcile failed") && !log.contains(" ERROR "),
@@ -378,6 +380,85 @@ async fn leader_failover(env: &mut Env) -> Result<()> {
     Ok(())
 }
 
+/// All three kinds from one poll: one pipeline of each kind (and both log
+/// flavours) goes False with its own reason and back to True, and the
+/// controller writes exactly those two conditions: no other pipeline, of any
+/// kind, receives a write.
+async fn every_kind_goes_false_with_its_own_reason_and_back(env: &mut Env) -> Result<()> {
+    let everyone = [
+        ("metricpipeline", "backend"),
+        ("metricpipeline", "audit"),
+        ("tracepipeline", "traces"),
+        ("logpipeline", "app-logs"),
+        ("logpipeline", "legacy-logs"),
+    ];
+    for (resource, name) in everyone {
+        env.until_condition_of(resource, name, "True", "FlowHealthy")
+            .await?;
+    }
+    type Case = (
+        &'static str,
+        &'static str,
+        PipelineKind,
+        Component,
+        Flow,
+        &'static str,
+    );
+    let cases: [Case; 4] = [
+        (
+            "tracepipeline",
+            "traces",
+            PipelineKind::Trace,
+            Component::Gateway,
+            Flow::SomeDropped,
+            "GatewaySomeTelemetryDataDropped",
+        ),
+        (
+            "logpipeline",
+            "app-logs",
+            PipelineKind::Log,
+            Component::Agent,
+            Flow::AllDropped,
+            "AgentAllTelemetryDataDropped",
+        ),
+        (
+            "logpipeline",
+            "legacy-logs",
+            PipelineKind::Log,
+            Component::FluentBit,
+            Flow::BufferFull,
+            "AgentBufferFillingUp",
+        ),
+        (
+            "metricpipeline",
+            "audit",
+            PipelineKind::Metric,
+            Component::Gateway,
+            Flow::AllDropped,
+            "GatewayAllTelemetryDataDropped",
+        ),
+    ];
+    for (resource, name, kind, component, flow, reason) in cases {
+        let before = env.controller().status_writes().await;
+        env.collector.set_flow_of(kind, component, name, flow);
+        env.until_condition_of(resource, name, "False", reason)
+            .await?;
+        env.collector
+            .set_flow_of(kind, component, name, Flow::Healthy);
+        env.until_condition_of(resource, name, "True", "FlowHealthy")
+            .await?;
+        // Give a stray write the time of a few polls to show up.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let writes = env.controller().status_writes().await - before;
+        ensure!(
+            writes == 2.0,
+            "{resource}/{name}: {writes} status writes, not the 2 of its own transitions"
+        );
+        println!("    {resource}/{name}: False/{reason} and back, 2 writes in all");
+    }
+    Ok(())
+}
+
 /// A standby that cannot reach the API server is not ready: it could not take
 /// over, so a rollout must not count on it. Its kubeconfig is the
 /// ServiceAccount's with the server pointed at a loopback port where nothing
@@ -430,6 +511,7 @@ fn main() -> ExitCode {
             install,
             controller_runs_as_its_service_account,
             a_drop_alert_turns_exactly_that_pipeline_false_and_back,
+            every_kind_goes_false_with_its_own_reason_and_back,
             configmap_patch_retunes_without_restart,
             deleting_a_pipeline_while_polling_is_quiet,
             sigterm_stops_within_five_seconds,

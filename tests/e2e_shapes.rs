@@ -367,12 +367,14 @@ async fn drift_is_repaired_and_quiet_is_quiet(env: &Env) -> Result<()> {
 
     let writes = env.controller().status_writes().await;
     let reconciles = env
-        .metric_or("alert_poller_reconciles_total{result=\"success\"}", 0.0)
+        .controller()
+        .metric_sum("alert_poller_reconciles_total", &[("result", "success")])
         .await;
     tokio::time::sleep(RESYNC + RESYNC / 5).await;
     let writes_after = env.controller().status_writes().await;
     let reconciles_after = env
-        .metric_or("alert_poller_reconciles_total{result=\"success\"}", 0.0)
+        .controller()
+        .metric_sum("alert_poller_reconciles_total", &[("result", "success")])
         .await;
     ensure!(
         writes_after == writes,

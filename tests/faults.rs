@@ -237,7 +237,7 @@ async fn a_failing_prometheus_is_backed_off_and_pipelines_turn_unknown() {
     );
     let mut all = false;
     while let Ok(a) = requeues.try_recv() {
-        all |= a == Affected::All;
+        all |= a == Affected::everyone();
     }
     assert!(all, "going stale re-queues everyone");
 

@@ -158,7 +158,7 @@ proptest! {
 
     #[test]
     fn the_diff_is_consistent(a in prop::collection::vec(alert(), 0..12), b in prop::collection::vec(alert(), 0..12)) {
-        let m = Matcher::default();
+        let m = Matcher::all();
         let (sa, sb) = (Snapshot::from_alerts(a, &m), Snapshot::from_alerts(b, &m));
         prop_assert!(sa.diff(&sa).is_empty());
         let (ab, ba) = (sb.diff(&sa), sa.diff(&sb));

@@ -137,11 +137,15 @@ fn rbac_grants_exactly_what_the_controller_uses() {
                 }
             }
             assert!(rule.get("resourceNames").is_none() || rule["resourceNames"].is_array());
-            // The CRD rule is for the one CRD we read, never all of them.
+            // The CRD rule is for the pipeline CRDs we read, never all of them.
             if rule["resources"][0] == "customresourcedefinitions" {
                 assert_eq!(
                     rule["resourceNames"],
-                    serde_json::json!(["metricpipelines.telemetry.kyma-project.io"])
+                    serde_json::json!([
+                        "metricpipelines.telemetry.kyma-project.io",
+                        "tracepipelines.telemetry.kyma-project.io",
+                        "logpipelines.telemetry.kyma-project.io"
+                    ])
                 );
             }
         }
@@ -170,12 +174,32 @@ fn rbac_grants_exactly_what_the_controller_uses() {
             ),
             (
                 "telemetry.kyma-project.io".into(),
+                "logpipelines".into(),
+                s(&["get", "list", "watch"])
+            ),
+            (
+                "telemetry.kyma-project.io".into(),
+                "logpipelines/status".into(),
+                s(&["patch"])
+            ),
+            (
+                "telemetry.kyma-project.io".into(),
                 "metricpipelines".into(),
                 s(&["get", "list", "watch"])
             ),
             (
                 "telemetry.kyma-project.io".into(),
                 "metricpipelines/status".into(),
+                s(&["patch"])
+            ),
+            (
+                "telemetry.kyma-project.io".into(),
+                "tracepipelines".into(),
+                s(&["get", "list", "watch"])
+            ),
+            (
+                "telemetry.kyma-project.io".into(),
+                "tracepipelines/status".into(),
                 s(&["patch"])
             ),
         ]

@@ -3,11 +3,11 @@
 //! and mend. No Kubernetes here: the test reads what the poller re-queues and
 //! judges each pipeline from the poller's view, exactly as a reconcile does.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use alert_poller::alerts::Affected;
 use alert_poller::health::{self, PipelineFacts, Status, Verdict};
+use alert_poller::kind::Kind;
 use alert_poller::metrics::ResultLabels;
 use alert_poller_testbed::collector::{Collector, Component, Flow};
 use alert_poller_testbed::poller::{StandalonePoller, tuning};
@@ -50,7 +50,7 @@ async fn bed(pipelines: &[&str], extra: &[(&str, &str)]) -> Bed {
 impl Bed {
     fn judge(&self, pipeline: &str) -> Option<Verdict> {
         let view = self.poller.view.borrow().clone();
-        let facts = PipelineFacts { name: pipeline };
+        let facts = PipelineFacts::new(Kind::Metric, pipeline);
         health::evaluate(facts, view.knowledge())
     }
 
@@ -110,7 +110,7 @@ impl Bed {
 }
 
 fn only(names: &[&str]) -> Affected {
-    Affected::Pipelines(names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>())
+    Affected::pipelines(Kind::Metric, names.iter().copied())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +119,7 @@ async fn only_the_pipeline_whose_alerts_changed_is_requeued() {
     let first = bed.until("a", Status::True, "FlowHealthy").await;
     assert_eq!(
         first.first(),
-        Some(&Affected::All),
+        Some(&Affected::everyone()),
         "the first poll re-queues everyone"
     );
     assert_eq!(bed.judge("b").unwrap().status, Status::True);
@@ -172,11 +172,11 @@ async fn reasons_follow_the_flow_and_unscoped_alerts_requeue_all() {
         .await;
     assert!(seen.iter().all(|a| *a == only(&["b"])), "{seen:?}");
 
-    // Throttling has no pipeline_name: everyone is re-queued, and it outranks
-    // the agent's problem on "b".
+    // Throttling has no pipeline_name: every MetricPipeline is re-queued
+    // (and no other kind's), and it outranks the agent's problem on "b".
     bed.collector.set_throttling(true);
     let seen = bed.until("a", Status::False, "GatewayThrottling").await;
-    assert!(seen.contains(&Affected::All), "{seen:?}");
+    assert!(seen.contains(&Affected::all_of(Kind::Metric)), "{seen:?}");
     bed.until("b", Status::False, "GatewayThrottling").await;
 
     bed.collector.set_throttling(false);
@@ -196,7 +196,7 @@ async fn a_dead_prometheus_turns_pipelines_unknown_until_it_returns() {
         .until("a", Status::Unknown, "GatewayProbingFailed")
         .await;
     assert!(
-        seen.contains(&Affected::All),
+        seen.contains(&Affected::everyone()),
         "staleness re-queues everyone: {seen:?}"
     );
     let message = bed.judge("a").unwrap().message;
@@ -205,7 +205,7 @@ async fn a_dead_prometheus_turns_pipelines_unknown_until_it_returns() {
     bed.prometheus.restart().await.expect("prometheus restarts");
     let seen = bed.until("a", Status::True, "FlowHealthy").await;
     assert!(
-        seen.contains(&Affected::All),
+        seen.contains(&Affected::everyone()),
         "recovery re-queues everyone: {seen:?}"
     );
 }

@@ -113,23 +113,21 @@ impl ControllerProcess {
         sample(&text, series)
     }
 
-    /// Status writes so far, whatever status they wrote.
-    pub async fn status_writes(&self) -> f64 {
+    /// The sum of every series of `metric` whose labels include `labels`
+    /// (0 while there is none).
+    pub async fn metric_sum(&self, metric: &str, labels: &[(&str, &str)]) -> f64 {
         let text = self
             .get("/metrics")
             .await
             .map(|(_, t)| t)
             .unwrap_or_default();
-        ["True", "False", "Unknown"]
-            .iter()
-            .filter_map(|s| {
-                sample(
-                    &text,
-                    &format!(r#"alert_poller_status_writes_total{{status="{s}"}}"#),
-                )
-            })
-            .sum::<f64>()
-            + 0.0 // an empty sum is -0.0
+        sum(&text, metric, labels)
+    }
+
+    /// Status writes so far, of any kind and status.
+    pub async fn status_writes(&self) -> f64 {
+        self.metric_sum("alert_poller_status_writes_total", &[])
+            .await
     }
 
     /// Kills the process outright (SIGKILL), as a node failure would.
@@ -175,8 +173,42 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
     })
 }
 
+/// The sum of the samples of `metric` (every label set that includes all of
+/// `labels`) in Prometheus/OpenMetrics text.
+pub fn sum(text: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = l.strip_prefix(metric)?;
+            let (set, value) = match rest.strip_prefix('{') {
+                Some(rest) => rest.split_once("} ")?,
+                None => ("", rest.strip_prefix(' ')?),
+            };
+            let has = |(k, v): &(&str, &str)| set.split(',').any(|p| p == format!("{k}=\"{v}\""));
+            labels
+                .iter()
+                .all(has)
+                .then(|| value.split(' ').next()?.parse::<f64>().ok())?
+        })
+        .sum::<f64>()
+        + 0.0 // an empty sum is -0.0
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sum_adds_the_series_that_carry_the_labels() {
+        let text = "# TYPE x counter\nx_total{kind=\"metric\",result=\"success\"} 2\nx_total{kind=\"log\",result=\"success\"} 3\nx_total{kind=\"log\",result=\"error\"} 5\nx_totally 7\ny 1\n";
+        assert_eq!(super::sum(text, "x_total", &[]), 10.0);
+        assert_eq!(super::sum(text, "x_total", &[("result", "success")]), 5.0);
+        assert_eq!(
+            super::sum(text, "x_total", &[("kind", "log"), ("result", "error")]),
+            5.0
+        );
+        assert_eq!(super::sum(text, "z_total", &[]), 0.0);
+        assert_eq!(super::sum("y 4\n", "y", &[]), 4.0);
+    }
+
     #[test]
     fn sample_finds_exact_series() {
         let text = "# HELP x\nalert_poller_polls_total{result=\"success\"} 12\nalert_poller_polls 3\nalert_poller_stale 0\n";

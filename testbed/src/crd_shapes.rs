@@ -8,14 +8,15 @@
 //!   keeps unknown fields, so the API server prunes what a version cannot
 //!   hold, which is how a write through v1alpha1 loses v1beta1-only fields.
 
+use alert_poller::kind::Kind;
 use serde_json::Value;
 
 /// Our CRD, as config/crd/ ships it.
 pub fn ours() -> Value {
-    serde_json::to_value(alert_poller::pipeline::crd()).expect("a CRD serializes")
+    serde_json::to_value(alert_poller::pipeline::crd(Kind::Metric)).expect("a CRD serializes")
 }
 
-/// Our CRD reshaped as telemetry-manager ships its own: atomic conditions,
+/// Our MetricPipeline CRD reshaped as telemetry-manager ships its own: atomic conditions,
 /// nothing preserved that a version does not declare.
 pub fn manager_like() -> Value {
     let mut crd = ours();
@@ -52,7 +53,11 @@ mod tests {
     use alert_poller::schema::{ListShape, Schema};
 
     fn shape(crd: Value) -> Schema {
-        Schema::from_crd(&serde_json::from_value(crd).expect("a valid CRD")).expect("usable")
+        Schema::from_crd(
+            Kind::Metric,
+            &serde_json::from_value(crd).expect("a valid CRD"),
+        )
+        .expect("usable")
     }
 
     #[test]

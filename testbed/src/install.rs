@@ -3,6 +3,8 @@
 //! test Prometheus: the common start of the demo, the end-to-end suites and
 //! the load run.
 
+use alert_poller::kind::Kind;
+
 use super::controlplane::{ControlPlaneError, Kubectl};
 
 /// The namespace deploy/ creates.
@@ -13,11 +15,13 @@ pub fn repo(path: &str) -> String {
     super::repo_root().join(path).display().to_string()
 }
 
-/// Applies the CRD and deploy/, then merges `tuning` (ConfigMap keys) into
+/// Applies the CRDs and deploy/, then merges `tuning` (ConfigMap keys) into
 /// the tuning ConfigMap.
 pub fn install(kubectl: &Kubectl, tuning: &[(&str, &str)]) -> Result<(), ControlPlaneError> {
     kubectl.run(&["apply", "-k", &repo("config/crd")])?;
-    wait_for_crd(kubectl)?;
+    for kind in Kind::ALL {
+        wait_for_crd(kubectl, &alert_poller::pipeline::crd_name(kind))?;
+    }
     install_deploy(kubectl, tuning)
 }
 
@@ -25,15 +29,16 @@ pub fn install(kubectl: &Kubectl, tuning: &[(&str, &str)]) -> Result<(), Control
 /// and waits until it serves.
 pub fn install_crd(kubectl: &Kubectl, crd: &serde_json::Value) -> Result<(), ControlPlaneError> {
     kubectl.run_with_input(&["apply", "-f", "-"], Some(&crd.to_string()))?;
-    wait_for_crd(kubectl)
+    let name = crd["metadata"]["name"].as_str().unwrap_or_default();
+    wait_for_crd(kubectl, name)
 }
 
-fn wait_for_crd(kubectl: &Kubectl) -> Result<(), ControlPlaneError> {
+fn wait_for_crd(kubectl: &Kubectl, name: &str) -> Result<(), ControlPlaneError> {
     kubectl.run(&[
         "wait",
         "--for=condition=established",
         "--timeout=60s",
-        "crd/metricpipelines.telemetry.kyma-project.io",
+        &format!("crd/{name}"),
     ])?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 pub const SHIPPED: &str = include_str!("../../config/prometheus/rules.yaml");
 
 /// The shipped scrape job, whose metric relabeling derives `pipeline_name`
-/// and `pipeline_type` from the exporters' names.
+/// and `pipeline_type` from the exporters' names and Fluent Bit's plugin names.
 pub const SHIPPED_SCRAPE: &str = include_str!("../../config/prometheus/scrape.yaml");
 
 /// The `metric_relabel_configs` of the shipped scrape job, as one line of
@@ -23,15 +23,18 @@ pub fn shipped_metric_relabeling() -> String {
 }
 
 /// Scrape jobs for the collector stand-in at `collector`, as a real
-/// cluster's would see it: the gateway and the agent each with the `service`
-/// label of its Kubernetes Service (what the shipped job's service discovery
-/// sets) and the shipped metric relabeling, word for word.
+/// cluster's would see it: the gateway, the metric agent, the log agent and
+/// Fluent Bit each with the `service` label of its Kubernetes Service (what
+/// the shipped job's service discovery sets) and the shipped metric
+/// relabeling, word for word.
 pub fn collector_jobs(collector: std::net::SocketAddr) -> String {
     let relabel = shipped_metric_relabeling();
     let mut jobs = String::new();
     for (job, path, service) in [
         ("otlp-gateway", "/gateway", "telemetry-otlp-gateway-metrics"),
         ("metric-agent", "/agent", "telemetry-metric-agent-metrics"),
+        ("log-agent", "/log-agent", "telemetry-log-agent-metrics"),
+        ("fluent-bit", "/fluent-bit", "telemetry-fluent-bit-metrics"),
     ] {
         jobs.push_str(&format!(
             "  - job_name: {job}\n    metrics_path: {path}\n    static_configs: [{{targets: ['{collector}'], labels: {{service: {service}}}}}]\n    metric_relabel_configs: {relabel}\n"
@@ -88,6 +91,21 @@ mod tests {
         );
         assert!(r.contains("[3000ms]") && r.contains("for: 0ms") && r.contains("interval: 1000ms"));
         assert_eq!(r.matches("- alert: Metric").count(), 5);
+        assert_eq!(r.matches("- alert: Trace").count(), 3);
+        assert_eq!(r.matches("- alert: Log").count(), 9);
+        // One group: one evaluation updates every alert.
+        let intervals: Vec<&str> = r
+            .lines()
+            .filter(|l| l.trim_start().starts_with("interval:"))
+            .collect();
+        assert_eq!(intervals, ["    interval: 1000ms"]);
+        // Only the three knobs changed: putting them back gives the shipped
+        // rules.
+        let back = r
+            .replace("[3000ms]", "[5m]")
+            .replace("for: 0ms", "for: 1m")
+            .replace("interval: 1000ms", "interval: 30s");
+        assert_eq!(back, SHIPPED);
     }
 
     #[test]
@@ -95,12 +113,14 @@ mod tests {
         let jobs = collector_jobs("127.0.0.1:9".parse().unwrap());
         let doc: serde_norway::Value = serde_norway::from_str(&jobs).expect("valid YAML");
         let jobs = doc.as_sequence().expect("a list of jobs");
-        assert_eq!(jobs.len(), 3);
+        assert_eq!(jobs.len(), 5);
         let shipped: serde_norway::Value = serde_norway::from_str(SHIPPED_SCRAPE).unwrap();
         let relabel = &shipped["scrape_configs"][0]["metric_relabel_configs"];
         for (job, service) in [
             (0, "telemetry-otlp-gateway-metrics"),
             (1, "telemetry-metric-agent-metrics"),
+            (2, "telemetry-log-agent-metrics"),
+            (3, "telemetry-fluent-bit-metrics"),
         ] {
             assert_eq!(&jobs[job]["metric_relabel_configs"], relabel);
             assert_eq!(jobs[job]["static_configs"][0]["labels"]["service"], service);

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use alert_poller_testbed::collector::Collector;
+use alert_poller_testbed::collector::{Collector, PipelineKind};
 use alert_poller_testbed::controller::ControllerProcess;
 use alert_poller_testbed::controlplane::{ControlPlane, Kubectl};
 use alert_poller_testbed::prometheus::{Prometheus, Setup};
@@ -42,6 +42,10 @@ impl Env {
         let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
         let kubectl = plane.kubectl();
         let collector = Collector::start(&["backend", "audit"]).await?;
+        // The other kinds' samples (config/samples), healthy to begin with.
+        collector.add_pipeline_of(PipelineKind::Trace, "traces");
+        collector.add_pipeline_of(PipelineKind::Log, "app-logs");
+        collector.add_pipeline_of(PipelineKind::Log, "legacy-logs");
         let prometheus = Prometheus::start(&Setup::fast(collector.addr())).await?;
         Ok(Env {
             controller: None,
@@ -63,13 +67,23 @@ impl Env {
     }
 
     pub fn pipeline(&self, name: &str) -> Result<Value> {
-        let json = self.kubectl(&["get", "metricpipeline", name, "-o", "json"])?;
+        self.pipeline_of("metricpipeline", name)
+    }
+
+    /// A pipeline of any kind (`resource` as kubectl names it).
+    pub fn pipeline_of(&self, resource: &str, name: &str) -> Result<Value> {
+        let json = self.kubectl(&["get", resource, name, "-o", "json"])?;
         Ok(serde_json::from_str(&json)?)
     }
 
-    /// The flow condition of a pipeline, if it has one.
+    /// The flow condition of a MetricPipeline, if it has one.
     pub fn condition(&self, name: &str) -> Result<Option<Value>> {
-        let p = self.pipeline(name)?;
+        self.condition_of("metricpipeline", name)
+    }
+
+    /// The flow condition of a pipeline of any kind, if it has one.
+    pub fn condition_of(&self, resource: &str, name: &str) -> Result<Option<Value>> {
+        let p = self.pipeline_of(resource, name)?;
         Ok(p["status"]["conditions"]
             .as_array()
             .and_then(|cs| cs.iter().find(|c| c["type"] == CONDITION))
@@ -77,9 +91,20 @@ impl Env {
     }
 
     pub async fn until_condition(&self, name: &str, status: &str, reason: &str) -> Result<Value> {
+        self.until_condition_of("metricpipeline", name, status, reason)
+            .await
+    }
+
+    pub async fn until_condition_of(
+        &self,
+        resource: &str,
+        name: &str,
+        status: &str,
+        reason: &str,
+    ) -> Result<Value> {
         let started = Instant::now();
         loop {
-            let c = self.condition(name)?;
+            let c = self.condition_of(resource, name)?;
             if let Some(c) = &c
                 && c["status"] == status
                 && c["reason"] == reason

@@ -15,9 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alert_poller::alerts::{Affected, Matcher, Scope, Snapshot};
+use alert_poller::alerts::{Matcher, Scope, Snapshot, Targets};
 use alert_poller::config::Tuning;
 use alert_poller::health::{self, Knowledge, PipelineFacts, Status};
+use alert_poller::kind::Kind;
 use alert_poller::metrics::{Metrics, render};
 use alert_poller::prometheus::{ClientSettings, PrometheusClient};
 use alert_poller_experiments::{exposition, unix_ms};
@@ -213,11 +214,12 @@ async fn run_pull(
     let splitter = {
         let book = book.clone();
         tokio::spawn(async move {
+            // The experiments run MetricPipelines only.
             while let Some(affected) = requeue.recv().await {
-                match affected {
-                    Affected::Nobody => {}
-                    Affected::All => book.enqueue(pipelines.iter().cloned()),
-                    Affected::Pipelines(names) => book.enqueue(names),
+                match affected.of(Kind::Metric) {
+                    None => {}
+                    Some(Targets::All) => book.enqueue(pipelines.iter().cloned()),
+                    Some(Targets::Pipelines(names)) => book.enqueue(names.iter().cloned()),
                 }
             }
         })
@@ -229,7 +231,7 @@ async fn run_pull(
         async move {
             while let Some(pipeline) = book.next(&stop).await {
                 let view = view.borrow().clone();
-                let facts = PipelineFacts { name: &pipeline };
+                let facts = PipelineFacts::new(Kind::Metric, &pipeline);
                 if let Some(v) = health::evaluate(facts, view.knowledge()) {
                     book.record(&pipeline, v.status);
                 }
@@ -293,7 +295,7 @@ async fn run_push(
         .ok_or_else(|| anyhow::anyhow!("push needs --listen"))?;
     let listener = TcpListener::bind(&listen).await?;
     let client = PrometheusClient::new(ClientSettings::from(&tuning))?;
-    let matcher: Matcher = tuning.matcher();
+    let matcher: Matcher = tuning.matchers().swap_remove(0);
     let design = config.design;
     let pipelines = Arc::new(config.pipelines.clone());
 
@@ -350,8 +352,9 @@ async fn run_push(
             Ok(response) => {
                 book.bytes
                     .fetch_add(response.bytes as u64, Ordering::Relaxed);
-                let snapshot = Snapshot::from_alerts(response.alerts, &matcher);
-                let facts = PipelineFacts { name: &pipeline };
+                let snapshot =
+                    Snapshot::from_alerts(response.alerts, std::slice::from_ref(&matcher));
+                let facts = PipelineFacts::new(Kind::Metric, &pipeline);
                 if let Some(v) = health::evaluate(facts, Knowledge::Fresh(&snapshot)) {
                     book.record(&pipeline, v.status);
                 }
