@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use alert_poller::alerts::Affected;
-use alert_poller::health::{self, PipelineFacts, Status, Verdict};
+use alert_poller::health::{self, LogSpec, PipelineFacts, Status, Verdict};
 use alert_poller::kind::Kind;
 use alert_poller::metrics::ResultLabels;
-use alert_poller_testbed::collector::{Collector, Component, Flow};
+use alert_poller_testbed::collector::{Collector, Component, Flow, PipelineKind};
 use alert_poller_testbed::poller::{StandalonePoller, tuning};
 use alert_poller_testbed::prometheus::{Prometheus, Setup};
 
@@ -49,9 +49,33 @@ async fn bed(pipelines: &[&str], extra: &[(&str, &str)]) -> Bed {
 
 impl Bed {
     fn judge(&self, pipeline: &str) -> Option<Verdict> {
+        self.judge_as(PipelineFacts::new(Kind::Metric, pipeline))
+    }
+
+    fn judge_as(&self, facts: PipelineFacts<'_>) -> Option<Verdict> {
         let view = self.poller.view.borrow().clone();
-        let facts = PipelineFacts::new(Kind::Metric, pipeline);
         health::evaluate(facts, view.knowledge())
+    }
+
+    /// Waits until `facts`' pipeline is judged `reason`; returns every
+    /// re-queue request seen meanwhile.
+    async fn until_as(&mut self, facts: PipelineFacts<'_>, reason: &str) -> Vec<Affected> {
+        let started = Instant::now();
+        let mut seen = Vec::new();
+        loop {
+            seen.extend(self.drain());
+            if self.judge_as(facts).is_some_and(|v| v.reason == reason) {
+                return seen;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "{} {} never became {reason}; last verdict {:?}; requeues {seen:?}",
+                facts.kind,
+                facts.name,
+                self.judge_as(facts)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn successful_polls(&self) -> u64 {
@@ -183,6 +207,60 @@ async fn reasons_follow_the_flow_and_unscoped_alerts_requeue_all() {
     bed.collector.set_flow(Component::Agent, "b", Flow::Healthy);
     bed.until("a", Status::True, "FlowHealthy").await;
     bed.until("b", Status::True, "FlowHealthy").await;
+}
+
+/// One poll serves every kind, and an alert of one kind re-queues only
+/// pipelines of that kind: a trace pipeline's and then a log pipeline's
+/// problem never touch the MetricPipeline of the same name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_of_one_kind_requeues_only_that_kind() {
+    let mut bed = bed(&["shared"], &[]).await;
+    bed.collector.add_pipeline_of(PipelineKind::Trace, "shared");
+    bed.collector.add_pipeline_of(PipelineKind::Log, "shared");
+    let trace = PipelineFacts::new(Kind::Trace, "shared");
+    let log = PipelineFacts {
+        log: LogSpec {
+            otlp_output: true,
+            runtime_input: true,
+            otlp_input: true,
+        },
+        ..PipelineFacts::new(Kind::Log, "shared")
+    };
+    bed.until("shared", Status::True, "FlowHealthy").await;
+    bed.polls(2).await;
+    bed.drain();
+
+    type Case<'a> = (PipelineKind, Component, Kind, PipelineFacts<'a>, &'a str);
+    let cases: [Case; 2] = [
+        (
+            PipelineKind::Trace,
+            Component::Gateway,
+            Kind::Trace,
+            trace,
+            "GatewayAllTelemetryDataDropped",
+        ),
+        (
+            PipelineKind::Log,
+            Component::Agent,
+            Kind::Log,
+            log,
+            "AgentAllTelemetryDataDropped",
+        ),
+    ];
+    for (pipeline_kind, component, kind, facts, reason) in cases {
+        bed.collector
+            .set_flow_of(pipeline_kind, component, "shared", Flow::AllDropped);
+        let mut seen = bed.until_as(facts, reason).await;
+        bed.collector
+            .set_flow_of(pipeline_kind, component, "shared", Flow::Healthy);
+        seen.extend(bed.until_as(facts, "FlowHealthy").await);
+        let only_this_kind = Affected::pipelines(kind, ["shared"]);
+        assert!(
+            !seen.is_empty() && seen.iter().all(|a| *a == only_this_kind),
+            "{kind}: {seen:?}"
+        );
+        assert_eq!(bed.judge("shared").unwrap().reason, "FlowHealthy", "{kind}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
