@@ -1,11 +1,12 @@
 //! The local demo: a real Prometheus, a real control plane, the controller,
-//! and a pipeline going unhealthy and healthy again, printed as it happens.
+//! and one pipeline of each kind going unhealthy and healthy again, printed
+//! as it happens.
 //!
 //! Run it with `scripts/demo.sh`, which builds what it needs first.
 
 use std::time::{Duration, Instant};
 
-use alert_poller_testbed::collector::{Collector, Component, Flow};
+use alert_poller_testbed::collector::{Collector, Component, Flow, PipelineKind};
 use alert_poller_testbed::controller::{ControllerProcess, sibling_binary};
 use alert_poller_testbed::controlplane::{ControlPlane, Kubectl};
 use alert_poller_testbed::install::{install, repo};
@@ -16,27 +17,35 @@ fn say(started: Instant, text: &str) {
     println!("[{:>6.1}s] {text}", started.elapsed().as_secs_f64());
 }
 
-/// Prints `kubectl get metricpipelines` whenever it changes, until `done` says so.
+/// Every pipeline of every kind with its flow health and reason: the
+/// `Flow Healthy` column of `kubectl get` plus the reason.
+const TABLE: &[&str] = &[
+    "get",
+    "metricpipelines,tracepipelines,logpipelines",
+    "-o",
+    "custom-columns=KIND:.kind,NAME:.metadata.name,FLOW HEALTHY:.status.conditions[?(@.type==\"TelemetryFlowHealthy\")].status,REASON:.status.conditions[?(@.type==\"TelemetryFlowHealthy\")].reason",
+];
+
+/// Prints the pipelines table whenever it differs from `last` (what was
+/// printed before), until `done` says so.
 async fn watch_table(
     kubectl: &Kubectl,
     started: Instant,
+    last: &mut String,
     done: impl Fn(&str) -> bool,
 ) -> Result<()> {
-    let mut last = Vec::new();
     let limit = Instant::now() + Duration::from_secs(90);
     loop {
-        let table = kubectl.run(&["get", "metricpipelines"])?;
-        // Print on a change of name or flow health, not of the AGE column.
-        let shown: Vec<String> = table
-            .lines()
-            .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
-            .collect();
-        if shown != last {
-            say(started, "kubectl get metricpipelines");
+        let table = kubectl.run(TABLE)?;
+        if table != *last {
+            say(
+                started,
+                "kubectl get metricpipelines,tracepipelines,logpipelines",
+            );
             for line in table.lines() {
                 println!("           {line}");
             }
-            last = shown;
+            *last = table.clone();
         }
         if done(&table) {
             return Ok(());
@@ -48,12 +57,26 @@ async fn watch_table(
     }
 }
 
-/// The "Flow Healthy" column of one pipeline's row.
-fn flow(table: &str, pipeline: &str) -> Option<String> {
-    table
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(pipeline))
-        .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+/// The flow health and reason of one pipeline's row.
+fn flow(table: &str, pipeline: &str) -> Option<(String, String)> {
+    table.lines().find_map(|l| {
+        let columns: Vec<&str> = l.split_whitespace().collect();
+        match columns.as_slice() {
+            [_, name, status, reason, ..] if *name == pipeline => {
+                Some((status.to_string(), reason.to_string()))
+            }
+            _ => None,
+        }
+    })
+}
+
+/// Whether every pipeline's row says True.
+fn all_healthy(table: &str) -> bool {
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    !rows.is_empty()
+        && rows
+            .iter()
+            .all(|l| l.split_whitespace().nth(2) == Some("True"))
 }
 
 #[tokio::main]
@@ -71,6 +94,9 @@ async fn main() -> Result<()> {
         "starting Prometheus with the shipped alert rules, sped up (3s windows, 1s evaluation)",
     );
     let collector = Collector::start(&["backend", "audit"]).await?;
+    collector.add_pipeline_of(PipelineKind::Trace, "traces");
+    collector.add_pipeline_of(PipelineKind::Log, "app-logs");
+    collector.add_pipeline_of(PipelineKind::Log, "legacy-logs");
     let prometheus = Prometheus::start(&Setup::fast(collector.addr())).await?;
     say(started, &format!("Prometheus at {}", prometheus.url()));
 
@@ -104,35 +130,62 @@ async fn main() -> Result<()> {
         &format!("controller metrics at {}/metrics", controller.base_url()),
     );
 
-    let both_healthy = |t: &str| {
-        flow(t, "backend").as_deref() == Some("True") && flow(t, "audit").as_deref() == Some("True")
-    };
-    watch_table(&kubectl, started, both_healthy)
+    let mut shown = String::new();
+    watch_table(&kubectl, started, &mut shown, all_healthy)
         .await
         .with_context(|| controller.log())?;
 
-    say(
-        started,
-        "fault: the gateway of pipeline 'backend' now drops all its data",
+    // One fault per kind, one after the other: each turns exactly its own
+    // pipeline False with the reason telemetry-manager would give.
+    type Fault = (
+        &'static str,
+        PipelineKind,
+        Component,
+        Flow,
+        &'static str,
+        &'static str,
     );
-    collector.set_flow(Component::Gateway, "backend", Flow::AllDropped);
-    watch_table(&kubectl, started, |t| {
-        flow(t, "backend").as_deref() == Some("False")
-    })
-    .await
-    .with_context(|| controller.log())?;
-    let reason = kubectl.run(&[
-        "get",
-        "metricpipeline",
-        "backend",
-        "-o",
-        "jsonpath={.status.conditions[?(@.type==\"TelemetryFlowHealthy\")].reason}",
-    ])?;
-    say(started, &format!("backend's reason: {reason}"));
+    let faults: [Fault; 3] = [
+        (
+            "backend",
+            PipelineKind::Metric,
+            Component::Gateway,
+            Flow::AllDropped,
+            "the metric gateway drops all data of MetricPipeline 'backend'",
+            "GatewayAllTelemetryDataDropped",
+        ),
+        (
+            "traces",
+            PipelineKind::Trace,
+            Component::Gateway,
+            Flow::SomeDropped,
+            "the trace gateway drops part of the spans of TracePipeline 'traces'",
+            "GatewaySomeTelemetryDataDropped",
+        ),
+        (
+            "legacy-logs",
+            PipelineKind::Log,
+            Component::FluentBit,
+            Flow::BufferFull,
+            "Fluent Bit's buffer for LogPipeline 'legacy-logs' fills up",
+            "AgentBufferFillingUp",
+        ),
+    ];
+    for (pipeline, kind, component, flow_state, story, reason) in faults {
+        say(started, &format!("fault: {story}"));
+        collector.set_flow_of(kind, component, pipeline, flow_state);
+        watch_table(&kubectl, started, &mut shown, |t| {
+            flow(t, pipeline) == Some(("False".into(), reason.into()))
+        })
+        .await
+        .with_context(|| controller.log())?;
+    }
 
-    say(started, "repair: the gateway of 'backend' delivers again");
-    collector.set_flow(Component::Gateway, "backend", Flow::Healthy);
-    watch_table(&kubectl, started, both_healthy)
+    say(started, "repair: every flow delivers again");
+    for (pipeline, kind, component, _, _, _) in faults {
+        collector.set_flow_of(kind, component, pipeline, Flow::Healthy);
+    }
+    watch_table(&kubectl, started, &mut shown, all_healthy)
         .await
         .with_context(|| controller.log())?;
 
