@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use alert_poller_testbed::collector::{Collector, Component, Flow};
+use alert_poller_testbed::collector::{Collector, Component, Flow, PipelineKind};
 use alert_poller_testbed::prometheus::{Prometheus, Setup};
 use alert_poller_testbed::rules;
 use serde_json::Value;
@@ -99,6 +99,51 @@ async fn check_prints_the_condition_each_pipeline_would_get() {
         text.starts_with("PIPELINE") && text.contains("FlowHealthy"),
         "{text}"
     );
+}
+
+/// `--kind` and the log flags choose whose verdict is printed: Fluent Bit's
+/// buffer alert on "logs" shows for `--kind log --log-output fluentbit`
+/// only, never for an OTLP LogPipeline or for other kinds of the same name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_judges_the_kind_it_is_asked_for() {
+    let collector = Collector::start(&["logs"]).await.unwrap();
+    collector.add_pipeline_of(PipelineKind::Log, "logs");
+    let prometheus = Prometheus::start(&Setup::fast(collector.addr()))
+        .await
+        .unwrap();
+    collector.set_flow_of(
+        PipelineKind::Log,
+        Component::FluentBit,
+        "logs",
+        Flow::BufferFull,
+    );
+    let reason = |extra: &[&str]| -> String {
+        let mut args = vec!["--pipeline", "logs", "-o", "json"];
+        args.extend_from_slice(extra);
+        let out = check(&prometheus.url(), &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let reports: Vec<Value> = serde_json::from_slice(&out.stdout).expect("a JSON array");
+        reports[0]["reason"].as_str().unwrap().to_owned()
+    };
+    let fluent_bit = ["--kind", "log", "--log-output", "fluentbit"];
+    let started = Instant::now();
+    while reason(&fluent_bit) != "AgentBufferFillingUp" {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the buffer alert never fired"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        reason(&["--kind", "log", "--log-output", "otlp"]),
+        "FlowHealthy"
+    );
+    assert_eq!(reason(&["--kind", "trace"]), "FlowHealthy");
+    assert_eq!(reason(&[]), "FlowHealthy", "metric by default");
 }
 
 #[test]
