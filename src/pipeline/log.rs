@@ -10,26 +10,12 @@ use crate::health::LogSpec;
 /// The v1alpha1 shape: the agent's input is `application`.
 pub mod v1alpha1 {
     use super::*;
-    use kube::CustomResource;
-
-    #[derive(
-        CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema,
-    )]
-    #[kube(
-        group = "telemetry.kyma-project.io",
-        version = "v1alpha1",
-        kind = "LogPipeline",
-        plural = "logpipelines",
-        status = "PipelineStatus"
-    )]
-    #[serde(rename_all = "camelCase")]
-    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-    pub struct LogPipelineSpec {
+    pipeline_spec!("v1alpha1", "LogPipeline", "logpipelines", LogPipelineSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub input: Option<Input>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub output: Option<Output>,
-    }
+    });
 
     /// Where logs come from.
     #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -48,26 +34,12 @@ pub mod v1alpha1 {
 /// The v1beta1 shape, the stored one: the agent's input is `runtime`.
 pub mod v1beta1 {
     use super::*;
-    use kube::CustomResource;
-
-    #[derive(
-        CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema,
-    )]
-    #[kube(
-        group = "telemetry.kyma-project.io",
-        version = "v1beta1",
-        kind = "LogPipeline",
-        plural = "logpipelines",
-        status = "PipelineStatus"
-    )]
-    #[serde(rename_all = "camelCase")]
-    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-    pub struct LogPipelineSpec {
+    pipeline_spec!("v1beta1", "LogPipeline", "logpipelines", LogPipelineSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub input: Option<Input>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub output: Option<Output>,
-    }
+    });
 
     /// Where logs come from.
     #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -8,26 +8,12 @@ use super::*;
 /// The v1alpha1 shape: `input.otlp.disabled`, no output compression.
 pub mod v1alpha1 {
     use super::*;
-    use kube::CustomResource;
-
-    #[derive(
-        CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema,
-    )]
-    #[kube(
-        group = "telemetry.kyma-project.io",
-        version = "v1alpha1",
-        kind = "MetricPipeline",
-        plural = "metricpipelines",
-        status = "PipelineStatus"
-    )]
-    #[serde(rename_all = "camelCase")]
-    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-    pub struct MetricPipelineSpec {
+    pipeline_spec!("v1alpha1", "MetricPipeline", "metricpipelines", MetricPipelineSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub input: Option<Input<OtlpInput>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub output: Option<Output<OtlpOutput>>,
-    }
+    });
 
     #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
     #[serde(rename_all = "camelCase")]
@@ -50,26 +36,12 @@ pub mod v1alpha1 {
 /// `compression`, which v1alpha1 cannot hold.
 pub mod v1beta1 {
     use super::*;
-    use kube::CustomResource;
-
-    #[derive(
-        CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema,
-    )]
-    #[kube(
-        group = "telemetry.kyma-project.io",
-        version = "v1beta1",
-        kind = "MetricPipeline",
-        plural = "metricpipelines",
-        status = "PipelineStatus"
-    )]
-    #[serde(rename_all = "camelCase")]
-    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-    pub struct MetricPipelineSpec {
+    pipeline_spec!("v1beta1", "MetricPipeline", "metricpipelines", MetricPipelineSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub input: Option<Input<OtlpInput>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub output: Option<Output<OtlpOutput>>,
-    }
+    });
 
     #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
     #[serde(rename_all = "camelCase")]

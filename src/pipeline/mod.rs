@@ -20,6 +20,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::kind::Kind;
 
+/// The spec type of one served version of a pipeline kind, with the
+/// `CustomResource` derive every version shares (group, status, unknown
+/// fields kept); the body lists what that version models.
+macro_rules! pipeline_spec {
+    ($version:literal, $kind:literal, $plural:literal, $spec:ident { $($body:tt)* }) => {
+        #[derive(
+            kube::CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema,
+        )]
+        #[kube(
+            group = "telemetry.kyma-project.io",
+            version = $version,
+            kind = $kind,
+            plural = $plural,
+            status = "PipelineStatus"
+        )]
+        #[serde(rename_all = "camelCase")]
+        #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
+        pub struct $spec { $($body)* }
+    };
+}
+
 pub mod log;
 pub mod metric;
 pub mod trace;
