@@ -130,9 +130,7 @@ async fn reconcile_inner(pipeline: &DynamicObject, shared: &Shared) -> Result<()
     // once it knows something.
     let kind = shared.resource_kind;
     let log = match kind {
-        Kind::Log => {
-            crate::pipeline::log::spec_of(&serde_json::to_value(pipeline).unwrap_or_default())
-        }
+        Kind::Log => crate::pipeline::log::spec_of(&pipeline.data),
         Kind::Metric | Kind::Trace => LogSpec::default(),
     };
     let facts = PipelineFacts {
@@ -179,18 +177,17 @@ async fn write(
         name: name.clone(),
         source,
     };
-    let mut object = serde_json::to_value(pipeline).expect("an object serializes");
+    // The cached object first; after a conflict, what the API server has now.
+    let mut reread: Option<DynamicObject> = None;
     for _ in 0..CONFLICT_ATTEMPTS {
-        let list = conditions::raw_list(&object);
+        let object = reread.as_ref().unwrap_or(pipeline);
+        let list = conditions::raw_list(&object.data);
         let current = conditions::find(list, condition_type);
-        let generation = object
-            .pointer("/metadata/generation")
-            .and_then(Value::as_i64);
         let Some(condition) = conditions::plan(
             condition_type,
             current.as_ref(),
             verdict,
-            generation,
+            object.metadata.generation,
             Timestamp::now(),
         ) else {
             return Ok(None);
@@ -218,7 +215,7 @@ async fn write(
                 // if nobody wrote since we read (a merge patch carrying
                 // resourceVersion is refused with 409 otherwise).
                 let patch = json!({
-                    "metadata": { "resourceVersion": object.pointer("/metadata/resourceVersion") },
+                    "metadata": { "resourceVersion": object.metadata.resource_version },
                     "status": { "conditions": conditions::merge(list, &condition) },
                 });
                 let params = PatchParams {
@@ -236,8 +233,7 @@ async fn write(
             Err(kube::Error::Api(e)) if e.code == 409 => {
                 shared.ctx.metrics.status_write_conflicts.inc();
                 tracing::debug!(pipeline = %name, "status changed since read; re-reading");
-                let fresh = shared.api.get(&name).await.map_err(write_error)?;
-                object = serde_json::to_value(fresh).expect("an object serializes");
+                reread = Some(shared.api.get(&name).await.map_err(write_error)?);
             }
             Err(e) => return Err(write_error(e)),
         }
@@ -284,8 +280,7 @@ fn error_policy(pipeline: Arc<DynamicObject>, error: &ReconcileError, _: Arc<Sha
 fn watched_state(pipeline: &DynamicObject, condition_type: &str) -> u64 {
     let mut hasher = DefaultHasher::new();
     pipeline.metadata.generation.hash(&mut hasher);
-    let object = serde_json::to_value(&pipeline.data).unwrap_or(Value::Null);
-    let ours = conditions::raw_list(&object)
+    let ours = conditions::raw_list(&pipeline.data)
         .iter()
         .find(|c| c.get("type").and_then(Value::as_str) == Some(condition_type));
     ours.map(Value::to_string).hash(&mut hasher);
@@ -303,7 +298,7 @@ async fn discover_schema(
         match schema::discover(client, kind).await {
             Ok(schema) => return Some(schema),
             Err(error) => {
-                tracing::error!(%error, retry_in = ?delay, "cannot use the pipeline API yet")
+                tracing::error!(%kind, %error, retry_in = ?delay, "cannot use the pipeline API yet")
             }
         }
         tokio::select! {
@@ -335,27 +330,16 @@ pub async fn run(
     );
     let resource = schema.api_resource();
     let (shape_tx, shape) = watch::channel(schema.conditions);
-    // A new version ends this run; main treats that as a failure, so the
+    // Ends this run on shutdown, and also when the CRD moves to another
+    // version: main treats an end without shutdown as a failure, so the
     // process restarts and discovers the schema afresh.
-    let restart = CancellationToken::new();
+    let stop = shutdown.child_token();
     tokio::spawn(schema::follow(
         ctx.client.clone(),
         schema.clone(),
         shape_tx,
-        restart.clone(),
-        shutdown.clone(),
+        stop.clone(),
     ));
-    let stop = CancellationToken::new();
-    {
-        let (stop, shutdown, restart) = (stop.clone(), shutdown.clone(), restart.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                () = shutdown.cancelled() => {}
-                () = restart.cancelled() => {}
-            }
-            stop.cancel();
-        });
-    }
     let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource);
     let writer = reflector::store::Writer::new(resource.clone());
     let reader = writer.as_reader();

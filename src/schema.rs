@@ -219,15 +219,15 @@ pub fn change(current: &Schema, next: Result<Schema, SchemaError>) -> Change {
 /// Follows the CRD while the controller runs, so that a CRD replaced under us
 /// (telemetry-manager installed or upgraded after alert-poller) never meets a
 /// write strategy made for the old one: a new list shape is published on
-/// `shape` at once; a new version cancels `restart`, since the watches and
-/// the cache would have to move. Without permission to watch the CRD it logs
-/// once and leaves the shape as discovered.
+/// `shape` at once; a new version cancels `stop`, since the watches and
+/// the cache would have to move. It ends when `stop` is cancelled (by
+/// itself or by shutdown). Without permission to watch the CRD it logs once
+/// and leaves the shape as discovered.
 pub async fn follow(
     client: Client,
     in_use: Schema,
     shape: watch::Sender<ListShape>,
-    restart: CancellationToken,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
 ) {
     let kind = in_use.kind;
     let crds: Api<CustomResourceDefinition> = Api::all(client);
@@ -240,7 +240,7 @@ pub async fn follow(
         .boxed();
     loop {
         let next = tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = stop.cancelled() => return,
             next = events.next() => next,
         };
         let crd = match next {
@@ -274,7 +274,7 @@ pub async fn follow(
                     version = %current.version,
                     "the CRD no longer makes this version the one to use; restarting to follow it"
                 );
-                restart.cancel();
+                stop.cancel();
                 return;
             }
         }
