@@ -1,9 +1,8 @@
 //! What the experiment binaries share: the arithmetic behind the figures
-//! they report and the reading of Prometheus' text exposition. Both are kept
-//! free of processes and I/O so that tests can pin the numbers down without
-//! starting a Prometheus.
+//! they report, kept free of processes and I/O so that tests can pin the
+//! numbers down without starting a Prometheus. Reading Prometheus' text
+//! exposition is the test bed's (`alert_poller_testbed::exposition`).
 
-pub mod exposition;
 pub mod figures;
 
 use std::time::{SystemTime, UNIX_EPOCH};

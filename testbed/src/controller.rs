@@ -121,7 +121,7 @@ impl ControllerProcess {
             .await
             .map(|(_, t)| t)
             .unwrap_or_default();
-        sum(&text, metric, labels)
+        super::exposition::sum(&text, metric, |set| has_labels(set, labels))
     }
 
     /// Status writes so far, of any kind and status.
@@ -173,40 +173,26 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
     })
 }
 
-/// The sum of the samples of `metric` (every label set that includes all of
-/// `labels`) in Prometheus/OpenMetrics text.
-pub fn sum(text: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let rest = l.strip_prefix(metric)?;
-            let (set, value) = match rest.strip_prefix('{') {
-                Some(rest) => rest.split_once("} ")?,
-                None => ("", rest.strip_prefix(' ')?),
-            };
-            let has = |(k, v): &(&str, &str)| set.split(',').any(|p| p == format!("{k}=\"{v}\""));
-            labels
-                .iter()
-                .all(has)
-                .then(|| value.split(' ').next()?.parse::<f64>().ok())?
-        })
-        .sum::<f64>()
-        + 0.0 // an empty sum is -0.0
+/// Whether a series' label text (`a="1",b="2"`) carries every pair.
+fn has_labels(set: &str, labels: &[(&str, &str)]) -> bool {
+    labels
+        .iter()
+        .all(|(k, v)| set.split(',').any(|pair| pair == format!("{k}=\"{v}\"")))
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn sum_adds_the_series_that_carry_the_labels() {
-        let text = "# TYPE x counter\nx_total{kind=\"metric\",result=\"success\"} 2\nx_total{kind=\"log\",result=\"success\"} 3\nx_total{kind=\"log\",result=\"error\"} 5\nx_totally 7\ny 1\n";
-        assert_eq!(super::sum(text, "x_total", &[]), 10.0);
-        assert_eq!(super::sum(text, "x_total", &[("result", "success")]), 5.0);
-        assert_eq!(
-            super::sum(text, "x_total", &[("kind", "log"), ("result", "error")]),
-            5.0
-        );
-        assert_eq!(super::sum(text, "z_total", &[]), 0.0);
-        assert_eq!(super::sum("y 4\n", "y", &[]), 4.0);
+    fn has_labels_needs_every_pair() {
+        let set = r#"kind="log",result="success""#;
+        assert!(super::has_labels(set, &[]));
+        assert!(super::has_labels(set, &[("result", "success")]));
+        assert!(super::has_labels(
+            set,
+            &[("kind", "log"), ("result", "success")]
+        ));
+        assert!(!super::has_labels(set, &[("kind", "metric")]));
+        assert!(!super::has_labels(set, &[("result", "succ")]));
     }
 
     #[test]

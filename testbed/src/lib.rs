@@ -12,6 +12,7 @@
 //! - [`controller`]: the real `alert-poller` binary as a child process.
 //! - [`fake_prometheus`], [`slow_proxy`]: a misbehaving and a slow Prometheus.
 //! - [`http`]: the small HTTP server the stand-ins share.
+//! - [`exposition`]: sums over series of Prometheus' text format.
 //! - [`signal`]: SIGTERM, SIGSTOP and SIGCONT to the processes it starts.
 //! - [`install`]: the CRD and deploy/ applied, tuned for a test Prometheus.
 //! - [`poller`]: the poller alone, wired as `main` wires it.
@@ -20,6 +21,7 @@ pub mod collector;
 pub mod controller;
 pub mod controlplane;
 pub mod crd_shapes;
+pub mod exposition;
 pub mod fake_prometheus;
 pub mod http;
 pub mod install;

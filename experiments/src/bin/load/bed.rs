@@ -7,10 +7,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use alert_poller_experiments::exposition;
 use alert_poller_testbed::collector::Collector;
 use alert_poller_testbed::controller::ControllerProcess;
 use alert_poller_testbed::controlplane::{ControlPlane, Kubectl};
+use alert_poller_testbed::exposition;
 use alert_poller_testbed::install::{NAMESPACE, install};
 use alert_poller_testbed::prometheus::{Prometheus, Setup};
 use alert_poller_testbed::rules;

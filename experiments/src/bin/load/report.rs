@@ -5,9 +5,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use alert_poller_experiments::exposition;
 use alert_poller_experiments::figures::{mean, percent_of_core};
 use alert_poller_testbed::controller::ControllerProcess;
+use alert_poller_testbed::exposition;
 use alert_poller_testbed::usage;
 use anyhow::{Result, ensure};
 
