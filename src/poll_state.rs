@@ -252,25 +252,18 @@ impl PollState {
 mod tests {
     use super::*;
     use crate::alerts::{ALERTNAME_LABEL, ActiveAlert, AlertState, PIPELINE_NAME_LABEL, Targets};
-    use crate::kind::Kind;
 
     const STALE_AFTER: u64 = 120;
 
+    /// The poll tuning of a full tuning with these three settings, built the
+    /// way the poller builds it.
     fn poll_tuning(prefix: &str, condition_type: &str, stale_after: u64) -> PollTuning {
-        PollTuning {
-            matchers: Kind::ALL
-                .into_iter()
-                .map(|kind| match kind {
-                    Kind::Metric => Matcher {
-                        alertname_prefix: prefix.into(),
-                        ..Matcher::for_kind(kind)
-                    },
-                    _ => Matcher::for_kind(kind),
-                })
-                .collect(),
+        PollTuning::from(&crate::config::Tuning {
+            alert_name_prefix: prefix.into(),
             condition_type: condition_type.into(),
             stale_after: Duration::from_secs(stale_after),
-        }
+            ..crate::config::Tuning::defaults()
+        })
     }
 
     fn defaults() -> PollTuning {
