@@ -76,13 +76,18 @@ pub enum SchemaError {
     },
 }
 
-/// The version to use among the served ones: the stored one if served, the
-/// deprecated one otherwise.
-pub fn choose_version<'a>(served: impl IntoIterator<Item = &'a str>) -> Option<&'static str> {
-    let served: Vec<&str> = served.into_iter().collect();
+/// The version of `kind` to use among the served ones: the stored one if
+/// served, the deprecated one otherwise.
+pub fn choose_version(kind: Kind, served: &[&str]) -> Result<&'static str, SchemaError> {
     [pipeline::STORED_VERSION, pipeline::LEGACY_VERSION]
         .into_iter()
         .find(|v| served.contains(v))
+        .ok_or_else(|| SchemaError::NoUsableVersion {
+            crd: pipeline::crd_name(kind),
+            stored: pipeline::STORED_VERSION,
+            legacy: pipeline::LEGACY_VERSION,
+            served: served.join(", "),
+        })
 }
 
 impl Schema {
@@ -95,13 +100,7 @@ impl Schema {
             .filter(|v| v.served)
             .map(|v| v.name.as_str())
             .collect();
-        let version =
-            choose_version(served.iter().copied()).ok_or_else(|| SchemaError::NoUsableVersion {
-                crd: pipeline::crd_name(kind),
-                stored: pipeline::STORED_VERSION,
-                legacy: pipeline::LEGACY_VERSION,
-                served: served.join(", "),
-            })?;
+        let version = choose_version(kind, &served)?;
         let conditions = crd
             .spec
             .versions
@@ -179,14 +178,8 @@ pub async fn discover(client: &Client, kind: Kind) -> Result<Schema, SchemaError
         })
         .map(str::to_owned)
         .collect();
-    let version = choose_version(served.iter().map(String::as_str)).ok_or_else(|| {
-        SchemaError::NoUsableVersion {
-            crd: pipeline::crd_name(kind),
-            stored: pipeline::STORED_VERSION,
-            legacy: pipeline::LEGACY_VERSION,
-            served: served.join(", "),
-        }
-    })?;
+    let served: Vec<&str> = served.iter().map(String::as_str).collect();
+    let version = choose_version(kind, &served)?;
     Ok(Schema {
         kind,
         version: version.to_owned(),
