@@ -60,12 +60,6 @@ pub struct Matcher {
     pub pipeline_type: String,
 }
 
-impl Default for Matcher {
-    fn default() -> Self {
-        Matcher::for_kind(Kind::Metric)
-    }
-}
-
 impl Matcher {
     /// The kind's matcher as telemetry-manager names its alerts.
     pub fn for_kind(kind: Kind) -> Matcher {
@@ -336,7 +330,7 @@ mod tests {
 
     #[test]
     fn scope_follows_the_matching_rules() {
-        let m = Matcher::default();
+        let m = Matcher::for_kind(Kind::Metric);
         let labels = |pairs: &[(&str, &str)]| firing(pairs).labels;
         type Case<'a> = (&'a [(&'a str, &'a str)], Option<Scope>);
         let cases: &[Case] = &[
@@ -404,7 +398,7 @@ mod tests {
     fn rule_strips_the_configured_prefix() {
         let m = Matcher {
             alertname_prefix: "Metric".into(),
-            ..Matcher::default()
+            ..Matcher::for_kind(Kind::Metric)
         };
         let labels = firing(&[("alertname", "MetricGatewayThrottling")]).labels;
         assert_eq!(m.rule(&labels), Some("GatewayThrottling"));
