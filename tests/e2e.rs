@@ -163,6 +163,10 @@ async fn a_drop_alert_turns_exactly_that_pipeline_false_and_back(env: &mut Env) 
         "no Warning event for backend: {events:?}"
     );
 
+    // `lastTransitionTime` has whole seconds: recover at least a second after
+    // the False write, or both writes may fall in the same second and the
+    // check below could not tell a moved time from a kept one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     env.collector
         .set_flow(Component::Gateway, "backend", Flow::Healthy);
     let healthy = env
