@@ -10,7 +10,9 @@
 //! On each: the spec survives many status writes byte for byte; the other
 //! writer's conditions survive ours and ours survive theirs, through apply
 //! and through update; a condition of ours that someone overwrites or deletes
-//! comes back; and while nothing differs, nothing is written.
+//! comes back; and while nothing differs, nothing is written. Last, a
+//! TracePipeline and a LogPipeline on the manager's shape of their CRDs,
+//! installed while the controller runs, share their conditions the same way.
 
 #[macro_use]
 #[path = "support/env.rs"]
@@ -19,7 +21,8 @@ mod env;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use alert_poller_testbed::collector::{Component, Flow};
+use alert_poller::kind::Kind;
+use alert_poller_testbed::collector::{Component, Flow, PipelineKind};
 use alert_poller_testbed::crd_shapes;
 use alert_poller_testbed::install::{install_crd, install_deploy};
 use anyhow::{Context as _, Result, bail, ensure};
@@ -131,7 +134,7 @@ async fn tear_down(env: &mut Env) -> Result<()> {
 }
 
 async fn install_the_manager_shaped_crd(env: &mut Env) -> Result<()> {
-    set_up(env, &crd_shapes::manager_like(), "atomic").await
+    set_up(env, &crd_shapes::manager_like(Kind::Metric), "atomic").await
 }
 
 /// The control experiment: on this shape, a status write through v1alpha1
@@ -202,7 +205,11 @@ async fn spec_survives_status_writes(env: &mut Env) -> Result<()> {
 /// The other writer updates the status the way controller-runtime's
 /// `Status().Update` does: the whole object back, its conditions set in it.
 fn their_update(env: &Env, name: &str, mine: &[Value]) -> Result<()> {
-    let mut object = get(env, BETA, name)?;
+    their_update_of(env, BETA, name, mine)
+}
+
+fn their_update_of(env: &Env, resource: &str, name: &str, mine: &[Value]) -> Result<()> {
+    let mut object = get(env, resource, name)?;
     let mut list: Vec<Value> = conditions(&object)
         .into_iter()
         .filter(|c| !mine.iter().any(|m| m["type"] == c["type"]))
@@ -257,9 +264,20 @@ async fn until_shared(
     status: &str,
     reason: &str,
 ) -> Result<()> {
+    until_shared_of(env, BETA, name, want, status, reason).await
+}
+
+async fn until_shared_of(
+    env: &Env,
+    resource: &str,
+    name: &str,
+    want: &[Value],
+    status: &str,
+    reason: &str,
+) -> Result<()> {
     let started = Instant::now();
     loop {
-        let object = get(env, BETA, name)?;
+        let object = get(env, resource, name)?;
         let ours = conditions(&object)
             .into_iter()
             .find(|c| c["type"] == CONDITION);
@@ -409,7 +427,7 @@ async fn switch_to_our_crd(env: &mut Env) -> Result<()> {
     tear_down(env)
         .await
         .context("removing the manager-shaped CRD")?;
-    set_up(env, &crd_shapes::ours(), "map").await
+    set_up(env, &crd_shapes::ours(Kind::Metric), "map").await
 }
 
 async fn map_spec_survives_status_writes(env: &mut Env) -> Result<()> {
@@ -444,7 +462,7 @@ async fn map_drift_is_repaired_and_quiet_is_quiet(env: &mut Env) -> Result<()> {
 /// running controller: the conditions list turns atomic, and the very next
 /// write must keep the other writer's conditions, with no restart.
 async fn a_crd_replaced_under_the_controller_changes_the_write(env: &mut Env) -> Result<()> {
-    install_crd(&env.kubectl, &crd_shapes::manager_like())?;
+    install_crd(&env.kubectl, &crd_shapes::manager_like(Kind::Metric))?;
     let started = Instant::now();
     while !env
         .controller()
@@ -487,6 +505,89 @@ async fn a_crd_replaced_under_the_controller_changes_the_write(env: &mut Env) ->
     Ok(())
 }
 
+/// A TracePipeline and an OTLP LogPipeline on telemetry-manager's shape of
+/// their CRDs, installed under the running controller (whose trace and log
+/// controllers wait for them): each gets our condition beside the other
+/// writer's, goes False with its own kind's reason and back, keeps the other
+/// writer's conditions throughout, and keeps its spec byte for byte.
+async fn trace_and_log_pipelines_on_the_manager_shape(env: &mut Env) -> Result<()> {
+    for kind in [Kind::Trace, Kind::Log] {
+        install_crd(&env.kubectl, &crd_shapes::manager_like(kind))?;
+    }
+    // Only what our types declare: without `preserve-unknown-fields` the
+    // API server would refuse anything else (the MetricPipeline scenarios
+    // above cover the fields a version cannot hold).
+    let objects = [
+        (
+            Kind::Trace,
+            PipelineKind::Trace,
+            json!({
+                "apiVersion": "telemetry.kyma-project.io/v1beta1",
+                "kind": "TracePipeline",
+                "metadata": {"name": "traces"},
+                "spec": {},
+            }),
+        ),
+        (
+            Kind::Log,
+            PipelineKind::Log,
+            json!({
+                "apiVersion": "telemetry.kyma-project.io/v1beta1",
+                "kind": "LogPipeline",
+                "metadata": {"name": "logs"},
+                "spec": {"input": {"otlp": {}}, "output": {"otlp": {}}},
+            }),
+        ),
+    ];
+    let theirs = [
+        theirs("GatewayHealthy", "True", "GatewayReady"),
+        theirs("ConfigurationGenerated", "True", "GatewayConfigured"),
+    ];
+    for (kind, bed_kind, object) in &objects {
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let resource = format!("{}.v1beta1.telemetry.kyma-project.io", kind.plural());
+        let started = Instant::now();
+        // The API server serves a new CRD a moment after it is accepted.
+        while let Err(e) = env
+            .kubectl
+            .run_with_input(&["apply", "-f", "-"], Some(&object.to_string()))
+        {
+            ensure!(
+                started.elapsed() < PATIENCE,
+                "{resource}/{name} cannot be created: {e:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        env.collector.add_pipeline_of(*bed_kind, name);
+        let spec = get(env, &resource, name)?["spec"].clone();
+        until_shared_of(env, &resource, name, &[], "True", "FlowHealthy").await?;
+        their_update_of(env, &resource, name, &theirs)?;
+        until_shared_of(env, &resource, name, &theirs, "True", "FlowHealthy").await?;
+        env.collector
+            .set_flow_of(*bed_kind, Component::Gateway, name, Flow::AllDropped);
+        until_shared_of(
+            env,
+            &resource,
+            name,
+            &theirs,
+            "False",
+            "GatewayAllTelemetryDataDropped",
+        )
+        .await?;
+        env.collector
+            .set_flow_of(*bed_kind, Component::Gateway, name, Flow::Healthy);
+        until_shared_of(env, &resource, name, &theirs, "True", "FlowHealthy").await?;
+        let after = get(env, &resource, name)?;
+        ensure!(
+            serde_json::to_string(&after["spec"])? == serde_json::to_string(&spec)?,
+            "{resource}/{name}: the spec changed:\nbefore {spec}\nafter  {}",
+            after["spec"]
+        );
+        println!("    {resource}/{name}: False and back beside the other writer's conditions");
+    }
+    Ok(())
+}
+
 /// The scenarios need an empty cluster; `env::install` is not used here.
 async fn start(env: &mut Env) -> Result<()> {
     env.kubectl(&["version"])?;
@@ -508,6 +609,7 @@ fn main() -> ExitCode {
             map_conditions_are_shared,
             map_drift_is_repaired_and_quiet_is_quiet,
             a_crd_replaced_under_the_controller_changes_the_write,
+            trace_and_log_pipelines_on_the_manager_shape,
         ],
     )
 }

@@ -1,5 +1,5 @@
-//! The two CRD shapes a MetricPipeline can have on a real cluster, both
-//! generated from our types (src/pipeline.rs):
+//! The two CRD shapes a pipeline kind can have on a real cluster, both
+//! generated from our types (src/pipeline/):
 //!
 //! - ours (config/crd/): a map list of conditions keyed by `type`, and spec
 //!   schemas that keep unknown fields;
@@ -11,15 +11,15 @@
 use alert_poller::kind::Kind;
 use serde_json::Value;
 
-/// Our CRD, as config/crd/ ships it.
-pub fn ours() -> Value {
-    serde_json::to_value(alert_poller::pipeline::crd(Kind::Metric)).expect("a CRD serializes")
+/// Our CRD of `kind`, as config/crd/ ships it.
+pub fn ours(kind: Kind) -> Value {
+    serde_json::to_value(alert_poller::pipeline::crd(kind)).expect("a CRD serializes")
 }
 
-/// Our MetricPipeline CRD reshaped as telemetry-manager ships its own: atomic conditions,
-/// nothing preserved that a version does not declare.
-pub fn manager_like() -> Value {
-    let mut crd = ours();
+/// Our CRD of `kind` reshaped as telemetry-manager ships its own: atomic
+/// conditions, nothing preserved that a version does not declare.
+pub fn manager_like(kind: Kind) -> Value {
+    let mut crd = ours(kind);
     for version in crd["spec"]["versions"]
         .as_array_mut()
         .expect("a CRD has versions")
@@ -52,32 +52,33 @@ mod tests {
     use super::*;
     use alert_poller::schema::{ListShape, Schema};
 
-    fn shape(crd: Value) -> Schema {
-        Schema::from_crd(
-            Kind::Metric,
-            &serde_json::from_value(crd).expect("a valid CRD"),
-        )
-        .expect("usable")
+    fn shape(kind: Kind, crd: Value) -> Schema {
+        Schema::from_crd(kind, &serde_json::from_value(crd).expect("a valid CRD")).expect("usable")
     }
 
     #[test]
     fn the_two_shapes_differ_only_where_they_should() {
-        assert_eq!(shape(ours()).conditions, ListShape::Map);
-        let manager = manager_like();
-        let s = shape(manager.clone());
-        assert_eq!(
-            (s.version.as_str(), s.conditions),
-            ("v1beta1", ListShape::Atomic)
-        );
-        assert!(
-            !manager
-                .to_string()
-                .contains("x-kubernetes-preserve-unknown-fields")
-        );
-        assert!(
-            ours()
-                .to_string()
-                .contains("x-kubernetes-preserve-unknown-fields")
-        );
+        for kind in Kind::ALL {
+            assert_eq!(shape(kind, ours(kind)).conditions, ListShape::Map, "{kind}");
+            let manager = manager_like(kind);
+            let s = shape(kind, manager.clone());
+            assert_eq!(
+                (s.version.as_str(), s.conditions),
+                ("v1beta1", ListShape::Atomic),
+                "{kind}"
+            );
+            assert!(
+                !manager
+                    .to_string()
+                    .contains("x-kubernetes-preserve-unknown-fields"),
+                "{kind}"
+            );
+            assert!(
+                ours(kind)
+                    .to_string()
+                    .contains("x-kubernetes-preserve-unknown-fields"),
+                "{kind}"
+            );
+        }
     }
 }

@@ -3,6 +3,8 @@
 //! all pipelines as the proof of concept does, or only the notified ones as
 //! telemetry-manager does, each reconcile querying `/api/v1/alerts`), or the
 //! pull design (alert-poller's own poller, schedule and diff, unchanged).
+//! Every design serves the pipelines of all three kinds, as the manager and
+//! the controller do, and judges each by its kind's verdict table.
 //!
 //! Both end in the same reconcile bookkeeping: a de-duplicating queue worked
 //! by one worker (controller-runtime's default), a verdict per pipeline, a
@@ -17,7 +19,7 @@ use std::time::Duration;
 
 use alert_poller::alerts::{Matcher, Scope, Snapshot, Targets};
 use alert_poller::config::Tuning;
-use alert_poller::health::{self, Knowledge, PipelineFacts, Status};
+use alert_poller::health::{self, Knowledge, Status};
 use alert_poller::kind::Kind;
 use alert_poller::metrics::{Metrics, render};
 use alert_poller::prometheus::{ClientSettings, PrometheusClient};
@@ -34,12 +36,14 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::pipelines::Pipeline;
+
 /// Which design, and how it is tuned.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AgentConfig {
     pub design: Design,
     pub prometheus: String,
-    pub pipelines: Vec<String>,
+    pub pipelines: Vec<Pipeline>,
     /// Where the push designs listen for Prometheus' notifications.
     pub listen: Option<String>,
     /// Poll schedule of the pull design (ConfigMap keys and values).
@@ -51,7 +55,8 @@ pub struct AgentConfig {
 pub enum Design {
     /// Proof of concept: every notification re-queues every pipeline.
     PushAll,
-    /// telemetry-manager: a notification re-queues the pipelines it names.
+    /// telemetry-manager: a notification re-queues the pipelines, of every
+    /// kind, that its alerts concern.
     PushScoped,
     /// alert-poller.
     Pull,
@@ -60,7 +65,11 @@ pub enum Design {
 /// A status flip seen by the design.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Detection {
+    /// The pipeline's name (unique over all kinds in a run).
     pub pipeline: String,
+    /// `metric`, `trace` or `log`.
+    #[serde(default)]
+    pub pipeline_kind: String,
     pub status: String,
     pub unix_ms: u64,
 }
@@ -80,9 +89,9 @@ pub struct AgentReport {
 
 /// The reconcile side shared by all designs.
 struct Book {
-    queue: Mutex<BTreeSet<String>>,
+    queue: Mutex<BTreeSet<Pipeline>>,
     wake: Notify,
-    verdicts: Mutex<BTreeMap<String, Status>>,
+    verdicts: Mutex<BTreeMap<Pipeline, Status>>,
     report: Mutex<AgentReport>,
     requests: AtomicU64,
     bytes: AtomicU64,
@@ -96,15 +105,15 @@ impl Book {
         report
     }
 
-    fn enqueue(&self, names: impl IntoIterator<Item = String>) {
-        self.queue.lock().unwrap().extend(names);
+    fn enqueue(&self, pipelines: impl IntoIterator<Item = Pipeline>) {
+        self.queue.lock().unwrap().extend(pipelines);
         self.wake.notify_one();
     }
 
     /// The next pipeline to reconcile, waiting for one; `None` once `stop`
     /// is cancelled (even with work left: a design kept busy by thousands of
     /// re-sent alerts may never drain its queue, and the harness must go on).
-    async fn next(&self, stop: &CancellationToken) -> Option<String> {
+    async fn next(&self, stop: &CancellationToken) -> Option<Pipeline> {
         loop {
             if stop.is_cancelled() {
                 return None;
@@ -121,15 +130,16 @@ impl Book {
     }
 
     /// Records a reconcile's verdict; counts a write when it changed.
-    fn record(&self, pipeline: &str, status: Status) {
+    fn record(&self, pipeline: &Pipeline, status: Status) {
         let mut report = self.report.lock().unwrap();
         report.reconciles += 1;
         let mut verdicts = self.verdicts.lock().unwrap();
-        let previous = verdicts.insert(pipeline.to_owned(), status);
+        let previous = verdicts.insert(pipeline.clone(), status);
         if previous != Some(status) {
             report.status_writes += 1;
             report.detections.push(Detection {
-                pipeline: pipeline.to_owned(),
+                pipeline: pipeline.name.clone(),
+                pipeline_kind: pipeline.kind.as_str().to_owned(),
                 status: status.as_str().to_owned(),
                 unix_ms: unix_ms(),
             });
@@ -215,12 +225,22 @@ async fn run_pull(
     let splitter = {
         let book = book.clone();
         tokio::spawn(async move {
-            // The experiments run MetricPipelines only.
+            // Each kind's controller re-queues what its part of the diff
+            // names, as far as such pipelines exist.
             while let Some(affected) = requeue.recv().await {
-                match affected.of(Kind::Metric) {
-                    None => {}
-                    Some(Targets::All) => book.enqueue(pipelines.iter().cloned()),
-                    Some(Targets::Pipelines(names)) => book.enqueue(names.iter().cloned()),
+                for (kind, targets) in affected.iter() {
+                    book.enqueue(
+                        pipelines
+                            .iter()
+                            .filter(|p| {
+                                p.kind == kind
+                                    && match targets {
+                                        Targets::All => true,
+                                        Targets::Pipelines(names) => names.contains(&p.name),
+                                    }
+                            })
+                            .cloned(),
+                    );
                 }
             }
         })
@@ -232,8 +252,7 @@ async fn run_pull(
         async move {
             while let Some(pipeline) = book.next(&stop).await {
                 let view = view.borrow().clone();
-                let facts = PipelineFacts::new(Kind::Metric, &pipeline);
-                if let Some(v) = health::evaluate(facts, view.knowledge()) {
+                if let Some(v) = health::evaluate(pipeline.facts(), view.knowledge()) {
                     book.record(&pipeline, v.status);
                 }
             }
@@ -296,15 +315,15 @@ async fn run_push(
         .ok_or_else(|| anyhow::anyhow!("push needs --listen"))?;
     let listener = TcpListener::bind(&listen).await?;
     let client = PrometheusClient::new(ClientSettings::from(&tuning))?;
-    let matcher: Matcher = tuning.matchers().swap_remove(0);
+    let matchers: Arc<Vec<Matcher>> = Arc::new(tuning.matchers());
     let design = config.design;
     let pipelines = Arc::new(config.pipelines.clone());
 
     let server = {
-        let matcher = matcher.clone();
+        let matchers = matchers.clone();
         let book = book.clone();
         http::serve_on(listener, move |req: hyper::Request<_>| {
-            let (book, pipelines, matcher) = (book.clone(), pipelines.clone(), matcher.clone());
+            let (book, pipelines, matchers) = (book.clone(), pipelines.clone(), matchers.clone());
             async move {
                 let body = req
                     .into_body()
@@ -314,25 +333,8 @@ async fn run_push(
                     .unwrap_or_default();
                 book.report.lock().unwrap().notifications += 1;
                 let alerts: Vec<Notified> = serde_json::from_slice(&body).unwrap_or_default();
-                let targets: Vec<String> = match design {
-                    Design::PushScoped => {
-                        let mut names = BTreeSet::new();
-                        let mut all = false;
-                        for a in &alerts {
-                            match matcher.scope(&a.labels) {
-                                Some(Scope::All) => all = true,
-                                Some(Scope::Pipeline(p)) => {
-                                    names.insert(p);
-                                }
-                                None => {}
-                            }
-                        }
-                        if all {
-                            pipelines.to_vec()
-                        } else {
-                            names.into_iter().collect()
-                        }
-                    }
+                let targets: Vec<Pipeline> = match design {
+                    Design::PushScoped => notified(&alerts, &matchers, &pipelines),
                     _ => pipelines.to_vec(),
                 };
                 book.enqueue(targets);
@@ -353,10 +355,8 @@ async fn run_push(
             Ok(response) => {
                 book.bytes
                     .fetch_add(response.bytes as u64, Ordering::Relaxed);
-                let snapshot =
-                    Snapshot::from_alerts(response.alerts, std::slice::from_ref(&matcher));
-                let facts = PipelineFacts::new(Kind::Metric, &pipeline);
-                if let Some(v) = health::evaluate(facts, Knowledge::Fresh(&snapshot)) {
+                let snapshot = Snapshot::from_alerts(response.alerts, &matchers);
+                if let Some(v) = health::evaluate(pipeline.facts(), Knowledge::Fresh(&snapshot)) {
                     book.record(&pipeline, v.status);
                 }
             }
@@ -365,6 +365,31 @@ async fn run_push(
     }
     server.cancel();
     Ok(())
+}
+
+/// The pipelines a notification re-queues in telemetry-manager's webhook:
+/// for each kind, every pipeline of that kind that one of the alerts
+/// concerns (by the kind's matcher, so an alert without `pipeline_name`
+/// concerns every pipeline of its own kind and no other).
+fn notified(alerts: &[Notified], matchers: &[Matcher], pipelines: &[Pipeline]) -> Vec<Pipeline> {
+    let scopes: BTreeMap<Kind, BTreeSet<Scope>> = matchers
+        .iter()
+        .map(|m| {
+            (
+                m.kind,
+                alerts.iter().filter_map(|a| m.scope(&a.labels)).collect(),
+            )
+        })
+        .collect();
+    pipelines
+        .iter()
+        .filter(|p| {
+            scopes.get(&p.kind).is_some_and(|s| {
+                s.contains(&Scope::All) || s.contains(&Scope::Pipeline(p.name.clone()))
+            })
+        })
+        .cloned()
+        .collect()
 }
 
 /// CPU seconds and peak RSS of this process, from /proc.
@@ -392,6 +417,82 @@ mod tests {
         "decode",
         "prometheus_error",
     ];
+
+    fn alert(labels: &[(&str, &str)]) -> Notified {
+        Notified {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// The webhook's routing, as telemetry-manager's handler does it: per
+    /// kind, by that kind's matcher, over the pipelines that exist.
+    #[test]
+    fn a_notification_requeues_what_its_alerts_concern_per_kind() {
+        // p0 metric, p1 trace, p2 log, p3 metric, p4 trace, p5 log.
+        let pipelines = crate::pipelines::dealt(6);
+        let matchers = Matcher::all();
+        let names = |alerts: &[Notified]| -> Vec<String> {
+            notified(alerts, &matchers, &pipelines)
+                .into_iter()
+                .map(|p| p.to_string())
+                .collect()
+        };
+        let scoped = |name: &str, pipeline: &str, kind: &str| {
+            alert(&[
+                ("alertname", name),
+                ("pipeline_name", pipeline),
+                ("pipeline_type", kind),
+            ])
+        };
+        for (alerts, want) in [
+            (vec![], vec![]),
+            (
+                vec![scoped(
+                    "TraceGatewayExporterDroppedData",
+                    "p1",
+                    "tracepipeline",
+                )],
+                vec!["tracepipeline/p1"],
+            ),
+            // A name of the wrong kind, or one that no pipeline has: nobody.
+            (
+                vec![scoped(
+                    "MetricGatewayExporterDroppedData",
+                    "p1",
+                    "metricpipeline",
+                )],
+                vec![],
+            ),
+            (
+                vec![scoped("LogGatewayExporterDroppedData", "p9", "logpipeline")],
+                vec![],
+            ),
+            // Unscoped: every pipeline of its own kind only.
+            (
+                vec![alert(&[("alertname", "LogGatewayThrottling")])],
+                vec!["logpipeline/p2", "logpipeline/p5"],
+            ),
+            // Several alerts in one notification, of different kinds.
+            (
+                vec![
+                    scoped("MetricAgentExporterDroppedData", "p3", "metricpipeline"),
+                    scoped("LogAgentBufferFull", "p5", "logpipeline"),
+                    alert(&[("alertname", "NoiseAlert")]),
+                ],
+                vec!["metricpipeline/p3", "logpipeline/p5"],
+            ),
+        ] {
+            assert_eq!(
+                names(&alerts),
+                want,
+                "{:?}",
+                alerts.iter().map(|a| &a.labels).collect::<Vec<_>>()
+            );
+        }
+    }
 
     #[test]
     fn counts_polls_of_every_result_class() {

@@ -6,19 +6,21 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use alert_poller_testbed::collector::{Collector, Component, Flow};
+use alert_poller_testbed::collector::{Collector, Component, Flow, PipelineKind};
 use alert_poller_testbed::prometheus::{Prometheus, Setup};
 use alert_poller_testbed::rules;
 use anyhow::{Result, bail};
 
+use crate::pipelines::{self, Pipeline};
 use crate::truth;
 
 /// A collector and a Prometheus over it.
 pub struct Bed {
     pub collector: Collector,
     pub prometheus: Prometheus,
-    /// The pipelines, `p0` (the background alert's) first.
-    pub names: Vec<String>,
+    /// The pipelines of all kinds, `p0` (a MetricPipeline with the
+    /// background alert) first.
+    pub pipelines: Vec<Pipeline>,
 }
 
 pub struct BedSetup {
@@ -33,11 +35,18 @@ pub struct BedSetup {
 
 impl Bed {
     pub async fn start(b: &BedSetup) -> Result<Bed> {
-        let names: Vec<String> = (0..b.pipelines).map(|i| format!("p{i}")).collect();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let collector = Collector::start(&refs).await?;
+        let pipelines = pipelines::dealt(b.pipelines);
+        let collector = Collector::start(&[]).await?;
+        for p in &pipelines {
+            collector.add_pipeline_of(p.bed_kind(), &p.name);
+        }
         if b.background_alert {
-            collector.set_flow(Component::Gateway, "p0", Flow::SomeDropped);
+            collector.set_flow_of(
+                PipelineKind::Metric,
+                Component::Gateway,
+                "p0",
+                Flow::SomeDropped,
+            );
         }
         collector.set_noise(b.noise);
         let window = b.evaluation * 3;
@@ -69,7 +78,7 @@ impl Bed {
         Ok(Bed {
             collector,
             prometheus,
-            names,
+            pipelines,
         })
     }
 }

@@ -16,6 +16,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::agent::{self, AgentConfig, AgentReport, Design};
 use crate::bed::{Bed, BedSetup, until_firing};
+use crate::pipelines;
 use crate::scenarios::{
     DesignSpec, SOLO_MEASURED, SOLO_NOISE, SOLO_PIPELINES, SOLO_SETTLE, Scenario, SoloRun,
 };
@@ -213,7 +214,7 @@ fn start_agents(
         let config = AgentConfig {
             design: spec.design,
             prometheus: url.clone(),
-            pipelines: bed.names.clone(),
+            pipelines: bed.pipelines.clone(),
             listen: listen.clone(),
             tuning: spec
                 .tuning
@@ -245,15 +246,6 @@ pub async fn run_scenario(s: &Scenario) -> Result<Outcome> {
         alertmanagers: alertmanagers(&listens),
     })
     .await?;
-    let names = &bed.names;
-    // p0 carries the background alert; faults go to the others (or p0 alone).
-    let faulty = |i: usize| {
-        &names[if names.len() > 1 {
-            1 + i % (names.len() - 1)
-        } else {
-            0
-        }]
-    };
     let (collector, prometheus) = (&bed.collector, &bed.prometheus);
 
     let dir = TempDir::new("compare")?;
@@ -266,7 +258,9 @@ pub async fn run_scenario(s: &Scenario) -> Result<Outcome> {
     let (settle, limit) = (s.settle(), s.limit());
     let mut injected = Vec::new();
     for i in 0..s.changes {
-        let pipeline = faulty(i);
+        // Every kind's pipelines pass the gateway, so one fault serves all.
+        let pipeline = pipelines::faulty(&bed.pipelines, i);
+        let (kind, name) = (pipeline.bed_kind(), pipeline.name.as_str());
         eprintln!(
             "compare:   change {}/{} on {pipeline} ({:.0}s in)",
             i + 1,
@@ -274,12 +268,12 @@ pub async fn run_scenario(s: &Scenario) -> Result<Outcome> {
             started.elapsed().as_secs_f64()
         );
         let broke = unix_ms();
-        collector.set_flow(Component::Gateway, pipeline, Flow::AllDropped);
-        until_firing(prometheus, pipeline, true, limit).await?;
+        collector.set_flow_of(kind, Component::Gateway, name, Flow::AllDropped);
+        until_firing(prometheus, name, true, limit).await?;
         tokio::time::sleep(settle).await;
         let mended = unix_ms();
-        collector.set_flow(Component::Gateway, pipeline, Flow::Healthy);
-        until_firing(prometheus, pipeline, false, limit).await?;
+        collector.set_flow_of(kind, Component::Gateway, name, Flow::Healthy);
+        until_firing(prometheus, name, false, limit).await?;
         tokio::time::sleep(settle).await;
         injected.push((pipeline.clone(), broke, mended));
     }

@@ -1,6 +1,6 @@
 //! The comparison experiments: one real Prometheus evaluating the shipped
-//! MetricPipeline rules, the push design and the pull design running against
-//! it side by side, each in its own process, and the same faults injected for
+//! rules over MetricPipelines, TracePipelines and LogPipelines, the push
+//! design and the pull design running against it side by side, each in its own process, and the same faults injected for
 //! all. Reaction times are measured against ground truth read from Prometheus
 //! itself: the evaluation at which an alert started (or stopped) firing.
 //!
@@ -26,13 +26,15 @@
 //!
 //! The modules, in the order a run uses them: [`scenarios`] (what to run),
 //! [`run`] (all of it in turn), [`harness`] (one scenario: designs as
-//! processes, faults), [`bed`] (collector and Prometheus), [`agent`] (one
+//! processes, faults), [`pipelines`] (the three kinds, dealt in turn),
+//! [`bed`] (collector and Prometheus), [`agent`] (one
 //! design, in its own process), [`truth`] (what Prometheus did), [`report`]
 //! and [`plot`] (the figures).
 
 mod agent;
 mod bed;
 mod harness;
+mod pipelines;
 mod plot;
 mod report;
 mod run;

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
+use alert_poller::kind::Kind;
 use alert_poller_experiments::figures::{kib_per_request, per_minute, percentile};
 use anyhow::Result;
 
@@ -32,8 +33,9 @@ pub struct Reaction {
     pub scenario: String,
     pub design: String,
     pub pipeline: String,
+    pub pipeline_kind: Kind,
     /// `fire` (the pipeline turned False) or `resolve` (back to True).
-    pub kind: &'static str,
+    pub edge: &'static str,
     pub truth_ms: u64,
     pub seen_ms: Option<u64>,
 }
@@ -59,11 +61,11 @@ pub fn reactions(o: &Outcome) -> Vec<Reaction> {
         for c in &o.truths {
             let Change {
                 pipeline,
+                pipeline_kind,
                 fired_ms,
                 resolved_ms,
-                ..
             } = c;
-            for (kind, truth, status) in [
+            for (edge, truth, status) in [
                 ("fire", fired_ms, "False"),
                 ("resolve", resolved_ms, "True"),
             ] {
@@ -72,7 +74,8 @@ pub fn reactions(o: &Outcome) -> Vec<Reaction> {
                     scenario: o.scenario.name.clone(),
                     design: spec.label.clone(),
                     pipeline: pipeline.clone(),
-                    kind,
+                    pipeline_kind: *pipeline_kind,
+                    edge,
                     truth_ms: *truth,
                     seen_ms: first_after(report, pipeline, status, *truth),
                 });
@@ -105,16 +108,16 @@ fn missed(outcomes: &[Outcome]) -> Vec<String> {
         for c in &o.truths {
             if c.fired_ms.is_none() || c.resolved_ms.is_none() {
                 out.push(format!(
-                    "{}: Prometheus shows no complete firing run for {}",
-                    o.scenario.name, c.pipeline
+                    "{}: Prometheus shows no complete firing run for {}pipeline/{}",
+                    o.scenario.name, c.pipeline_kind, c.pipeline
                 ));
             }
         }
         for r in reactions(o) {
             if r.seen_ms.is_none() {
                 out.push(format!(
-                    "{}: {} never saw the {} of {}",
-                    r.scenario, r.design, r.kind, r.pipeline
+                    "{}: {} never saw the {} of {}pipeline/{}",
+                    r.scenario, r.design, r.edge, r.pipeline_kind, r.pipeline
                 ));
             }
         }
@@ -495,18 +498,19 @@ fn conditions(s: &Scenario) -> String {
 
 fn write_csv(out: &Path, r: &Results) -> Result<()> {
     let mut csv = String::from(
-        "scenario,design,pipelines,evaluation_s,noise,resend_delay_s,pipeline,kind,truth_unix_ms,seen_unix_ms,latency_ms\n",
+        "scenario,design,pipelines,evaluation_s,noise,resend_delay_s,pipeline,pipeline_kind,change,truth_unix_ms,seen_unix_ms,latency_ms\n",
     );
     for o in r.outcomes {
         for x in reactions(o) {
             let _ = writeln!(
                 csv,
-                "{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{}",
                 x.scenario,
                 x.design,
                 conditions(&o.scenario),
                 x.pipeline,
-                x.kind,
+                x.pipeline_kind,
+                x.edge,
                 x.truth_ms,
                 ms(x.seen_ms),
                 ms(x.latency_ms())
@@ -590,7 +594,10 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
          nothing changed. `seen` is changes noticed / changes Prometheus made (a fire\n\
          and a resolve per injected fault). Within a sweep the designs of a scenario\n\
          share one Prometheus, so its CPU is given per scenario; the solo part gives it\n\
-         per design.\n",
+         per design. The pipelines are MetricPipelines, TracePipelines and\n\
+         LogPipelines dealt in turn (`p0` a MetricPipeline, `p1` a TracePipeline, `p2`\n\
+         a LogPipeline, ...); faults go round the kinds, and every design serves and\n\
+         counts all three, as telemetry-manager and alert-poller do.\n",
         r.command,
         machine()
     );
@@ -652,6 +659,7 @@ mod tests {
     fn seen(pipeline: &str, status: &str, unix_ms: u64) -> Detection {
         Detection {
             pipeline: pipeline.into(),
+            pipeline_kind: "metric".into(),
             status: status.into(),
             unix_ms,
         }
@@ -675,6 +683,7 @@ mod tests {
     fn change(pipeline: &str, fired_ms: Option<u64>, resolved_ms: Option<u64>) -> Change {
         Change {
             pipeline: pipeline.into(),
+            pipeline_kind: Kind::Trace,
             fired_ms,
             resolved_ms,
         }
@@ -752,7 +761,8 @@ mod tests {
             scenario: String::new(),
             design: String::new(),
             pipeline: String::new(),
-            kind: "fire",
+            pipeline_kind: Kind::Metric,
+            edge: "fire",
             truth_ms,
             seen_ms,
         };
@@ -771,7 +781,7 @@ mod tests {
         let o = outcome();
         let got: Vec<(String, String, &str, Option<u64>)> = reactions(&o)
             .into_iter()
-            .map(|r| (r.design.clone(), r.pipeline.clone(), r.kind, r.latency_ms()))
+            .map(|r| (r.design.clone(), r.pipeline.clone(), r.edge, r.latency_ms()))
             .collect();
         let want = [
             ("a", "p1", "fire", Some(500)),
@@ -789,9 +799,9 @@ mod tests {
         assert_eq!(
             t.missed,
             [
-                "quick: Prometheus shows no complete firing run for p2",
-                "quick: b never saw the resolve of p1",
-                "quick: b never saw the fire of p2",
+                "quick: Prometheus shows no complete firing run for tracepipeline/p2",
+                "quick: b never saw the resolve of tracepipeline/p1",
+                "quick: b never saw the fire of tracepipeline/p2",
             ]
         );
         // Six checks; the incomplete run counts against them too.

@@ -6,15 +6,19 @@
 
 use std::time::Duration;
 
+use alert_poller::kind::Kind;
 use alert_poller::prometheus::install_crypto_provider;
 use anyhow::{Result, bail};
 use prometheus_http_query::response::Data;
 use prometheus_http_query::{Client, reqwest};
 
+use crate::pipelines::Pipeline;
+
 /// One injected fault and what Prometheus made of it.
 #[derive(Clone, Debug)]
 pub struct Change {
     pub pipeline: String,
+    pub pipeline_kind: Kind,
     /// The evaluation at which the first alert for the pipeline fired, and
     /// the one at which the last stopped (Unix ms).
     pub fired_ms: Option<u64>,
@@ -26,8 +30,12 @@ fn client(url: &str) -> Result<Client> {
     Ok(Client::from(reqwest::Client::new(), url)?)
 }
 
+/// Any alert of any pipeline kind about `pipeline`: names are unique over
+/// all kinds in a run, so the name alone says whose it is.
 fn selector(pipeline: &str) -> String {
-    format!(r#"ALERTS{{alertstate="firing",alertname=~"Metric.*",pipeline_name="{pipeline}"}}"#)
+    format!(
+        r#"ALERTS{{alertstate="firing",alertname=~"(Metric|Trace|Log).*",pipeline_name="{pipeline}"}}"#
+    )
 }
 
 /// Whether any alert for the pipeline fires right now.
@@ -63,7 +71,7 @@ async fn firing_evaluations(url: &str, pipeline: &str, lookback: Duration) -> Re
 /// Matches each injected fault to the firing run it caused.
 pub async fn changes(
     url: &str,
-    injected: &[(String, u64, u64)],
+    injected: &[(Pipeline, u64, u64)],
     evaluation: Duration,
 ) -> Result<Vec<Change>> {
     let Some(first) = injected.iter().map(|c| c.1).min() else {
@@ -74,10 +82,11 @@ pub async fn changes(
     let step = evaluation.as_millis() as u64;
     let mut out = Vec::new();
     for (pipeline, broke, mended) in injected {
-        let stamps = firing_evaluations(url, pipeline, lookback).await?;
+        let stamps = firing_evaluations(url, &pipeline.name, lookback).await?;
         let (fired_ms, resolved_ms) = firing_run(&stamps, *broke, *mended, step);
         out.push(Change {
-            pipeline: pipeline.clone(),
+            pipeline: pipeline.name.clone(),
+            pipeline_kind: pipeline.kind,
             fired_ms,
             resolved_ms,
         });
