@@ -75,6 +75,13 @@ impl Matcher {
         Kind::ALL.into_iter().map(Matcher::for_kind).collect()
     }
 
+    /// Whether an alert of this name can be about this kind at all: the first
+    /// of [`Matcher::scope`]'s checks, which the decoder asks before it
+    /// allocates anything for an alert.
+    pub fn takes_name(&self, alertname: &str) -> bool {
+        alertname.starts_with(&self.alertname_prefix)
+    }
+
     /// The scope of an alert, or `None` when it is not about this kind at all.
     ///
     /// The order of the checks is telemetry-manager's, and it matters: the
@@ -83,8 +90,7 @@ impl Matcher {
     /// `pipeline_type`; only a scoped alert must carry our `pipeline_type`
     /// exactly, if it carries one at all.
     pub fn scope(&self, labels: &BTreeMap<String, String>) -> Option<Scope> {
-        let name = labels.get(ALERTNAME_LABEL)?;
-        if !name.starts_with(&self.alertname_prefix) {
+        if !self.takes_name(labels.get(ALERTNAME_LABEL)?) {
             return None;
         }
         let Some(pipeline) = labels.get(PIPELINE_NAME_LABEL) else {
@@ -195,19 +201,37 @@ impl Snapshot {
         unscoped.chain(scoped).map(String::as_str)
     }
 
-    /// What changed from `previous` to `self`.
+    /// What changed from `previous` to `self`: one walk through both sets in
+    /// their sorted order, which compares each label set about once instead
+    /// of looking every one up in the other set.
     pub fn diff(&self, previous: &Snapshot) -> Diff {
+        use std::cmp::Ordering;
+
         let mut diff = Diff::default();
-        for (labels, (kind, scope)) in &self.alerts {
-            if !previous.alerts.contains_key(labels) {
-                diff.added += 1;
-                diff.affected.add(*kind, scope);
-            }
-        }
-        for (labels, (kind, scope)) in &previous.alerts {
-            if !self.alerts.contains_key(labels) {
-                diff.removed += 1;
-                diff.affected.add(*kind, scope);
+        let mut now = self.alerts.iter().peekable();
+        let mut before = previous.alerts.iter().peekable();
+        loop {
+            let order = match (now.peek(), before.peek()) {
+                (None, None) => break,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some((a, _)), Some((b, _))) => a.cmp(b),
+            };
+            match order {
+                Ordering::Less => {
+                    let (_, (kind, scope)) = now.next().expect("peeked");
+                    diff.added += 1;
+                    diff.affected.add(*kind, scope);
+                }
+                Ordering::Greater => {
+                    let (_, (kind, scope)) = before.next().expect("peeked");
+                    diff.removed += 1;
+                    diff.affected.add(*kind, scope);
+                }
+                Ordering::Equal => {
+                    now.next();
+                    before.next();
+                }
             }
         }
         diff

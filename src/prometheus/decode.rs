@@ -2,12 +2,18 @@
 //! crate's types out. No I/O, so they are tested, fuzzed and benchmarked
 //! without a server.
 
-use k8s_openapi::jiff::Timestamp;
-use prometheus_http_query::error::PrometheusError;
-use prometheus_http_query::response::Alert;
-use serde::Deserialize;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
-use crate::alerts::{ActiveAlert, AlertState};
+use k8s_openapi::jiff::Timestamp;
+use serde::Deserialize;
+use serde::de::{
+    self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
+
+use crate::alerts::{ALERTNAME_LABEL, ActiveAlert, AlertState};
 use crate::phase::GroupTiming;
 
 /// Why a body did not decode. Garbage and a Prometheus error are kept apart
@@ -20,27 +26,400 @@ pub enum DecodeError {
     Prometheus(String),
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "status", rename_all = "lowercase")]
-enum Envelope<D> {
-    Success { data: D },
-    Error(PrometheusError),
+/// Which alerts to keep, asked with the alert's name before anything is
+/// allocated for it: in a cluster most active alerts are someone else's,
+/// and a poll should cost no more for them than reading past them.
+pub type Keep<'k> = &'k dyn Fn(&str) -> bool;
+
+/// Reads Prometheus' answer envelope (`status`, `data`, `errorType`,
+/// `error`) in one pass, handing `data` to `seed` as it streams by. A derived
+/// internally tagged enum would first buffer the whole answer as a tree of
+/// values and then read it again.
+fn envelope<'de, S: DeserializeSeed<'de>>(
+    body: &'de [u8],
+    seed: S,
+) -> Result<S::Value, DecodeError> {
+    let invalid = |e: serde_json::Error| DecodeError::Invalid(e.to_string());
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let answer = de
+        .deserialize_map(EnvelopeVisitor { seed: Some(seed) })
+        .map_err(invalid)?;
+    de.end().map_err(invalid)?;
+    match (answer.status.as_deref(), answer.data) {
+        (Some("success"), Some(data)) => Ok(data),
+        (Some("success"), None) => Err(DecodeError::Invalid("a success without data".into())),
+        (Some("error"), _) => Err(DecodeError::Prometheus(format!(
+            "{}: {}",
+            answer.error_type.as_deref().unwrap_or("unknown"),
+            answer.error.as_deref().unwrap_or("no message")
+        ))),
+        (Some(other), _) => Err(DecodeError::Invalid(format!("unknown status {other:?}"))),
+        (None, _) => Err(DecodeError::Invalid("no status".into())),
+    }
 }
 
-impl<D> Envelope<D> {
-    fn parse(body: &[u8]) -> Result<D, DecodeError>
-    where
-        D: serde::de::DeserializeOwned,
-    {
-        match serde_json::from_slice(body).map_err(|e| DecodeError::Invalid(e.to_string()))? {
-            Envelope::Success { data } => Ok(data),
-            Envelope::Error(e) => Err(DecodeError::Prometheus(format!(
-                "{}: {}",
-                e.error_type(),
-                e.message()
+struct Answer<T> {
+    status: Option<String>,
+    data: Option<T>,
+    error_type: Option<String>,
+    error: Option<String>,
+}
+
+struct EnvelopeVisitor<S> {
+    seed: Option<S>,
+}
+
+impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for EnvelopeVisitor<S> {
+    type Value = Answer<S::Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a Prometheus API answer")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut answer = Answer {
+            status: None,
+            data: None,
+            error_type: None,
+            error: None,
+        };
+        while let Some(Text(key)) = map.next_key()? {
+            match &*key {
+                "status" => answer.status = Some(map.next_value()?),
+                "errorType" => answer.error_type = map.next_value()?,
+                "error" => answer.error = map.next_value()?,
+                "data" => match self.seed.take() {
+                    Some(seed) => answer.data = Some(map.next_value_seed(seed)?),
+                    None => return Err(de::Error::duplicate_field("data")),
+                },
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(answer)
+    }
+}
+
+/// `data` of `/api/v1/alerts`: `{"alerts": [...]}`.
+struct AlertsData<'k> {
+    keep: Keep<'k>,
+}
+
+impl<'de> DeserializeSeed<'de> for AlertsData<'_> {
+    type Value = Vec<ActiveAlert>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AlertsData<'_> {
+    type Value = Vec<ActiveAlert>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("the data of an alerts answer")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut alerts = None;
+        while let Some(Text(key)) = map.next_key()? {
+            if key == "alerts" && alerts.is_none() {
+                alerts = Some(map.next_value_seed(Each {
+                    keep: self.keep,
+                    shape: Shape::Alerts,
+                })?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        alerts.ok_or_else(|| de::Error::missing_field("alerts"))
+    }
+}
+
+/// `data` of an instant query of the `ALERTS` series: a vector of samples.
+struct SeriesData<'k> {
+    keep: Keep<'k>,
+}
+
+impl<'de> DeserializeSeed<'de> for SeriesData<'_> {
+    type Value = Vec<ActiveAlert>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SeriesData<'_> {
+    type Value = Vec<ActiveAlert>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("the data of a query answer")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut result, mut kind) = (None, None);
+        while let Some(Text(key)) = map.next_key()? {
+            match &*key {
+                "result" if result.is_none() => {
+                    result = Some(map.next_value_seed(Each {
+                        keep: self.keep,
+                        shape: Shape::Series,
+                    })?)
+                }
+                "resultType" => kind = Some(map.next_value::<Text<'de>>()?.0),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        match kind.as_deref() {
+            Some("vector") => result.ok_or_else(|| de::Error::missing_field("result")),
+            Some(other) => Err(de::Error::custom(format!(
+                "the alerts query answered a {other}, not a vector"
             ))),
+            None => Err(de::Error::missing_field("resultType")),
         }
     }
+}
+
+/// Where an answer keeps what identifies an alert: `labels` and `state` of
+/// an `/api/v1/alerts` entry, or `metric` of an `ALERTS` sample, whose
+/// `alertstate` label holds the state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Alerts,
+    Series,
+}
+
+/// Labels a sample of `ALERTS` carries that the alert itself does not:
+/// left out, so an alert has the same identity whichever way it was read.
+const NAME_LABEL: &str = "__name__";
+/// The label of an `ALERTS` sample that says whether it fires.
+const ALERTSTATE_LABEL: &str = "alertstate";
+
+/// The array of alerts or samples.
+struct Each<'k> {
+    keep: Keep<'k>,
+    shape: Shape,
+}
+
+impl<'de> DeserializeSeed<'de> for Each<'_> {
+    type Value = Vec<ActiveAlert>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Each<'_> {
+    type Value = Vec<ActiveAlert>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of alerts")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        let entry = || EntrySeed {
+            keep: self.keep,
+            shape: self.shape,
+        };
+        while let Some(alert) = seq.next_element_seed(entry())? {
+            out.extend(alert);
+        }
+        Ok(out)
+    }
+}
+
+/// One alert or sample: the alert it is, or nothing when it is not kept or
+/// neither firing nor pending. Annotations, `activeAt` and `value` are read
+/// past, never stored.
+struct EntrySeed<'k> {
+    keep: Keep<'k>,
+    shape: Shape,
+}
+
+impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
+    type Value = Option<ActiveAlert>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntrySeed<'_> {
+    type Value = Option<ActiveAlert>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an alert")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut labels, mut state) = (None, None);
+        let labels_key = match self.shape {
+            Shape::Alerts => "labels",
+            Shape::Series => "metric",
+        };
+        while let Some(Text(key)) = map.next_key()? {
+            if key == labels_key && labels.is_none() {
+                labels = Some(map.next_value_seed(LabelsSeed {
+                    keep: self.keep,
+                    shape: self.shape,
+                })?);
+            } else if key == "state" && self.shape == Shape::Alerts {
+                state = state_of(&map.next_value::<Text<'de>>()?.0);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        let Some(Kept { labels, alertstate }) = labels else {
+            return Err(de::Error::missing_field(labels_key));
+        };
+        let state = match self.shape {
+            Shape::Alerts => state,
+            Shape::Series => alertstate,
+        };
+        Ok(labels
+            .zip(state)
+            .map(|(labels, state)| ActiveAlert { labels, state }))
+    }
+}
+
+/// What reading one label set gave: the owned labels if the alert is kept,
+/// and the `alertstate` label of a sample.
+struct Kept {
+    labels: Option<BTreeMap<String, String>>,
+    alertstate: Option<AlertState>,
+}
+
+/// A label set, decided on as it is read: labels are kept only once
+/// `alertname` says the alert is wanted. Prometheus sorts labels by name, so
+/// `alertname` comes first or nearly so and an alert that is not wanted
+/// allocates nothing; labels read before it wait, borrowed, until it comes.
+struct LabelsSeed<'k> {
+    keep: Keep<'k>,
+    shape: Shape,
+}
+
+impl<'de> DeserializeSeed<'de> for LabelsSeed<'_> {
+    type Value = Kept;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LabelsSeed<'_> {
+    type Value = Kept;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map of label names to values")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Kept, A::Error> {
+        let mut waiting: Vec<(Cow<'de, str>, Cow<'de, str>)> = Vec::new();
+        let mut kept: Option<BTreeMap<String, String>> = None;
+        let mut decided = false;
+        let mut alertstate = None;
+        while let Some(Text(name)) = map.next_key()? {
+            let wanted = kept.is_some()
+                || !decided
+                || (self.shape == Shape::Series && name == ALERTSTATE_LABEL);
+            if !wanted {
+                // Not ours: read past the value as fast as the scan does.
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let Text(value) = map.next_value()?;
+            if self.shape == Shape::Series {
+                if name == ALERTSTATE_LABEL {
+                    alertstate = state_of(&value);
+                    continue;
+                }
+                if name == NAME_LABEL {
+                    continue;
+                }
+            }
+            if name == ALERTNAME_LABEL && !decided {
+                decided = true;
+                if (self.keep)(&value) {
+                    let mut labels: BTreeMap<String, String> = waiting
+                        .drain(..)
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect();
+                    labels.insert(name.into_owned(), value.into_owned());
+                    kept = Some(labels);
+                }
+                continue;
+            }
+            match &mut kept {
+                Some(labels) => {
+                    labels.insert(name.into_owned(), value.into_owned());
+                }
+                None if !decided => waiting.push((name, value)),
+                None => {}
+            }
+        }
+        Ok(Kept {
+            labels: kept,
+            alertstate,
+        })
+    }
+}
+
+/// A string borrowed from the body where it has no escapes. serde's own
+/// `Cow<str>` always copies unless a derive marks it borrowed, and these
+/// are read by hand.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor<'a>(PhantomData<&'a ()>);
+
+        impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
+            type Value = Text<'a>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+        }
+
+        d.deserialize_str(TextVisitor(PhantomData))
+    }
+}
+
+fn state_of(s: &str) -> Option<AlertState> {
+    match s {
+        "firing" => Some(AlertState::Firing),
+        "pending" => Some(AlertState::Pending),
+        _ => None,
+    }
+}
+
+/// Decodes an `/api/v1/alerts` body, keeping the firing and pending alerts
+/// whose name `keep` accepts.
+pub fn decode_alerts(body: &[u8], keep: Keep<'_>) -> Result<Vec<ActiveAlert>, DecodeError> {
+    envelope(body, AlertsData { keep })
+}
+
+/// Decodes the answer to an instant query of `ALERTS` into the same alerts
+/// `/api/v1/alerts` reports, keeping those whose name `keep` accepts.
+pub fn decode_alert_series(body: &[u8], keep: Keep<'_>) -> Result<Vec<ActiveAlert>, DecodeError> {
+    envelope(body, SeriesData { keep })
+}
+
+/// Decodes every firing and pending alert of an `/api/v1/alerts` body.
+pub fn decode(body: &[u8]) -> Result<Vec<ActiveAlert>, DecodeError> {
+    decode_alerts(body, &|_| true)
 }
 
 /// The parts of `/api/v1/rules` that timing needs. Our own, lenient model:
@@ -71,7 +450,7 @@ struct RuleName {
 /// Decodes `/api/v1/rules` into the timing of the groups that hold alerts
 /// named `prefix…`. Groups never evaluated yet are left out. Pure.
 pub fn decode_rule_timings(body: &[u8], prefix: &str) -> Result<Vec<GroupTiming>, DecodeError> {
-    let data: RulesData = Envelope::parse(body)?;
+    let data: RulesData = envelope(body, PhantomData)?;
     Ok(data
         .groups
         .iter()
@@ -87,35 +466,6 @@ pub fn decode_rule_timings(body: &[u8], prefix: &str) -> Result<Vec<GroupTiming>
                 last_evaluation_ms: last.as_millisecond(),
                 interval_ms: (g.interval * 1000.0).round() as i64,
                 evaluation_ms: (g.evaluation_time * 1000.0).ceil() as i64,
-            })
-        })
-        .collect())
-}
-
-#[derive(Deserialize)]
-struct AlertsData {
-    alerts: Vec<Alert>,
-}
-
-/// Decodes an `/api/v1/alerts` body. Pure, so the parser is tested and fuzzed
-/// without a server.
-pub fn decode(body: &[u8]) -> Result<Vec<ActiveAlert>, DecodeError> {
-    let data: AlertsData = Envelope::parse(body)?;
-    Ok(data
-        .alerts
-        .into_iter()
-        .filter_map(|alert| {
-            let state = alert.state();
-            let state = if state.is_firing() {
-                AlertState::Firing
-            } else if state.is_pending() {
-                AlertState::Pending
-            } else {
-                return None;
-            };
-            Some(ActiveAlert {
-                labels: alert.labels().clone().into_iter().collect(),
-                state,
             })
         })
         .collect())
@@ -151,6 +501,91 @@ mod tests {
         ));
         assert!(matches!(
             decode(br#"{"status":"success","data":{}}"#),
+            Err(DecodeError::Invalid(_))
+        ));
+    }
+
+    fn ours(name: &str) -> bool {
+        name.starts_with("Metric")
+    }
+
+    /// Other teams' alerts are dropped by name, wherever `alertname` sits
+    /// among the labels; labels read before it are kept with it; escapes
+    /// decode; an alert without a name is nobody's.
+    #[test]
+    fn keeps_only_alerts_whose_name_is_wanted() {
+        let body = br#"{"status":"success","data":{"alerts":[
+            {"labels":{"alertname":"KubePodNotReady","pod":"a"},"state":"firing","value":"1"},
+            {"labels":{"Zone":"eu","alertname":"MetricGatewayThrottling","pipeline_name":"b\u00e9","severity":"critical"},
+             "annotations":{"summary":"x"},"state":"firing","activeAt":"2026-11-27T10:00:00Z","value":"1e+00"},
+            {"state":"pending","labels":{"alertname":"MetricAgentSomeDataDropped"}},
+            {"labels":{"pipeline_name":"c"},"state":"firing"},
+            {"labels":{"alertname":"MetricGatewayThrottling","pipeline_name":"d"},"state":"inactive"}]}}"#;
+        let alerts = decode_alerts(body, &ours).unwrap();
+        assert_eq!(alerts.len(), 2, "{alerts:?}");
+        let labels: Vec<(&str, &str)> = alerts[0]
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("Zone", "eu"),
+                ("alertname", "MetricGatewayThrottling"),
+                ("pipeline_name", "bé"),
+                ("severity", "critical"),
+            ]
+        );
+        assert_eq!(alerts[1].state, AlertState::Pending);
+        // Without a filter, every named firing or pending alert.
+        assert_eq!(decode(body).unwrap().len(), 3);
+    }
+
+    /// A sample of `ALERTS` is the same alert as the `/api/v1/alerts` entry:
+    /// same labels once `__name__` and `alertstate` are left out, its state
+    /// from `alertstate`.
+    #[test]
+    fn alert_series_decode_to_the_same_alerts() {
+        let alerts = br#"{"status":"success","data":{"alerts":[
+            {"labels":{"alertname":"MetricGatewayThrottling","pipeline_name":"a"},"state":"firing","value":"1"},
+            {"labels":{"alertname":"MetricAgentSomeDataDropped"},"state":"pending","value":"1"}]}}"#;
+        let series = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"__name__":"ALERTS","alertname":"MetricGatewayThrottling","alertstate":"firing","pipeline_name":"a"},"value":[1795989643.407,"1"]},
+            {"metric":{"__name__":"ALERTS","alertname":"MetricAgentSomeDataDropped","alertstate":"pending"},"value":[1795989643.407,"1"]},
+            {"metric":{"__name__":"ALERTS","alertname":"KubePodNotReady","alertstate":"firing"},"value":[1795989643.407,"1"]}]}}"#;
+        assert_eq!(
+            decode_alert_series(series, &ours).unwrap(),
+            decode_alerts(alerts, &ours).unwrap()
+        );
+        let matrix = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
+        assert!(matches!(
+            decode_alert_series(matrix, &ours),
+            Err(DecodeError::Invalid(m)) if m.contains("matrix")
+        ));
+        let empty = br#"{"status":"success","data":{"result":[],"resultType":"vector"}}"#;
+        assert_eq!(decode_alert_series(empty, &ours).unwrap(), []);
+    }
+
+    /// The envelope is read in one pass whatever the order of its keys.
+    #[test]
+    fn envelope_in_any_order() {
+        let late = br#"{"data":{"alerts":[]},"warnings":["w"],"status":"success"}"#;
+        assert_eq!(decode(late).unwrap(), []);
+        assert!(matches!(
+            decode(br#"{"data":{"alerts":[]}}"#),
+            Err(DecodeError::Invalid(m)) if m.contains("no status")
+        ));
+        assert!(matches!(
+            decode(br#"{"status":"success"}"#),
+            Err(DecodeError::Invalid(_))
+        ));
+        assert!(matches!(
+            decode(br#"{"status":"weird","data":{"alerts":[]}}"#),
+            Err(DecodeError::Invalid(m)) if m.contains("weird")
+        ));
+        assert!(matches!(
+            decode(br#"{"status":"success","data":{"alerts":[]}} trailing"#),
             Err(DecodeError::Invalid(_))
         ));
     }

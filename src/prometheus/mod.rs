@@ -14,5 +14,7 @@ mod error;
 
 pub use crate::tls::install_crypto_provider;
 pub use client::{AlertsResponse, ClientSettings, PrometheusClient};
-pub use decode::{DecodeError, decode, decode_rule_timings};
+pub use decode::{
+    DecodeError, Keep, decode, decode_alert_series, decode_alerts, decode_rule_timings,
+};
 pub use error::{ClientError, PollError, redact};
