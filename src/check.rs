@@ -48,10 +48,13 @@ pub async fn check(
         url: redact(&tuning.prometheus_url),
         source,
     })?;
-    let response = client.alerts().await.map_err(|source| CheckError::Poll {
-        url: client.url().to_owned(),
-        source,
-    })?;
+    let response = client
+        .alerts_of_ours()
+        .await
+        .map_err(|source| CheckError::Poll {
+            url: client.url().to_owned(),
+            source,
+        })?;
     let snapshot = Snapshot::from_alerts(response.alerts, &tuning.matchers());
     Ok(pipelines
         .iter()

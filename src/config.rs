@@ -18,6 +18,7 @@ use prometheus_http_query::reqwest::Url;
 
 use crate::alerts::Matcher;
 use crate::kind::Kind;
+use crate::prometheus::AlertSource;
 use crate::schedule::Intervals;
 
 /// A value a tunable can hold: parsed from and rendered to the string form used
@@ -192,8 +193,10 @@ macro_rules! tunables {
 }
 
 tunables! {
-    /// Base URL of the Prometheus to poll (its /api/v1/alerts is asked).
+    /// Base URL of the Prometheus to poll.
     prometheus_url: Url = ("prometheusUrl", "prometheus-url", "ALERT_POLLER_PROMETHEUS_URL", "http://127.0.0.1:9090");
+    /// Where alerts are read: alerts (GET /api/v1/alerts, every active alert, filtered here) or query (an instant query of the ALERTS series for our alert names only, filtered by Prometheus).
+    alert_source: AlertSource = ("alertSource", "alert-source", "ALERT_POLLER_ALERT_SOURCE", "alerts");
     /// Poll interval right after the alerts changed; the floor of all intervals.
     min_interval: Duration = ("minInterval", "min-interval", "ALERT_POLLER_MIN_INTERVAL", "1s");
     /// Poll interval ceiling while the alerts stay the same.
@@ -212,7 +215,7 @@ tunables! {
     stale_after: Duration = ("staleAfter", "stale-after", "ALERT_POLLER_STALE_AFTER", "2m");
     /// Every pipeline is re-checked this often (jittered by up to a tenth), so a condition of ours that another writer changed or deleted is restored even if its event was missed.
     resync_interval: Duration = ("resyncInterval", "resync-interval", "ALERT_POLLER_RESYNC_INTERVAL", "5m");
-    /// Type of the condition written on each MetricPipeline.
+    /// Type of the condition written on each pipeline, of every kind.
     condition_type: String = ("conditionType", "condition-type", "ALERT_POLLER_CONDITION_TYPE", crate::health::DEFAULT_CONDITION_TYPE);
     /// Alerts whose name starts with this are about MetricPipelines.
     alert_name_prefix: String = ("alertNamePrefix", "alert-name-prefix", "ALERT_POLLER_ALERT_NAME_PREFIX", "Metric");

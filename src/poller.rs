@@ -120,7 +120,7 @@ impl Poller {
             let started = Instant::now();
             let result = match &client {
                 Some(c) => tokio::select! {
-                    result = c.alerts() => Some(result),
+                    result = c.alerts_of_ours() => Some(result),
                     () = shutdown.cancelled() => return,
                 },
                 None => None,

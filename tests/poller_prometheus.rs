@@ -290,12 +290,24 @@ async fn a_dead_prometheus_turns_pipelines_unknown_until_it_returns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phase_locked_polls_follow_the_evaluations() {
+    phase_locked_polls_follow_the_evaluations_from("alerts").await;
+}
+
+/// Phase locking reads the timing from `/api/v1/rules` whichever source
+/// gives the alerts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phase_locked_polls_of_the_alerts_series_follow_the_evaluations() {
+    phase_locked_polls_follow_the_evaluations_from("query").await;
+}
+
+async fn phase_locked_polls_follow_the_evaluations_from(source: &str) {
     let mut bed = bed(
         &["a", "b"],
         &[
             ("phaseLock", "true"),
             ("minInterval", "200ms"),
             ("maxInterval", "300ms"),
+            ("alertSource", source),
         ],
     )
     .await;
@@ -327,4 +339,136 @@ async fn phase_locked_polls_follow_the_evaluations() {
         .until("a", Status::False, "GatewayAllTelemetryDataDropped")
         .await;
     assert!(seen.iter().all(|a| *a == only(&["a"])), "{seen:?}");
+}
+
+/// The two alert sources, asked back to back through a fire and a resolve
+/// of alerts of every kind, with other teams' alerts firing beside them:
+/// the `ALERTS` query gives the very alerts `/api/v1/alerts` gives (same
+/// label sets, same states, so the same verdicts), without the others.
+/// Each query answer is bracketed by two `/api/v1/alerts` answers and must
+/// equal one of them: an evaluation may fall between the requests, but then
+/// the query sees the state before or after it, never a third one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_alert_sources_agree_through_a_fire_and_a_resolve() {
+    use alert_poller::alerts::{Matcher, Snapshot};
+    use alert_poller::prometheus::{ClientSettings, PrometheusClient};
+    use alert_poller_testbed::rules;
+
+    let collector = Collector::start(&["m"]).await.expect("collector starts");
+    collector.add_pipeline_of(PipelineKind::Trace, "t");
+    collector.add_pipeline_of(PipelineKind::Log, "l");
+    collector.set_noise(30);
+    let second = Duration::from_secs(1);
+    let prometheus = Prometheus::start(&Setup {
+        rules: rules::with_noise(&rules::fast(second * 3, second, second)),
+        ..Setup::fast(collector.addr())
+    })
+    .await
+    .expect("prometheus starts");
+    prometheus
+        .until_noise(30, PATIENCE)
+        .await
+        .expect("the unrelated alerts fire");
+    let url = prometheus.url();
+    let client = |source: &str| {
+        PrometheusClient::new(ClientSettings::from(&tuning(&[
+            ("prometheusUrl", url.as_str()),
+            ("alertSource", source),
+        ])))
+        .expect("client builds")
+    };
+    let (alerts, query) = (client("alerts"), client("query"));
+    let matchers = Matcher::all();
+    let snapshot = |answer: Vec<_>| Snapshot::from_alerts(answer, &matchers);
+
+    // Break the trace pipeline's gateway and the metric agent (scoped
+    // alerts) and throttle the log gateway (an unscoped one), then mend all.
+    let kinds = [
+        (Kind::Trace, "t", "GatewayAllTelemetryDataDropped"),
+        (Kind::Metric, "m", "AgentAllTelemetryDataDropped"),
+        (Kind::Log, "l", "GatewayThrottling"),
+    ];
+    let log = LogSpec {
+        otlp_output: true,
+        runtime_input: true,
+        otlp_input: true,
+    };
+    let facts = |kind: Kind, name: &'static str| PipelineFacts {
+        log,
+        ..PipelineFacts::new(kind, name)
+    };
+    let mut seen_firing = [false; 3];
+    let mut seen_resolved = [false; 3];
+    let mut compared = 0;
+    let (mut alerts_bytes, mut query_bytes) = (0, 0);
+    let started = Instant::now();
+    let mut broken = false;
+    let mut mended = false;
+    while !(mended && seen_resolved.iter().all(|s| *s)) {
+        assert!(
+            started.elapsed() < PATIENCE * 2,
+            "not every fire and resolve was seen: fired {seen_firing:?}, resolved {seen_resolved:?}"
+        );
+        if !broken {
+            collector.set_flow_of(
+                PipelineKind::Trace,
+                Component::Gateway,
+                "t",
+                Flow::AllDropped,
+            );
+            collector.set_flow_of(
+                PipelineKind::Metric,
+                Component::Agent,
+                "m",
+                Flow::AllDropped,
+            );
+            collector.set_throttling_of(PipelineKind::Log, true);
+            broken = true;
+        } else if !mended && seen_firing.iter().all(|s| *s) {
+            collector.set_flow_of(PipelineKind::Trace, Component::Gateway, "t", Flow::Healthy);
+            collector.set_flow_of(PipelineKind::Metric, Component::Agent, "m", Flow::Healthy);
+            collector.set_throttling_of(PipelineKind::Log, false);
+            mended = true;
+        }
+        let before = alerts.alerts_of_ours().await.expect("alerts answer");
+        let series = query.alerts_of_ours().await.expect("query answers");
+        let after = alerts.alerts_of_ours().await.expect("alerts answer");
+        alerts_bytes = before.bytes;
+        query_bytes = series.bytes;
+        let (before, series, after) = (
+            snapshot(before.alerts),
+            snapshot(series.alerts),
+            snapshot(after.alerts),
+        );
+        assert!(
+            series == before || series == after,
+            "the query's alerts match neither answer around it:\nquery  {series:?}\nbefore {before:?}\nafter  {after:?}"
+        );
+        compared += 1;
+        for (i, (kind, name, reason)) in kinds.into_iter().enumerate() {
+            let verdict = health::evaluate(facts(kind, name), health::Knowledge::Fresh(&series))
+                .expect("fresh knowledge gives a verdict");
+            if verdict.reason == reason {
+                seen_firing[i] = true;
+            } else if mended && seen_firing[i] && verdict.status == Status::True {
+                seen_resolved[i] = true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let everything = alerts.alerts().await.expect("alerts answer");
+    assert!(
+        everything
+            .alerts
+            .iter()
+            .any(|a| a.labels.get("alertname").map(String::as_str) == Some("NoiseAlert")),
+        "the unrelated alerts are there to be filtered"
+    );
+    assert!(
+        query_bytes * 2 < alerts_bytes,
+        "the query answer ({query_bytes} B) should be far smaller than /api/v1/alerts ({alerts_bytes} B)"
+    );
+    println!(
+        "    {compared} bracketed comparisons; answers {query_bytes} B (query) vs {alerts_bytes} B (alerts)"
+    );
 }

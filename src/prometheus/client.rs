@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use prometheus_http_query::reqwest::{self, StatusCode, Url, header};
 
-use super::decode::{DecodeError, decode, decode_rule_timings};
+use super::decode::{DecodeError, decode, decode_alert_series, decode_alerts, decode_rule_timings};
 use super::error::{ClientError, PollError, redact};
-use crate::alerts::ActiveAlert;
+use super::source::{AlertSource, alerts_selector};
+use crate::alerts::{ActiveAlert, Matcher};
 use crate::config::Tuning;
 use crate::phase::GroupTiming;
 use crate::tls::install_crypto_provider;
@@ -25,6 +26,9 @@ use crate::tls::install_crypto_provider;
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientSettings {
     pub url: Url,
+    pub source: AlertSource,
+    /// Whose alerts [`PrometheusClient::alerts_of`] asks for.
+    pub matchers: Vec<Matcher>,
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
     pub max_response_bytes: u64,
@@ -37,6 +41,8 @@ impl From<&Tuning> for ClientSettings {
     fn from(t: &Tuning) -> Self {
         Self {
             url: t.prometheus_url.clone(),
+            source: t.alert_source,
+            matchers: t.matchers(),
             request_timeout: t.request_timeout,
             connect_timeout: t.connect_timeout,
             max_response_bytes: t.max_response_bytes.0,
@@ -61,6 +67,8 @@ pub struct PrometheusClient {
     settings: ClientSettings,
     api: prometheus_http_query::Client,
     alerts_url: Url,
+    /// The `ALERTS` query for our alert names.
+    query_url: Url,
     rules_url: Url,
     /// The URL without credentials, for messages.
     shown_url: String,
@@ -111,11 +119,20 @@ impl PrometheusClient {
         let rules_url = base
             .join("api/v1/rules?type=alert")
             .expect("a relative path joins");
+        let mut query_url = base.join("api/v1/query").expect("a relative path joins");
+        query_url
+            .query_pairs_mut()
+            .append_pair("query", &alerts_selector(&settings.matchers));
+        let shown_url = redact(match settings.source {
+            AlertSource::Alerts => &alerts_url,
+            AlertSource::Query => &query_url,
+        });
         Ok(Self {
-            shown_url: redact(&alerts_url),
+            shown_url,
             settings,
             api,
             alerts_url,
+            query_url,
             rules_url,
         })
     }
@@ -129,7 +146,25 @@ impl PrometheusClient {
         &self.shown_url
     }
 
-    /// Asks Prometheus for its active alerts.
+    /// Asks Prometheus for the active alerts of our kinds (the settings'
+    /// matchers), from the configured source; others' alerts are dropped
+    /// by Prometheus (`query`) or while decoding (`alerts`).
+    pub async fn alerts_of_ours(&self) -> Result<AlertsResponse, PollError> {
+        let matchers = &self.settings.matchers;
+        let keep = |name: &str| matchers.iter().any(|m| m.takes_name(name));
+        let (url, decoder): (&Url, fn(&[u8], super::Keep<'_>) -> _) = match self.settings.source {
+            AlertSource::Alerts => (&self.alerts_url, decode_alerts),
+            AlertSource::Query => (&self.query_url, decode_alert_series),
+        };
+        let (status, body) = self.fetch(url.clone()).await?;
+        let alerts = decoder(&body, &keep).map_err(|e| decode_error(status, e))?;
+        Ok(AlertsResponse {
+            alerts,
+            bytes: body.len(),
+        })
+    }
+
+    /// Asks Prometheus for every active alert, ours or not (`/api/v1/alerts`).
     pub async fn alerts(&self) -> Result<AlertsResponse, PollError> {
         let (status, body) = self.fetch(self.alerts_url.clone()).await?;
         let alerts = decode(&body).map_err(|e| decode_error(status, e))?;

@@ -1,7 +1,8 @@
 //! Asking Prometheus which alerts are active and when their rule groups run.
 //!
 //! One job a file: `client.rs` sends the requests and reads the answers within
-//! the limits, `decode.rs` turns a body into the crate's types without I/O (so
+//! the limits, `source.rs` says which endpoint gives the alerts and what to
+//! ask it, `decode.rs` turns a body into the crate's types without I/O (so
 //! the parsers are tested and fuzzed without a server), and `error.rs` says what
 //! went wrong and how it is classed. The process-wide crypto provider, which
 //! this client needs installed first, is [`crate::tls`]'s. Callers use the
@@ -11,6 +12,7 @@
 mod client;
 mod decode;
 mod error;
+mod source;
 
 pub use crate::tls::install_crypto_provider;
 pub use client::{AlertsResponse, ClientSettings, PrometheusClient};
@@ -18,3 +20,4 @@ pub use decode::{
     DecodeError, Keep, decode, decode_alert_series, decode_alerts, decode_rule_timings,
 };
 pub use error::{ClientError, PollError, redact};
+pub use source::{AlertSource, alerts_selector};

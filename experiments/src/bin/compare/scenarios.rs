@@ -45,6 +45,14 @@ fn phase_locked(label: &str, min: &str, max: &str, factor: &str) -> DesignSpec {
     spec
 }
 
+/// Phase-locked, reading the `ALERTS` series of our alert names instead of
+/// every active alert (`alertSource: query`).
+fn phase_locked_query(label: &str, min: &str, max: &str, factor: &str) -> DesignSpec {
+    let mut spec = phase_locked(label, min, max, factor);
+    spec.tuning.push(("alertSource", "query".into()));
+    spec
+}
+
 fn push(label: &str, design: Design) -> DesignSpec {
     DesignSpec {
         label: label.into(),
@@ -186,11 +194,12 @@ fn quick_run() -> Vec<Scenario> {
             pull("pull-adaptive", "500ms", "5s", "1.5"),
             phase_locked("pull-locked-every-eval", "1s", "1s", "1"),
             phase_locked("pull-locked-adaptive", "500ms", "5s", "1.5"),
+            phase_locked_query("pull-locked-query", "1s", "1s", "1"),
         ],
     }]
 }
 
-/// All eight designs at 1s evaluation.
+/// All nine designs at 1s evaluation.
 fn designs_eval_1s() -> Vec<DesignSpec> {
     vec![
         push("push-all", Design::PushAll),
@@ -203,6 +212,8 @@ fn designs_eval_1s() -> Vec<DesignSpec> {
         // as the adaptive schedule allows.
         phase_locked("pull-locked-every-eval", "1s", "1s", "1"),
         phase_locked("pull-locked-adaptive", "1s", "15s", "1.5"),
+        // The same as every-eval, with the server filtering the alerts.
+        phase_locked_query("pull-locked-query", "1s", "1s", "1"),
     ]
 }
 
@@ -265,6 +276,7 @@ fn full() -> Vec<Scenario> {
                     "push-scoped",
                     "pull-adaptive",
                     "pull-locked-every-eval",
+                    "pull-locked-query",
                 ],
             ),
             ..base.clone()
@@ -329,7 +341,7 @@ mod tests {
     #[test]
     fn only_selects_by_substring() {
         let (all_scenarios, all_solos) = names(&[]);
-        assert_eq!((all_scenarios.len(), all_solos.len()), (10, 9));
+        assert_eq!((all_scenarios.len(), all_solos.len()), (10, 10));
         assert_eq!(
             names(&["noise-10000", "solo-push-all"]),
             (
