@@ -99,8 +99,8 @@ async fn each_bad_answer_is_a_clear_error_of_its_own_class() {
             "EOF",
         ),
         (
-            "alerts of the wrong shape",
-            Answer::alerts(r#"{"labels":{"alertname":"x"},"state":"firing"}"#),
+            "an alert without labels",
+            Answer::alerts(r#"{"state":"firing","activeAt":"2026-11-27T10:00:00Z","value":"1"}"#),
             "decode",
             "missing field",
         ),
