@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::kind::Kind;
+pub use crate::labels::LabelSet;
 
 /// Label that every Prometheus alert carries with the rule's name.
 pub const ALERTNAME_LABEL: &str = "alertname";
@@ -33,7 +34,7 @@ pub enum AlertState {
 /// every evaluation, and none of them says whether the alert is the same alert.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActiveAlert {
-    pub labels: BTreeMap<String, String>,
+    pub labels: LabelSet,
     pub state: AlertState,
 }
 
@@ -89,7 +90,7 @@ impl Matcher {
     /// `pipeline_name` concerns every pipeline of the kind, whatever its
     /// `pipeline_type`; only a scoped alert must carry our `pipeline_type`
     /// exactly, if it carries one at all.
-    pub fn scope(&self, labels: &BTreeMap<String, String>) -> Option<Scope> {
+    pub fn scope(&self, labels: &LabelSet) -> Option<Scope> {
         if !self.takes_name(labels.get(ALERTNAME_LABEL)?) {
             return None;
         }
@@ -98,16 +99,16 @@ impl Matcher {
         };
         if labels
             .get(PIPELINE_TYPE_LABEL)
-            .is_some_and(|kind| *kind != self.pipeline_type)
+            .is_some_and(|kind| kind != self.pipeline_type)
         {
             return None;
         }
-        Some(Scope::Pipeline(pipeline.clone()))
+        Some(Scope::Pipeline(pipeline.to_owned()))
     }
 
     /// The rule name without the kind prefix (`GatewayAllDataDropped`), which is
     /// what health looks up; the prefix is configurable, the rest is the interface.
-    pub fn rule<'a>(&self, labels: &'a BTreeMap<String, String>) -> Option<&'a str> {
+    pub fn rule<'a>(&self, labels: &'a LabelSet) -> Option<&'a str> {
         labels
             .get(ALERTNAME_LABEL)?
             .strip_prefix(self.alertname_prefix.as_str())
@@ -116,10 +117,7 @@ impl Matcher {
 
 /// Which kind an alert is about and its scope there: the first matcher that
 /// takes it. The kinds' prefixes do not overlap, so at most one does.
-fn classify<'m>(
-    matchers: &'m [Matcher],
-    labels: &BTreeMap<String, String>,
-) -> Option<(&'m Matcher, Scope)> {
+fn classify<'m>(matchers: &'m [Matcher], labels: &LabelSet) -> Option<(&'m Matcher, Scope)> {
     matchers.iter().find_map(|m| Some((m, m.scope(labels)?)))
 }
 
@@ -130,7 +128,7 @@ fn classify<'m>(
 pub struct Snapshot {
     /// Identity (the full, sorted label set) to kind and scope. Only firing
     /// alerts are here.
-    alerts: BTreeMap<BTreeMap<String, String>, (Kind, Scope)>,
+    alerts: BTreeMap<LabelSet, (Kind, Scope)>,
     /// Rule names (prefix stripped) firing for every pipeline of a kind.
     unscoped: BTreeMap<Kind, BTreeSet<String>>,
     /// Rule names firing per pipeline.
@@ -157,18 +155,15 @@ impl Snapshot {
                 continue;
             }
             let kind = matcher.kind;
-            let rule = matcher.rule(&alert.labels).unwrap_or_default().to_owned();
-            match &scope {
-                Scope::All => {
-                    snapshot.unscoped.entry(kind).or_default().insert(rule);
-                }
-                Scope::Pipeline(name) => {
-                    snapshot
-                        .scoped
-                        .entry((kind, name.clone()))
-                        .or_default()
-                        .insert(rule);
-                }
+            let rule = matcher.rule(&alert.labels).unwrap_or_default();
+            let rules = match &scope {
+                Scope::All => snapshot.unscoped.entry(kind).or_default(),
+                Scope::Pipeline(name) => snapshot.scoped.entry((kind, name.clone())).or_default(),
+            };
+            // Many alerts share a rule (one per pod, say): its name is
+            // copied only the first time.
+            if !rules.contains(rule) {
+                rules.insert(rule.to_owned());
             }
             snapshot.alerts.insert(alert.labels, (kind, scope));
         }

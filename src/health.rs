@@ -429,7 +429,10 @@ mod tests {
                     Some("pending") => AlertState::Pending,
                     Some(other) => panic!("{}: unknown state {other}", case.name),
                 };
-                ActiveAlert { labels, state }
+                ActiveAlert {
+                    labels: (&labels).into(),
+                    state,
+                }
             });
             let snap = Snapshot::from_alerts(alerts, &Matcher::all());
             for pipeline in &file.pipelines {

@@ -20,6 +20,7 @@ pub mod config_watch;
 pub mod controller;
 pub mod health;
 pub mod kind;
+pub mod labels;
 pub mod leader;
 pub mod metrics;
 pub mod phase;

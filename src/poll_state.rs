@@ -307,7 +307,7 @@ mod tests {
                 labels.insert(PIPELINE_NAME_LABEL.to_owned(), pipeline.to_owned());
             }
             ActiveAlert {
-                labels,
+                labels: (&labels).into(),
                 state: AlertState::Firing,
             }
         });

@@ -127,7 +127,12 @@ fn served(alerts: &[ActiveAlert]) -> Vec<String> {
             AlertState::Firing => State::Firing,
             AlertState::Pending => State::Pending,
         };
-        (a.labels.clone(), state)
+        let labels = a
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        (labels, state)
     }))
 }
 

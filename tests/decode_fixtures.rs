@@ -49,7 +49,7 @@ fn alerts_decode_and_keep_firing_counts_as_firing() {
     let state = |name: &str| {
         alerts
             .iter()
-            .find(|a| a.labels["alertname"] == name)
+            .find(|a| a.labels.get("alertname") == Some(name))
             .unwrap_or_else(|| panic!("{name} decoded"))
             .state
     };
@@ -71,10 +71,10 @@ fn utf8_label_names_and_values_decode_as_sent() {
     let alerts = decode(ALERTS).expect("the 3.x answer decodes");
     let utf8 = alerts
         .iter()
-        .find(|a| a.labels["alertname"] == "MetricUtf8Label")
+        .find(|a| &a.labels["alertname"] == "MetricUtf8Label")
         .expect("MetricUtf8Label decoded");
-    assert_eq!(utf8.labels["service.name"], "checkout");
-    assert_eq!(utf8.labels["region"], "zürich");
+    assert_eq!(&utf8.labels["service.name"], "checkout");
+    assert_eq!(&utf8.labels["region"], "zürich");
     assert_eq!(utf8.state, AlertState::Firing);
 }
 

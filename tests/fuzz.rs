@@ -85,7 +85,7 @@ fn alert() -> impl Strategy<Value = ActiveAlert> {
             }
             labels.insert("pod".into(), format!("gw-{pod}"));
             ActiveAlert {
-                labels,
+                labels: labels.into_iter().collect(),
                 state: if firing {
                     AlertState::Firing
                 } else {

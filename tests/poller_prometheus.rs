@@ -461,7 +461,7 @@ async fn both_alert_sources_agree_through_a_fire_and_a_resolve() {
         everything
             .alerts
             .iter()
-            .any(|a| a.labels.get("alertname").map(String::as_str) == Some("NoiseAlert")),
+            .any(|a| a.labels.get("alertname") == Some("NoiseAlert")),
         "the unrelated alerts are there to be filtered"
     );
     assert!(

@@ -3,7 +3,6 @@
 //! without a server.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -14,6 +13,7 @@ use serde::de::{
 };
 
 use crate::alerts::{ALERTNAME_LABEL, ActiveAlert, AlertState};
+use crate::labels::LabelSet;
 use crate::phase::GroupTiming;
 
 /// Why a body did not decode. Garbage and a Prometheus error are kept apart
@@ -221,11 +221,13 @@ impl<'de> Visitor<'de> for Each<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut out = Vec::new();
-        let entry = || EntrySeed {
+        // One buffer for the labels of every entry, not one per entry.
+        let mut scratch: Scratch<'de> = Vec::new();
+        while let Some(alert) = seq.next_element_seed(EntrySeed {
             keep: self.keep,
             shape: self.shape,
-        };
-        while let Some(alert) = seq.next_element_seed(entry())? {
+            scratch: &mut scratch,
+        })? {
             out.extend(alert);
         }
         Ok(out)
@@ -235,12 +237,16 @@ impl<'de> Visitor<'de> for Each<'_> {
 /// One alert or sample: the alert it is, or nothing when it is not kept or
 /// neither firing nor pending. Annotations, `activeAt` and `value` are read
 /// past, never stored.
-struct EntrySeed<'k> {
+struct EntrySeed<'k, 's, 'b> {
     keep: Keep<'k>,
     shape: Shape,
+    scratch: &'s mut Scratch<'b>,
 }
 
-impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
+/// Label pairs as read, borrowed from the body.
+type Scratch<'b> = Vec<(Cow<'b, str>, Cow<'b, str>)>;
+
+impl<'de: 'b, 'b> DeserializeSeed<'de> for EntrySeed<'_, '_, 'b> {
     type Value = Option<ActiveAlert>;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
@@ -248,7 +254,7 @@ impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for EntrySeed<'_> {
+impl<'de: 'b, 'b> Visitor<'de> for EntrySeed<'_, '_, 'b> {
     type Value = Option<ActiveAlert>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -266,6 +272,7 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
                 labels = Some(map.next_value_seed(LabelsSeed {
                     keep: self.keep,
                     shape: self.shape,
+                    scratch: &mut *self.scratch,
                 })?);
             } else if key == "state" && self.shape == Shape::Alerts {
                 state = state_of(&map.next_value::<Text<'de>>()?.0);
@@ -286,10 +293,10 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
     }
 }
 
-/// What reading one label set gave: the owned labels if the alert is kept,
-/// and the `alertstate` label of a sample.
+/// What reading one label set gave: the labels if the alert is kept, and
+/// the `alertstate` label of a sample.
 struct Kept {
-    labels: Option<BTreeMap<String, String>>,
+    labels: Option<LabelSet>,
     alertstate: Option<AlertState>,
 }
 
@@ -297,12 +304,13 @@ struct Kept {
 /// `alertname` says the alert is wanted. Prometheus sorts labels by name, so
 /// `alertname` comes first or nearly so and an alert that is not wanted
 /// allocates nothing; labels read before it wait, borrowed, until it comes.
-struct LabelsSeed<'k> {
+struct LabelsSeed<'k, 's, 'b> {
     keep: Keep<'k>,
     shape: Shape,
+    scratch: &'s mut Scratch<'b>,
 }
 
-impl<'de> DeserializeSeed<'de> for LabelsSeed<'_> {
+impl<'de: 'b, 'b> DeserializeSeed<'de> for LabelsSeed<'_, '_, 'b> {
     type Value = Kept;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
@@ -310,7 +318,7 @@ impl<'de> DeserializeSeed<'de> for LabelsSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for LabelsSeed<'_> {
+impl<'de: 'b, 'b> Visitor<'de> for LabelsSeed<'_, '_, 'b> {
     type Value = Kept;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -318,14 +326,15 @@ impl<'de> Visitor<'de> for LabelsSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Kept, A::Error> {
-        let mut waiting: Vec<(Cow<'de, str>, Cow<'de, str>)> = Vec::new();
-        let mut kept: Option<BTreeMap<String, String>> = None;
+        // Labels read before `alertname`, then, if the alert is kept, all.
+        let pairs = self.scratch;
+        pairs.clear();
+        let mut kept = false;
         let mut decided = false;
         let mut alertstate = None;
         while let Some(Text(name)) = map.next_key()? {
-            let wanted = kept.is_some()
-                || !decided
-                || (self.shape == Shape::Series && name == ALERTSTATE_LABEL);
+            let wanted =
+                kept || !decided || (self.shape == Shape::Series && name == ALERTSTATE_LABEL);
             if !wanted {
                 // Not ours: read past the value as fast as the scan does.
                 map.next_value::<IgnoredAny>()?;
@@ -343,26 +352,18 @@ impl<'de> Visitor<'de> for LabelsSeed<'_> {
             }
             if name == ALERTNAME_LABEL && !decided {
                 decided = true;
-                if (self.keep)(&value) {
-                    let mut labels: BTreeMap<String, String> = waiting
-                        .drain(..)
-                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                        .collect();
-                    labels.insert(name.into_owned(), value.into_owned());
-                    kept = Some(labels);
+                kept = (self.keep)(&value);
+                if !kept {
+                    pairs.clear();
+                    continue;
                 }
-                continue;
             }
-            match &mut kept {
-                Some(labels) => {
-                    labels.insert(name.into_owned(), value.into_owned());
-                }
-                None if !decided => waiting.push((name, value)),
-                None => {}
+            if kept || !decided {
+                pairs.push((name, value));
             }
         }
         Ok(Kept {
-            labels: kept,
+            labels: kept.then(|| LabelSet::from_slice(pairs)),
             alertstate,
         })
     }
@@ -486,7 +487,7 @@ mod tests {
         let alerts = decode(body).unwrap();
         assert_eq!(alerts.len(), 2);
         assert_eq!(alerts[0].state, AlertState::Firing);
-        assert_eq!(alerts[0].labels["pipeline_name"], "a");
+        assert_eq!(alerts[0].labels.get("pipeline_name"), Some("a"));
         assert_eq!(alerts[1].state, AlertState::Pending);
     }
 
@@ -523,11 +524,7 @@ mod tests {
             {"labels":{"alertname":"MetricGatewayThrottling","pipeline_name":"d"},"state":"inactive"}]}}"#;
         let alerts = decode_alerts(body, &ours).unwrap();
         assert_eq!(alerts.len(), 2, "{alerts:?}");
-        let labels: Vec<(&str, &str)> = alerts[0]
-            .labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let labels: Vec<(&str, &str)> = alerts[0].labels.iter().collect();
         assert_eq!(
             labels,
             [

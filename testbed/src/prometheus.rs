@@ -264,7 +264,7 @@ impl Prometheus {
                     .iter()
                     .filter(|a| {
                         a.state == alert_poller::alerts::AlertState::Firing
-                            && a.labels.get("alertname").map(String::as_str) == Some("NoiseAlert")
+                            && a.labels.get("alertname") == Some("NoiseAlert")
                     })
                     .count();
                 if seen >= n {

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alert_poller::alerts::{Matcher, Scope, Snapshot, Targets};
+use alert_poller::alerts::{LabelSet, Matcher, Scope, Snapshot, Targets};
 use alert_poller::config::Tuning;
 use alert_poller::health::{self, Knowledge, Status};
 use alert_poller::kind::Kind;
@@ -372,14 +372,10 @@ async fn run_push(
 /// concerns (by the kind's matcher, so an alert without `pipeline_name`
 /// concerns every pipeline of its own kind and no other).
 fn notified(alerts: &[Notified], matchers: &[Matcher], pipelines: &[Pipeline]) -> Vec<Pipeline> {
+    let labels: Vec<LabelSet> = alerts.iter().map(|a| LabelSet::from(&a.labels)).collect();
     let scopes: BTreeMap<Kind, BTreeSet<Scope>> = matchers
         .iter()
-        .map(|m| {
-            (
-                m.kind,
-                alerts.iter().filter_map(|a| m.scope(&a.labels)).collect(),
-            )
-        })
+        .map(|m| (m.kind, labels.iter().filter_map(|l| m.scope(l)).collect()))
         .collect();
     pipelines
         .iter()
