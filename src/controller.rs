@@ -277,7 +277,7 @@ fn error_policy(pipeline: Arc<DynamicObject>, error: &ReconcileError, _: Arc<Sha
 /// generation and our own condition entry. Status writes by others to their
 /// own entries pass unnoticed; a change to ours (by anyone, ourselves
 /// included) triggers one reconcile, which writes nothing if it agrees.
-fn watched_state(pipeline: &DynamicObject, condition_type: &str) -> u64 {
+pub(crate) fn watched_state(pipeline: &DynamicObject, condition_type: &str) -> u64 {
     let mut hasher = DefaultHasher::new();
     pipeline.metadata.generation.hash(&mut hasher);
     let ours = conditions::raw_list(&pipeline.data)
@@ -348,6 +348,8 @@ pub async fn run(
     // only one waiter, and the controller is already waiting on it.
     let pipelines = watcher(api.clone(), watcher::Config::default().any_semantic())
         .default_backoff()
+        // The cache keeps only what verdicts and writes read.
+        .modify(move |pipeline| crate::pipeline::cached::trim(kind, pipeline))
         .inspect_ok(move |event| {
             if matches!(event, watcher::Event::InitDone) && !*synced.borrow() {
                 tracing::info!(%kind, "pipeline cache synced");

@@ -199,8 +199,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// The controller's work is waiting on the network: two workers are plenty,
+/// and on a large node the default (one per core) would only add threads,
+/// and with glibc an allocator arena per thread, each holding memory of its
+/// own. Capping the arenas keeps freed memory where the next poll reuses it.
 fn block_on<F: Future>(future: F) -> F::Output {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: called before any other thread exists; mallopt only sets a
+    // tunable of the allocator.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .expect("the tokio runtime starts")

@@ -15,6 +15,39 @@ pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
     Some(sorted[rank.min(last)])
 }
 
+/// How sure a percentile is: the 95% bootstrap interval of the `p`th
+/// percentile of `samples` (any order), from `resamples` draws with
+/// replacement, the same percentile rule as [`percentile`]. `None` without
+/// samples. The draws are seeded, so a report is reproducible from its CSV.
+/// With few samples the interval is wide, which is the point: a p95 of four
+/// transitions is the largest of them, and the interval says so.
+pub fn bootstrap_interval(
+    samples: &[u64],
+    p: f64,
+    resamples: usize,
+    seed: u64,
+) -> Option<(u64, u64)> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut draw = vec![0u64; samples.len()];
+    let mut estimates: Vec<u64> = (0..resamples.max(1))
+        .map(|_| {
+            for slot in draw.iter_mut() {
+                *slot = samples[rng.usize(..samples.len())];
+            }
+            draw.sort_unstable();
+            percentile(&draw, p).expect("a non-empty draw")
+        })
+        .collect();
+    estimates.sort_unstable();
+    Some((
+        percentile(&estimates, 2.5).expect("estimates"),
+        percentile(&estimates, 97.5).expect("estimates"),
+    ))
+}
+
 /// `value` accumulated over `seconds`, as a rate per minute: the unit of the
 /// stable-phase and solo columns, whose phases last from 15 s to 2 min.
 pub fn per_minute(value: f64, seconds: f64) -> f64 {
@@ -54,6 +87,32 @@ pub fn cdf(mut values: Vec<f64>) -> Vec<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bootstrap_intervals() {
+        assert_eq!(bootstrap_interval(&[], 50.0, 100, 1), None);
+        // One value, or all equal: no doubt at all.
+        assert_eq!(bootstrap_interval(&[7], 95.0, 100, 1), Some((7, 7)));
+        assert_eq!(bootstrap_interval(&[5; 30], 50.0, 100, 1), Some((5, 5)));
+        // The interval holds the estimate and stays within the samples.
+        let samples: Vec<u64> = (1..=40).map(|i| i * 10).collect();
+        let (lo, hi) = bootstrap_interval(&samples, 50.0, 2000, 7).unwrap();
+        let p50 = percentile(&samples, 50.0).unwrap();
+        assert!(
+            lo <= p50 && p50 <= hi && lo >= 10 && hi <= 400,
+            "{lo} {p50} {hi}"
+        );
+        assert!(hi - lo < 200, "40 samples pin the median down: {lo}..{hi}");
+        // Few samples, wide interval: four values leave the p95 anywhere
+        // from the smallest to the largest.
+        let (lo, hi) = bootstrap_interval(&[10, 20, 30, 1000], 95.0, 2000, 7).unwrap();
+        assert_eq!((lo, hi), (20, 1000));
+        // Seeded: the same inputs give the same interval.
+        assert_eq!(
+            bootstrap_interval(&samples, 95.0, 500, 3),
+            bootstrap_interval(&samples, 95.0, 500, 3)
+        );
+    }
 
     #[test]
     fn percentiles() {

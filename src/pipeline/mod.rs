@@ -41,6 +41,7 @@ macro_rules! pipeline_spec {
     };
 }
 
+pub mod cached;
 pub mod log;
 pub mod metric;
 pub mod trace;

@@ -221,15 +221,25 @@ impl PrometheusClient {
         if response.content_length().is_some_and(|len| len > limit) {
             return Err(PollError::TooLarge(limit));
         }
-        let mut body = Vec::new();
+        // The chunks are kept as they come and copied once into a body of
+        // the exact size: a vector grown by doubling would hold up to three
+        // times the answer at its last growth, and the answer is the
+        // largest thing the controller ever holds.
+        let mut chunks = Vec::new();
+        let mut size = 0usize;
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|e| self.transport_error(e))?
         {
-            if (body.len() + chunk.len()) as u64 > limit {
+            size += chunk.len();
+            if size as u64 > limit {
                 return Err(PollError::TooLarge(limit));
             }
+            chunks.push(chunk);
+        }
+        let mut body = Vec::with_capacity(size);
+        for chunk in chunks {
             body.extend_from_slice(&chunk);
         }
         Ok((status, body))

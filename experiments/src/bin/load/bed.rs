@@ -66,6 +66,7 @@ pub fn deploy(bed: &Bed, cli: &Cli, log: &Log) -> Result<()> {
             ("backoffFactor", "1"),
             ("requestTimeout", "10s"),
             ("staleAfter", "2m"),
+            ("alertSource", &cli.alert_source),
         ],
     )?;
     log.say(&format!("creating {} MetricPipelines", cli.pipelines));

@@ -42,6 +42,9 @@ struct Cli {
     /// Time between injected changes in the first half.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     change_every: Duration,
+    /// Where the controller reads the alerts (`alertSource`: alerts or query).
+    #[arg(long, default_value = "alerts")]
+    alert_source: String,
     /// Where to write the report.
     #[arg(long, default_value = "experiments/load.md")]
     out: PathBuf,

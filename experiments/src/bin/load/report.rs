@@ -111,8 +111,8 @@ pub fn markdown(cli: &Cli, f: &Figures, run: &Drive, machine: &str) -> String {
     let _ = writeln!(r, "# Load run\n");
     let _ = writeln!(
         r,
-        "Produced by `cargo build --release --workspace --bins && target/release/load --minutes {} --pipelines {} --alerts {} --interval {}` on {machine}.\n",
-        cli.minutes, cli.pipelines, cli.alerts, cli.interval
+        "Produced by `cargo build --release --workspace --bins && target/release/load --minutes {} --pipelines {} --alerts {} --interval {} --alert-source {}` on {machine}.\n",
+        cli.minutes, cli.pipelines, cli.alerts, cli.interval, cli.alert_source
     );
     let _ = writeln!(
         r,
