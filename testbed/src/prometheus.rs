@@ -29,6 +29,8 @@ pub struct Setup {
     pub alertmanagers: Vec<SocketAddr>,
     /// `--rules.alert.resend-delay`; Prometheus' default (1m) when `None`.
     pub resend_delay: Option<Duration>,
+    /// The Prometheus to run; `$PROMETHEUS_BIN`, else Debian's, when `None`.
+    pub binary: Option<String>,
 }
 
 impl Default for Setup {
@@ -40,6 +42,7 @@ impl Default for Setup {
             collector: None,
             alertmanagers: Vec::new(),
             resend_delay: None,
+            binary: None,
         }
     }
 }
@@ -64,6 +67,7 @@ pub struct Prometheus {
     port: u16,
     dir: TempDir,
     args: Vec<String>,
+    binary: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +160,7 @@ impl Prometheus {
             port,
             dir,
             args,
+            binary: setup.binary.clone().unwrap_or_else(binary),
         };
         prometheus.restart().await?;
         Ok(prometheus)
@@ -182,7 +187,7 @@ impl Prometheus {
     pub async fn restart(&mut self) -> Result<(), StartError> {
         self.kill().await;
         let log = std::fs::File::create(self.dir.path().join("prometheus.log"))?;
-        let child = Command::new(binary())
+        let child = Command::new(&self.binary)
             .args(&self.args)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
@@ -191,7 +196,7 @@ impl Prometheus {
             .kill_on_drop(true)
             .spawn()
             .map_err(|source| StartError::Spawn {
-                binary: binary(),
+                binary: self.binary.clone(),
                 source,
             })?;
         self.child = Some(child);

@@ -31,6 +31,8 @@ pub struct BedSetup {
     pub background_alert: bool,
     /// Where the push designs listen; Prometheus notifies them.
     pub alertmanagers: Vec<SocketAddr>,
+    /// The Prometheus binary; the test bed's default when `None`.
+    pub prometheus: Option<String>,
 }
 
 impl Bed {
@@ -59,6 +61,7 @@ impl Bed {
             collector: Some(collector.addr()),
             alertmanagers: b.alertmanagers.clone(),
             resend_delay: b.resend_delay,
+            binary: b.prometheus.clone(),
         })
         .await?;
         if b.background_alert {

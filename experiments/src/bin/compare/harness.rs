@@ -233,6 +233,25 @@ fn start_agents(
     Ok(agents)
 }
 
+/// The Prometheus 3 binary, built from Go modules and cached by
+/// `tests/prometheus3/build.sh` (which prints its path; a warm cache
+/// answers at once).
+fn prometheus3() -> Result<String> {
+    let out = Command::new("bash")
+        .arg("tests/prometheus3/build.sh")
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running tests/prometheus3/build.sh (run compare from the repository root)")?;
+    if !out.status.success() {
+        bail!("tests/prometheus3/build.sh failed: {}", out.status);
+    }
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if path.is_empty() {
+        bail!("tests/prometheus3/build.sh printed no path");
+    }
+    Ok(path)
+}
+
 /// Runs one scenario: the designs side by side on one bed, each fault
 /// broken and mended in turn, then the stable phase.
 pub async fn run_scenario(s: &Scenario) -> Result<Outcome> {
@@ -244,6 +263,11 @@ pub async fn run_scenario(s: &Scenario) -> Result<Outcome> {
         noise: s.noise,
         background_alert: s.background_alert,
         alertmanagers: alertmanagers(&listens),
+        prometheus: if s.prometheus3 {
+            Some(prometheus3()?)
+        } else {
+            None
+        },
     })
     .await?;
     let (collector, prometheus) = (&bed.collector, &bed.prometheus);
@@ -323,6 +347,7 @@ pub async fn run_solo(run: &SoloRun) -> Result<SoloOutcome> {
         noise: SOLO_NOISE,
         background_alert: true,
         alertmanagers: alertmanagers(&listens),
+        prometheus: None,
     })
     .await?;
     let dir = TempDir::new("compare-solo")?;

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use alert_poller::kind::Kind;
-use alert_poller_experiments::figures::{kib_per_request, per_minute, percentile};
+use alert_poller_experiments::figures::{
+    bootstrap_interval, kib_per_request, per_minute, percentile,
+};
 use anyhow::Result;
 
 use crate::agent::AgentReport;
@@ -144,6 +146,9 @@ fn duration(d: Duration) -> String {
 struct Row {
     p50: Option<u64>,
     p95: Option<u64>,
+    /// 95% bootstrap intervals of p50 and p95.
+    p50_ci: Option<(u64, u64)>,
+    p95_ci: Option<(u64, u64)>,
     max: Option<u64>,
     seen: usize,
     expected: usize,
@@ -160,8 +165,8 @@ struct Row {
 fn cells(label: &str, x: &Row) -> String {
     format!(
         "{label} | {} | {} | {} | {}/{} | {} | {:.1} | {} | {:.1} | {} | {:.1} | {} | {} | {:.2} | {:.1}",
-        ms(x.p50),
-        ms(x.p95),
+        with_interval(x.p50, x.p50_ci),
+        with_interval(x.p95, x.p95_ci),
         ms(x.max),
         x.seen,
         x.expected,
@@ -195,6 +200,8 @@ fn row(o: &Outcome, spec: &DesignSpec, r: &AgentReport, reactions: &[Reaction]) 
     Row {
         p50: percentile(&lat, 50.0),
         p95: percentile(&lat, 95.0),
+        p50_ci: bootstrap_interval(&lat, 50.0, RESAMPLES, SEED),
+        p95_ci: bootstrap_interval(&lat, 95.0, RESAMPLES, SEED),
         max: lat.last().copied(),
         seen: lat.len(),
         expected: mine.len(),
@@ -208,6 +215,19 @@ fn row(o: &Outcome, spec: &DesignSpec, r: &AgentReport, reactions: &[Reaction]) 
     }
 }
 
+/// Bootstrap draws per interval, and their seed (fixed, so a report is
+/// reproducible).
+const RESAMPLES: usize = 2000;
+const SEED: u64 = 0x5eed;
+
+/// A percentile with its interval: `120 (95–160)`.
+fn with_interval(v: Option<u64>, ci: Option<(u64, u64)>) -> String {
+    match (v, ci) {
+        (Some(v), Some((lo, hi))) if lo != hi => format!("{v} ({lo}–{hi})"),
+        (v, _) => ms(v),
+    }
+}
+
 fn kib(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.1}"))
 }
@@ -215,7 +235,7 @@ fn kib(v: Option<f64>) -> String {
 /// Every row of every scenario (printed at the end of a run).
 pub fn summary_table<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> String {
     let mut t = String::from(
-        "| scenario | design | latency p50 ms | p95 ms | max ms | seen | requests | MiB read | KiB/request | requests/min stable | reconciles | reconciles/min stable | status writes | notifications | CPU s | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | design | latency p50 ms (95% CI) | p95 ms (95% CI) | max ms | seen | requests | MiB read | KiB/request | requests/min stable | reconciles | reconciles/min stable | status writes | notifications | CPU s | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for o in outcomes {
         let reactions = reactions(o);
@@ -313,6 +333,14 @@ const SWEEPS: &[Sweep] = &[
                 design adds on top of Prometheus; read it next to `requests/min stable`.",
     },
     Sweep {
+        key: "prometheus3",
+        title: "On Prometheus 3",
+        variable: Variable::Scenario,
+        about: "The 100-pipeline, 1s-evaluation scenario of the pipelines sweep again, on \
+                Prometheus 3 built from Go modules (`tests/prometheus3/build.sh`, the \
+                version telemetry-manager ships) instead of Debian's 2.42.",
+    },
+    Sweep {
         key: "resend",
         title: "Resend-delay sweep",
         variable: Variable::Resend,
@@ -372,7 +400,7 @@ fn sweep_section(md: &mut String, sweep: &Sweep, outcomes: &[Outcome]) {
     }
     let _ = write!(
         md,
-        "\n| {heading} | design | latency p50 ms | p95 ms | max ms | seen | requests | MiB read | KiB/request | requests/min stable | reconciles | reconciles/min stable | status writes | notifications | CPU s | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "\n| {heading} | design | latency p50 ms (95% CI) | p95 ms (95% CI) | max ms | seen | requests | MiB read | KiB/request | requests/min stable | reconciles | reconciles/min stable | status writes | notifications | CPU s | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     );
     for o in &members {
         let reactions = reactions(o);
@@ -521,7 +549,7 @@ fn write_csv(out: &Path, r: &Results) -> Result<()> {
 
     // `sweeps` is `;`-separated so the file stays plain comma-separated.
     let mut summary = String::from(
-        "scenario,sweeps,design,pipelines,evaluation_s,noise,resend_delay_s,changes,requests,bytes,stable_requests,stable_bytes,stable_s,reconciles,stable_reconciles,status_writes,notifications,cpu_s,peak_rss_kib,changes_seen,changes_expected,prometheus_cpu_s,duration_s\n",
+        "scenario,sweeps,design,pipelines,evaluation_s,noise,resend_delay_s,changes,requests,bytes,stable_requests,stable_bytes,stable_s,reconciles,stable_reconciles,status_writes,notifications,cpu_s,peak_rss_kib,changes_seen,changes_expected,prometheus_cpu_s,duration_s,p50_ms,p50_lo_ms,p50_hi_ms,p95_ms,p95_lo_ms,p95_hi_ms\n",
     );
     for o in r.outcomes {
         let reactions = reactions(o);
@@ -529,7 +557,7 @@ fn write_csv(out: &Path, r: &Results) -> Result<()> {
             let x = row(o, spec, rep, &reactions);
             let _ = writeln!(
                 summary,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3},{},{},{},{:.3},{:.1}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3},{},{},{},{:.3},{:.1},{},{},{},{},{},{}",
                 o.scenario.name,
                 o.scenario.sweeps.join(";"),
                 spec.label,
@@ -549,7 +577,13 @@ fn write_csv(out: &Path, r: &Results) -> Result<()> {
                 x.seen,
                 x.expected,
                 o.prometheus_cpu,
-                o.duration.as_secs_f64()
+                o.duration.as_secs_f64(),
+                ms(x.p50),
+                ms(x.p50_ci.map(|c| c.0)),
+                ms(x.p50_ci.map(|c| c.1)),
+                ms(x.p95),
+                ms(x.p95_ci.map(|c| c.0)),
+                ms(x.p95_ci.map(|c| c.1)),
             );
         }
     }
@@ -594,7 +628,9 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
          nothing changed. `seen` is changes noticed / changes Prometheus made (a fire\n\
          and a resolve per injected fault). Within a sweep the designs of a scenario\n\
          share one Prometheus, so its CPU is given per scenario; the solo part gives it\n\
-         per design. The pipelines are MetricPipelines, TracePipelines and\n\
+         per design. Each percentile is followed by its 95% bootstrap interval\n\
+         (2000 resamples of the design's latencies in that scenario), which shows how\n\
+         far a figure from few transitions can be trusted. The pipelines are MetricPipelines, TracePipelines and\n\
          LogPipelines dealt in turn (`p0` a MetricPipeline, `p1` a TracePipeline, `p2`\n\
          a LogPipeline, ...); faults go round the kinds, and every design serves and\n\
          counts all three, as telemetry-manager and alert-poller do.\n",
@@ -753,6 +789,14 @@ mod tests {
             );
         }
         assert_eq!(first_after(&AgentReport::default(), "p1", "False", 0), None);
+    }
+
+    #[test]
+    fn percentiles_show_their_interval() {
+        assert_eq!(with_interval(Some(120), Some((95, 160))), "120 (95–160)");
+        // No doubt, or no figure: nothing to add.
+        assert_eq!(with_interval(Some(7), Some((7, 7))), "7");
+        assert_eq!(with_interval(None, None), "-");
     }
 
     #[test]

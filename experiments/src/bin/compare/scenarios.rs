@@ -61,6 +61,11 @@ fn push(label: &str, design: Design) -> DesignSpec {
     }
 }
 
+/// Faults per full-run scenario: each is a fire and a resolve, so every
+/// design has at least 20 transitions behind each p50 and p95 (a p95 of
+/// four transitions is just their largest).
+pub const MIN_CHANGES: usize = 10;
+
 /// One experiment: a Prometheus set-up, some pipelines, some faults.
 #[derive(Clone, Debug)]
 pub struct Scenario {
@@ -82,6 +87,9 @@ pub struct Scenario {
     /// One pipeline dropping some data for the whole run, so that firing
     /// alerts exist while stable (what makes Prometheus re-send).
     pub background_alert: bool,
+    /// Run on Prometheus 3 (`tests/prometheus3/build.sh`) instead of the
+    /// default one (Debian's 2.42, or `$PROMETHEUS_BIN`).
+    pub prometheus3: bool,
     pub designs: Vec<DesignSpec>,
 }
 
@@ -187,6 +195,7 @@ fn quick_run() -> Vec<Scenario> {
         changes: 2,
         stable: Duration::from_secs(15),
         background_alert: true,
+        prometheus3: false,
         designs: vec![
             push("push-all", Design::PushAll),
             push("push-scoped", Design::PushScoped),
@@ -241,9 +250,10 @@ fn full() -> Vec<Scenario> {
         resend_delay: None,
         pipelines: 100,
         noise: 0,
-        changes: 4,
+        changes: MIN_CHANGES,
         stable: second * 60,
         background_alert: true,
+        prometheus3: false,
         designs: all.clone(),
     };
     let mut out = Vec::new();
@@ -268,7 +278,6 @@ fn full() -> Vec<Scenario> {
             name: format!("noise-{noise}-alerts"),
             sweeps: vec!["noise"],
             noise,
-            changes: 2,
             designs: pick(
                 &all,
                 &[
@@ -287,17 +296,22 @@ fn full() -> Vec<Scenario> {
             name: format!("resend-{resend}s"),
             sweeps: vec!["resend"],
             resend_delay: Some(second * resend),
-            changes: 1,
             designs: pick(&all, &["push-all", "push-scoped", "pull-locked-every-eval"]),
             ..base.clone()
         });
     }
+    // The headline scenario again, on the Prometheus real deployments run.
+    out.push(Scenario {
+        name: "eval-1s-100-pipelines-prometheus3".into(),
+        sweeps: vec!["prometheus3"],
+        prometheus3: true,
+        ..base.clone()
+    });
     // Last, the slowest: the evaluation interval the shipped rules use.
     out.push(Scenario {
         name: "eval-30s-100-pipelines".into(),
         sweeps: vec!["evaluation"],
         evaluation: second * 30,
-        changes: 1,
         stable: second * 120,
         designs: vec![
             push("push-all", Design::PushAll),
@@ -341,7 +355,7 @@ mod tests {
     #[test]
     fn only_selects_by_substring() {
         let (all_scenarios, all_solos) = names(&[]);
-        assert_eq!((all_scenarios.len(), all_solos.len()), (10, 10));
+        assert_eq!((all_scenarios.len(), all_solos.len()), (11, 10));
         assert_eq!(
             names(&["noise-10000", "solo-push-all"]),
             (
@@ -355,6 +369,16 @@ mod tests {
             (quick.len(), quick[0].name.as_str(), solos.len()),
             (1, "quick", 0)
         );
+    }
+
+    #[test]
+    fn every_full_run_point_has_twenty_transitions() {
+        let (scenarios, _) = plan(false, &[]);
+        for s in &scenarios {
+            assert!(s.changes * 2 >= 20, "{}: {} changes", s.name, s.changes);
+        }
+        let total: Duration = scenarios.iter().map(Scenario::estimate).sum();
+        println!("full run estimate: {:.0} min", total.as_secs_f64() / 60.0);
     }
 
     #[test]

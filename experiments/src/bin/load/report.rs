@@ -266,6 +266,7 @@ alert_poller_poll_duration_seconds_count 607
             alerts: 10,
             interval: "1s".into(),
             change_every: Duration::from_secs(20),
+            alert_source: "alerts".into(),
             out: "load.md".into(),
         }
     }
