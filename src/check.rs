@@ -8,7 +8,9 @@ use crate::alerts::Snapshot;
 use crate::config::Tuning;
 use crate::health::{self, Knowledge, LogSpec, PipelineFacts};
 use crate::kind::Kind;
-use crate::prometheus::{ClientError, PollError, PrometheusClient, redact};
+use crate::prometheus::{
+    AlertSource, ClientError, PollError, PrometheusClient, redact, series_max_age,
+};
 
 /// The verdict for one pipeline, in the shape `-o json` prints.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -48,8 +50,18 @@ pub async fn check(
         url: redact(&tuning.prometheus_url),
         source,
     })?;
+    // As the controller asks: `ALERTS` samples no older than the rule groups'
+    // timing allows, when it can be read.
+    let max_age = match tuning.alert_source {
+        AlertSource::Query => client
+            .rule_timings(&tuning.alert_name_prefix)
+            .await
+            .ok()
+            .and_then(|groups| series_max_age(&groups)),
+        AlertSource::Alerts => None,
+    };
     let response = client
-        .alerts_of_ours()
+        .alerts_of_ours(max_age)
         .await
         .map_err(|source| CheckError::Poll {
             url: client.url().to_owned(),

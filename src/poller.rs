@@ -19,7 +19,9 @@ use crate::config::Tuning;
 use crate::metrics::{ChangeLabels, Metrics, StateLabels};
 use crate::phase::{self, GroupTiming};
 use crate::poll_state::{PollState, PollTuning, Staleness, Step};
-use crate::prometheus::{AlertsResponse, ClientSettings, PrometheusClient};
+use crate::prometheus::{
+    AlertSource, AlertsResponse, ClientSettings, PrometheusClient, series_max_age,
+};
 use crate::schedule::{Outcome, Schedule};
 
 // The view is the poll state's output; this path is the one its readers know.
@@ -120,7 +122,10 @@ impl Poller {
             let started = Instant::now();
             let result = match &client {
                 Some(c) => tokio::select! {
-                    result = c.alerts_of_ours() => Some(result),
+                    result = async {
+                        let max_age = self.series_max_age(c, &tuning, &mut timings).await;
+                        c.alerts_of_ours(max_age).await
+                    } => Some(result),
                     () = shutdown.cancelled() => return,
                 },
                 None => None,
@@ -144,10 +149,14 @@ impl Poller {
             self.polled.send_replace(true);
 
             let mut delay = schedule.next(&tuning.intervals(), outcome, fastrand::f64());
+            // A failure may be a restart, which moves the phase and may
+            // change the rules: read the timing afresh.
+            if matches!(outcome, Outcome::Failed { .. }) {
+                timings = None;
+            }
             if tuning.phase_lock {
                 match outcome {
-                    // A failure may be a restart, which moves the phase.
-                    Outcome::Failed { .. } => timings = None,
+                    Outcome::Failed { .. } => {}
                     _ => {
                         if let Some(c) = &client {
                             delay = tokio::select! {
@@ -242,9 +251,23 @@ impl Poller {
         }
     }
 
+    /// How old an `ALERTS` sample may be when the alerts come from a query;
+    /// `None` for `/api/v1/alerts`, or while the rule timing is unknown.
+    async fn series_max_age(
+        &self,
+        client: &PrometheusClient,
+        tuning: &Tuning,
+        timings: &mut Option<(Vec<GroupTiming>, Instant)>,
+    ) -> Option<Duration> {
+        if tuning.alert_source != AlertSource::Query {
+            return None;
+        }
+        series_max_age(self.rule_timings(client, tuning, timings).await)
+    }
+
     /// Moves the adaptive delay to just after the next rule evaluation it
-    /// reaches. Reads `/api/v1/rules` when the timing is missing or old; on
-    /// failure it keeps the adaptive delay, so phase locking can only help.
+    /// reaches. On a failure to read the timing it keeps the adaptive
+    /// delay, so phase locking can only help.
     async fn phase_locked(
         &self,
         client: &PrometheusClient,
@@ -252,6 +275,26 @@ impl Poller {
         delay: Duration,
         timings: &mut Option<(Vec<GroupTiming>, Instant)>,
     ) -> Duration {
+        let groups = self.rule_timings(client, tuning, timings).await;
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as i64;
+        let due = phase::due(now_ms, delay.as_millis() as i64, groups);
+        match phase::next_poll(groups, due) {
+            Some(at) => Duration::from_millis((at - now_ms).max(0) as u64),
+            None => delay,
+        }
+    }
+
+    /// The rule groups' timing, read from `/api/v1/rules` when missing or
+    /// old (every 5 minutes; soon again after an empty or failed reading).
+    async fn rule_timings<'t>(
+        &self,
+        client: &PrometheusClient,
+        tuning: &Tuning,
+        timings: &'t mut Option<(Vec<GroupTiming>, Instant)>,
+    ) -> &'t [GroupTiming] {
         let expired = |(groups, read): &(Vec<GroupTiming>, Instant)| {
             // An empty reading (no group evaluated yet, or an error) is retried soon.
             let max_age = if groups.is_empty() {
@@ -274,19 +317,10 @@ impl Poller {
                 }
             }
         }
-        let groups = timings
+        timings
             .as_ref()
             .map(|(g, _)| g.as_slice())
-            .unwrap_or_default();
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
-            .as_millis() as i64;
-        let due = phase::due(now_ms, delay.as_millis() as i64, groups);
-        match phase::next_poll(groups, due) {
-            Some(at) => Duration::from_millis((at - now_ms).max(0) as u64),
-            None => delay,
-        }
     }
 
     fn set_alert_gauges(&self, snapshot: &Snapshot) {

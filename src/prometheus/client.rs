@@ -16,7 +16,7 @@ use prometheus_http_query::reqwest::{self, StatusCode, Url, header};
 
 use super::decode::{DecodeError, decode, decode_alert_series, decode_alerts, decode_rule_timings};
 use super::error::{ClientError, PollError, redact};
-use super::source::{AlertSource, alerts_selector};
+use super::source::{AlertSource, alerts_query};
 use crate::alerts::{ActiveAlert, Matcher};
 use crate::config::Tuning;
 use crate::phase::GroupTiming;
@@ -67,7 +67,7 @@ pub struct PrometheusClient {
     settings: ClientSettings,
     api: prometheus_http_query::Client,
     alerts_url: Url,
-    /// The `ALERTS` query for our alert names.
+    /// `/api/v1/query`, the query added per request.
     query_url: Url,
     rules_url: Url,
     /// The URL without credentials, for messages.
@@ -119,10 +119,7 @@ impl PrometheusClient {
         let rules_url = base
             .join("api/v1/rules?type=alert")
             .expect("a relative path joins");
-        let mut query_url = base.join("api/v1/query").expect("a relative path joins");
-        query_url
-            .query_pairs_mut()
-            .append_pair("query", &alerts_selector(&settings.matchers));
+        let query_url = base.join("api/v1/query").expect("a relative path joins");
         let shown_url = redact(match settings.source {
             AlertSource::Alerts => &alerts_url,
             AlertSource::Query => &query_url,
@@ -148,15 +145,25 @@ impl PrometheusClient {
 
     /// Asks Prometheus for the active alerts of our kinds (the settings'
     /// matchers), from the configured source; others' alerts are dropped
-    /// by Prometheus (`query`) or while decoding (`alerts`).
-    pub async fn alerts_of_ours(&self) -> Result<AlertsResponse, PollError> {
+    /// by Prometheus (`query`) or while decoding (`alerts`). `max_age`
+    /// bounds the age of `ALERTS` samples (see [`alerts_query`]); it does
+    /// not apply to `/api/v1/alerts`, which holds only live alerts.
+    pub async fn alerts_of_ours(
+        &self,
+        max_age: Option<Duration>,
+    ) -> Result<AlertsResponse, PollError> {
         let matchers = &self.settings.matchers;
         let keep = |name: &str| matchers.iter().any(|m| m.takes_name(name));
-        let (url, decoder): (&Url, fn(&[u8], super::Keep<'_>) -> _) = match self.settings.source {
-            AlertSource::Alerts => (&self.alerts_url, decode_alerts),
-            AlertSource::Query => (&self.query_url, decode_alert_series),
+        let (url, decoder): (Url, fn(&[u8], super::Keep<'_>) -> _) = match self.settings.source {
+            AlertSource::Alerts => (self.alerts_url.clone(), decode_alerts),
+            AlertSource::Query => {
+                let mut url = self.query_url.clone();
+                url.query_pairs_mut()
+                    .append_pair("query", &alerts_query(matchers, max_age));
+                (url, decode_alert_series)
+            }
         };
-        let (status, body) = self.fetch(url.clone()).await?;
+        let (status, body) = self.fetch(url).await?;
         let alerts = decoder(&body, &keep).map_err(|e| decode_error(status, e))?;
         Ok(AlertsResponse {
             alerts,

@@ -20,4 +20,4 @@ pub use decode::{
     DecodeError, Keep, decode, decode_alert_series, decode_alerts, decode_rule_timings,
 };
 pub use error::{ClientError, PollError, redact};
-pub use source::{AlertSource, alerts_selector};
+pub use source::{AlertSource, alerts_query, alerts_selector, series_max_age};

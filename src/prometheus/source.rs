@@ -6,9 +6,11 @@
 //! same alerts (same labels, same state), so switching changes no verdict.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::alerts::Matcher;
 use crate::config::Setting;
+use crate::phase::GroupTiming;
 
 /// How the poller asks Prometheus for the alerts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +59,35 @@ pub fn alerts_selector(matchers: &[Matcher]) -> String {
     prefixes.dedup();
     let regex = format!("(?:{}).*", prefixes.join("|"));
     format!("ALERTS{{alertname=~{}}}", promql_string(&regex))
+}
+
+/// The query for the alerts of `matchers`, leaving out samples older than
+/// `max_age`. A firing alert's `ALERTS` sample is rewritten at every
+/// evaluation, and one that stops firing gets a stale marker, except when
+/// Prometheus was down at that moment: after a restart its last sample
+/// would still answer for the whole lookback delta (5 minutes by default).
+/// Bounding the age by the evaluation interval drops it within seconds.
+pub fn alerts_query(matchers: &[Matcher], max_age: Option<Duration>) -> String {
+    let selector = alerts_selector(matchers);
+    match max_age {
+        None => selector,
+        Some(age) => format!(
+            "{selector} unless (time() - timestamp({selector}) > {:.3})",
+            age.as_secs_f64()
+        ),
+    }
+}
+
+/// How old the newest `ALERTS` sample of a firing alert can be: two
+/// evaluation intervals of the slowest group holding our alerts, its
+/// evaluation time and a second of slack. `None` (no bound) while no timing
+/// is known, so a missing `/api/v1/rules` never hides an alert.
+pub fn series_max_age(groups: &[GroupTiming]) -> Option<Duration> {
+    let slowest = groups
+        .iter()
+        .map(|g| 2 * g.interval_ms.max(0) + g.evaluation_ms.max(0))
+        .max()?;
+    Some(Duration::from_millis(slowest as u64 + 1000))
 }
 
 /// `text` as an RE2 pattern that matches exactly it.
@@ -115,6 +146,26 @@ mod tests {
                 Matcher::for_kind(Kind::Metric)
             ]),
             r#"ALERTS{alertname=~"(?:Metric).*"}"#
+        );
+    }
+
+    #[test]
+    fn the_query_bounds_the_sample_age_when_the_timing_is_known() {
+        let m = [Matcher::for_kind(Kind::Metric)];
+        assert_eq!(alerts_query(&m, None), alerts_selector(&m));
+        assert_eq!(
+            alerts_query(&m, Some(Duration::from_millis(61_500))),
+            r#"ALERTS{alertname=~"(?:Metric).*"} unless (time() - timestamp(ALERTS{alertname=~"(?:Metric).*"}) > 61.500)"#
+        );
+        let group = |interval_ms, evaluation_ms| GroupTiming {
+            last_evaluation_ms: 0,
+            interval_ms,
+            evaluation_ms,
+        };
+        assert_eq!(series_max_age(&[]), None);
+        assert_eq!(
+            series_max_age(&[group(30_000, 12), group(1_000, 3)]),
+            Some(Duration::from_millis(61_012))
         );
     }
 
