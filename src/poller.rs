@@ -123,7 +123,7 @@ impl Poller {
             let result = match &client {
                 Some(c) => tokio::select! {
                     result = async {
-                        let max_age = self.series_max_age(c, &tuning, &mut timings).await;
+                        let max_age = self.query_max_age(c, &tuning, &mut timings).await;
                         c.alerts_of_ours(max_age).await
                     } => Some(result),
                     () = shutdown.cancelled() => return,
@@ -253,7 +253,7 @@ impl Poller {
 
     /// How old an `ALERTS` sample may be when the alerts come from a query;
     /// `None` for `/api/v1/alerts`, or while the rule timing is unknown.
-    async fn series_max_age(
+    async fn query_max_age(
         &self,
         client: &PrometheusClient,
         tuning: &Tuning,

@@ -101,12 +101,14 @@ impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for EnvelopeVisitor<S> {
     }
 }
 
-/// `data` of `/api/v1/alerts`: `{"alerts": [...]}`.
-struct AlertsData<'k> {
+/// `data` of either answer: `{"alerts": [...]}` of `/api/v1/alerts`, or
+/// `{"resultType": "vector", "result": [...]}` of an `ALERTS` query.
+struct DataSeed<'k> {
     keep: Keep<'k>,
+    shape: Shape,
 }
 
-impl<'de> DeserializeSeed<'de> for AlertsData<'_> {
+impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
     type Value = Vec<ActiveAlert>;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
@@ -114,72 +116,40 @@ impl<'de> DeserializeSeed<'de> for AlertsData<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for AlertsData<'_> {
+impl<'de> Visitor<'de> for DataSeed<'_> {
     type Value = Vec<ActiveAlert>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("the data of an alerts answer")
+        f.write_str("the data of an alerts or query answer")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut alerts = None;
+        let list_key = self.shape.list_key();
+        let (mut list, mut kind) = (None, None);
         while let Some(Text(key)) = map.next_key()? {
-            if key == "alerts" && alerts.is_none() {
-                alerts = Some(map.next_value_seed(Each {
+            if key == list_key && list.is_none() {
+                list = Some(map.next_value_seed(Each {
                     keep: self.keep,
-                    shape: Shape::Alerts,
+                    shape: self.shape,
                 })?);
+            } else if key == "resultType" && self.shape == Shape::Series {
+                kind = Some(map.next_value::<Text<'de>>()?.0);
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        alerts.ok_or_else(|| de::Error::missing_field("alerts"))
-    }
-}
-
-/// `data` of an instant query of the `ALERTS` series: a vector of samples.
-struct SeriesData<'k> {
-    keep: Keep<'k>,
-}
-
-impl<'de> DeserializeSeed<'de> for SeriesData<'_> {
-    type Value = Vec<ActiveAlert>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for SeriesData<'_> {
-    type Value = Vec<ActiveAlert>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("the data of a query answer")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (mut result, mut kind) = (None, None);
-        while let Some(Text(key)) = map.next_key()? {
-            match &*key {
-                "result" if result.is_none() => {
-                    result = Some(map.next_value_seed(Each {
-                        keep: self.keep,
-                        shape: Shape::Series,
-                    })?)
+        if self.shape == Shape::Series {
+            match kind.as_deref() {
+                Some("vector") => {}
+                Some(other) => {
+                    return Err(de::Error::custom(format!(
+                        "the alerts query answered a {other}, not a vector"
+                    )));
                 }
-                "resultType" => kind = Some(map.next_value::<Text<'de>>()?.0),
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                None => return Err(de::Error::missing_field("resultType")),
             }
         }
-        match kind.as_deref() {
-            Some("vector") => result.ok_or_else(|| de::Error::missing_field("result")),
-            Some(other) => Err(de::Error::custom(format!(
-                "the alerts query answered a {other}, not a vector"
-            ))),
-            None => Err(de::Error::missing_field("resultType")),
-        }
+        list.ok_or_else(|| de::Error::missing_field(list_key))
     }
 }
 
@@ -190,6 +160,24 @@ impl<'de> Visitor<'de> for SeriesData<'_> {
 enum Shape {
     Alerts,
     Series,
+}
+
+impl Shape {
+    /// The key of `data` that holds the list.
+    fn list_key(self) -> &'static str {
+        match self {
+            Shape::Alerts => "alerts",
+            Shape::Series => "result",
+        }
+    }
+
+    /// The key of an entry that holds the labels.
+    fn labels_key(self) -> &'static str {
+        match self {
+            Shape::Alerts => "labels",
+            Shape::Series => "metric",
+        }
+    }
 }
 
 /// Labels a sample of `ALERTS` carries that the alert itself does not:
@@ -263,10 +251,7 @@ impl<'de: 'b, 'b> Visitor<'de> for EntrySeed<'_, '_, 'b> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let (mut labels, mut state) = (None, None);
-        let labels_key = match self.shape {
-            Shape::Alerts => "labels",
-            Shape::Series => "metric",
-        };
+        let labels_key = self.shape.labels_key();
         while let Some(Text(key)) = map.next_key()? {
             if key == labels_key && labels.is_none() {
                 labels = Some(map.next_value_seed(LabelsSeed {
@@ -409,13 +394,25 @@ fn state_of(s: &str) -> Option<AlertState> {
 /// Decodes an `/api/v1/alerts` body, keeping the firing and pending alerts
 /// whose name `keep` accepts.
 pub fn decode_alerts(body: &[u8], keep: Keep<'_>) -> Result<Vec<ActiveAlert>, DecodeError> {
-    envelope(body, AlertsData { keep })
+    envelope(
+        body,
+        DataSeed {
+            keep,
+            shape: Shape::Alerts,
+        },
+    )
 }
 
 /// Decodes the answer to an instant query of `ALERTS` into the same alerts
 /// `/api/v1/alerts` reports, keeping those whose name `keep` accepts.
 pub fn decode_alert_series(body: &[u8], keep: Keep<'_>) -> Result<Vec<ActiveAlert>, DecodeError> {
-    envelope(body, SeriesData { keep })
+    envelope(
+        body,
+        DataSeed {
+            keep,
+            shape: Shape::Series,
+        },
+    )
 }
 
 /// Decodes every firing and pending alert of an `/api/v1/alerts` body.
