@@ -26,6 +26,13 @@ if command -v flock >/dev/null; then
 fi
 
 if [[ ! -x "$out" ]]; then
+	# A Go build and module cache of this build's own, removed once the
+	# binary is cached: on a cold machine they hold several GB that nothing
+	# reads again (CI once ran out of disk with them). A failed build keeps
+	# them, so a retry resumes.
+	scratch="$cache/go-scratch-controlplane"
+	export GOCACHE="$scratch/build" GOMODCACHE="$scratch/mod"
+	export GOFLAGS="${GOFLAGS:+$GOFLAGS }-modcacherw"
 	echo "build.sh: building $out (the first build takes a long time)" >&2
 	start=$SECONDS
 	# Stamp the Kubernetes version the way its release build does, so that
@@ -40,6 +47,7 @@ if [[ ! -x "$out" ]]; then
 		-ldflags="-s -w -X $pkg.gitVersion=$ver -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean" \
 		-o "$tmp" . >&2
 	mv -f "$tmp" "$out"
+	rm -rf "$scratch"
 	echo "build.sh: built in $((SECONDS - start))s" >&2
 	# Builds of other source states take ~170 MB each. Drop those over a day
 	# old; younger ones may still be in use by another checkout or test run.

@@ -23,6 +23,13 @@ if command -v flock >/dev/null; then
 fi
 
 if [[ ! -x "$out" ]]; then
+	# A Go build and module cache of this build's own, removed once the
+	# binary is cached: on a cold machine they hold several GB that nothing
+	# reads again (CI once ran out of disk with them). A failed build keeps
+	# them, so a retry resumes.
+	scratch="$cache/go-scratch-prometheus3"
+	export GOCACHE="$scratch/build" GOMODCACHE="$scratch/mod"
+	export GOFLAGS="${GOFLAGS:+$GOFLAGS }-modcacherw"
 	echo "build.sh: building $out (the first build takes several minutes)" >&2
 	start=$SECONDS
 	mod=github.com/prometheus/prometheus
@@ -37,6 +44,7 @@ if [[ ! -x "$out" ]]; then
 		-ldflags="-s -w -X $pkg.Version=$ver -X $pkg.Revision=$modver -X $pkg.Branch=module -X $pkg.BuildUser=alert-poller" \
 		-o "$tmp" "$mod/cmd/prometheus" >&2
 	mv -f "$tmp" "$out"
+	rm -rf "$scratch"
 	echo "build.sh: built Prometheus $ver in $((SECONDS - start))s" >&2
 	find "$cache" -maxdepth 1 -name 'prometheus3-*' ! -name "prometheus3-$hash" -mtime +0 -delete
 fi

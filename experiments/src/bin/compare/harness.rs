@@ -13,6 +13,7 @@ use alert_poller_experiments::unix_ms;
 use alert_poller_testbed::collector::{Component, Flow};
 use alert_poller_testbed::{TempDir, free_port, usage};
 use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
 
 use crate::agent::{self, AgentConfig, AgentReport, Design};
 use crate::bed::{Bed, BedSetup, until_firing};
@@ -23,7 +24,7 @@ use crate::scenarios::{
 use crate::truth;
 
 /// Steady-state counters of one design: what it cost while nothing changed.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Stable {
     pub label: String,
     pub requests: u64,
@@ -44,7 +45,7 @@ pub struct Outcome {
 }
 
 /// What a solo run measured over its stable phase.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SoloOutcome {
     /// The design's label, or `baseline` for Prometheus alone.
     pub label: String,

@@ -1,19 +1,27 @@
 //! The comparison experiments: one real Prometheus evaluating the shipped
 //! rules over MetricPipelines, TracePipelines and LogPipelines, the push
-//! design and the pull design running against it side by side, each in its own process, and the same faults injected for
-//! all. Reaction times are measured against ground truth read from Prometheus
-//! itself: the evaluation at which an alert started (or stopped) firing.
+//! designs and the pull designs running against it side by side, each in its
+//! own process, and the same faults injected for all. Reaction times are
+//! measured against ground truth read from Prometheus itself: the evaluation
+//! at which an alert started (or stopped) firing.
 //!
 //!   cargo run --release -p alert-poller-experiments --bin compare -- --quick            # CI smoke test, < 3 min
-//!   cargo run --release -p alert-poller-experiments --bin compare -- --out experiments  # the report (~1 h, estimate printed)
+//!   cargo run --release -p alert-poller-experiments --bin compare -- --out experiments  # the report (~3 h, estimate printed)
+//!   cargo run --release -p alert-poller-experiments --bin compare -- --out experiments --resume
 //!   cargo run --release -p alert-poller-experiments --bin compare -- --replot --out experiments
 //!
 //! The full run is a set of sweeps, each varying one thing against the
 //! 100-pipeline, 1s-evaluation scenario (which several sweeps share): the
 //! number of pipelines, the number of unrelated active alerts ("noise"), a
-//! realistic 30s evaluation interval, and Prometheus' resend delay. Then a
-//! "solo" part gives every design a Prometheus of its own, because designs
-//! sharing one Prometheus cannot be told apart in its CPU time.
+//! realistic 30s evaluation interval, Prometheus' resend delay and
+//! Prometheus 3. Then a "solo" part gives every design a Prometheus of its
+//! own, because designs sharing one Prometheus cannot be told apart in its
+//! CPU time.
+//!
+//! Every finished run of the full run is saved under `--out`/runs; with
+//! `--resume` the saved ones whose scenario is unchanged are taken instead of
+//! being run again, so the three hours can be spent in pieces and an
+//! interrupted run loses only the scenario it was in.
 //!
 //! `--only a,b` (hidden) runs only the full-run scenarios and solo runs whose
 //! name contains one of the substrings, e.g. `--only noise-10000,solo-push-all`;
@@ -22,20 +30,22 @@
 //!
 //! Writes `report.md`, `latency.csv`, `summary.csv`, `solo.csv` and the SVG
 //! plots to `--out`. In `--quick` mode every design must see every change or
-//! the exit code fails; in the full run a missed change is a finding (an
+//! the exit code fails; in the full run a missed change is a finding (in the
+//! report), and only a run that could not be made fails it.
 //!
 //! The modules, in the order a run uses them: [`scenarios`] (what to run),
-//! [`run`] (all of it in turn), [`harness`] (one scenario: designs as
-//! processes, faults), [`pipelines`] (the three kinds, dealt in turn),
-//! [`bed`] (collector and Prometheus), [`agent`] (one
-//! design, in its own process), [`truth`] (what Prometheus did), [`report`]
-//! and [`plot`] (the figures).
+//! [`run`] (all of it in turn), [`record`] (finished runs on disk),
+//! [`harness`] (one scenario: designs as processes, faults), [`pipelines`]
+//! (the three kinds, dealt in turn), [`bed`] (collector and Prometheus),
+//! [`agent`] (one design, in its own process), [`truth`] (what Prometheus
+//! did), [`report`] and [`plot`] (the figures).
 
 mod agent;
 mod bed;
 mod harness;
 mod pipelines;
 mod plot;
+mod record;
 mod report;
 mod run;
 mod scenarios;
@@ -60,6 +70,11 @@ struct Cli {
     /// Only redraw the SVG plots from the CSV files in `--out`.
     #[arg(long)]
     replot: bool,
+    /// Take the runs saved in `--out`/runs by an earlier full run (same
+    /// scenario, same designs and tuning) instead of running them again, so
+    /// that an interrupted run goes on where it stopped.
+    #[arg(long)]
+    resume: bool,
     /// Run only the full-run scenarios and solo runs whose name contains one
     /// of these comma-separated substrings (for trying one piece).
     #[arg(long, hide = true, value_delimiter = ',')]
@@ -102,7 +117,12 @@ fn main() -> ExitCode {
 /// exit code.
 async fn compare(cli: &Cli) -> ExitCode {
     let (scenarios, solos) = scenarios::plan(cli.quick, &cli.only);
-    let Some(runs) = run::all(&scenarios, &solos, cli.quick).await else {
+    let opts = run::Options {
+        stop_on_failure: cli.quick,
+        save: (!cli.quick).then_some(cli.out.as_path()),
+        resume: cli.resume,
+    };
+    let Some(runs) = run::all(&scenarios, &solos, &opts).await else {
         return ExitCode::FAILURE;
     };
     let written = report::write(
@@ -149,7 +169,8 @@ fn command(cli: &Cli) -> String {
     if cli.quick {
         format!("{base} --quick")
     } else if cli.only.is_empty() {
-        format!("{base} --out {}", cli.out.display())
+        let resume = if cli.resume { " --resume" } else { "" };
+        format!("{base} --out {}{resume}", cli.out.display())
     } else {
         format!(
             "{base} --out {} --only {}",
