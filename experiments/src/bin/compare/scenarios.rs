@@ -31,10 +31,14 @@ fn pull(label: &str, min: &str, max: &str, factor: &str) -> DesignSpec {
     DesignSpec {
         label: label.into(),
         design: Design::Pull,
+        // The source is named, not left to the default, so that a change of
+        // default neither changes what a saved run measured nor makes two
+        // designs the same.
         tuning: vec![
             ("minInterval", min.into()),
             ("maxInterval", max.into()),
             ("backoffFactor", factor.into()),
+            ("alertSource", "alerts".into()),
         ],
     }
 }
@@ -49,7 +53,11 @@ fn phase_locked(label: &str, min: &str, max: &str, factor: &str) -> DesignSpec {
 /// every active alert (`alertSource: query`).
 fn phase_locked_query(label: &str, min: &str, max: &str, factor: &str) -> DesignSpec {
     let mut spec = phase_locked(label, min, max, factor);
-    spec.tuning.push(("alertSource", "query".into()));
+    for (key, value) in &mut spec.tuning {
+        if *key == "alertSource" {
+            *value = "query".into();
+        }
+    }
     spec
 }
 
@@ -379,6 +387,25 @@ mod tests {
         }
         let total: Duration = scenarios.iter().map(Scenario::estimate).sum();
         println!("full run estimate: {:.0} min", total.as_secs_f64() / 60.0);
+    }
+
+    #[test]
+    fn every_pull_design_names_its_alert_source() {
+        let (scenarios, _) = plan(false, &[]);
+        for d in scenarios.iter().flat_map(|s| &s.designs) {
+            let sources: Vec<&str> = d
+                .tuning
+                .iter()
+                .filter(|(k, _)| *k == "alertSource")
+                .map(|(_, v)| v.as_str())
+                .collect();
+            let expected: &[&str] = match (d.design, d.label.ends_with("-query")) {
+                (Design::Pull, true) => &["query"],
+                (Design::Pull, false) => &["alerts"],
+                _ => &[],
+            };
+            assert_eq!(sources, expected, "{}", d.label);
+        }
     }
 
     #[test]
