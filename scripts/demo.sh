@@ -4,12 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-log=target/demo-build.log
-mkdir -p target
+target="${CARGO_TARGET_DIR:-target}"
+log="$target/demo-build.log"
+mkdir -p "$target"
 echo "demo: building the controller and the demo (first run: a few minutes; log: $log)" >&2
 if ! cargo build --locked -p alert-poller -p alert-poller-experiments --bin alert-poller --bin demo >"$log" 2>&1; then
 	echo "demo: the build failed; the end of $log:" >&2
 	tail -n 40 "$log" >&2
 	exit 1
 fi
-exec target/debug/demo
+exec "$target/debug/demo"

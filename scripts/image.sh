@@ -2,14 +2,15 @@
 # Builds alert-poller's OCI image archive with buildah (Debian's package), no
 # Docker daemon needed. Prints the archive's path as the last line.
 #   ALERT_POLLER_PROFILE=release|debug (default release)
-#   output: target/image/alert-poller-<version>.oci.tar
+#   output: target/image/alert-poller-<version>.oci.tar (under $CARGO_TARGET_DIR when set)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 profile="${ALERT_POLLER_PROFILE:-release}"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)"
 tag="alert-poller:$version"
-out="target/image/alert-poller-$version.oci.tar"
+target="${CARGO_TARGET_DIR:-target}"
+out="$target/image/alert-poller-$version.oci.tar"
 
 if ! command -v buildah >/dev/null; then
 	echo "image: installing Debian's buildah package" >&2
@@ -23,7 +24,7 @@ if [[ $profile == release ]]; then
 else
 	cargo build --locked --bin alert-poller >&2
 fi
-binary="target/$profile/alert-poller"
+binary="$target/$profile/alert-poller"
 
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT

@@ -195,8 +195,8 @@ macro_rules! tunables {
 tunables! {
     /// Base URL of the Prometheus to poll.
     prometheus_url: Url = ("prometheusUrl", "prometheus-url", "ALERT_POLLER_PROMETHEUS_URL", "http://127.0.0.1:9090");
-    /// Where alerts are read: alerts (GET /api/v1/alerts, every active alert, filtered here) or query (an instant query of the ALERTS series for our alert names only, filtered by Prometheus).
-    alert_source: AlertSource = ("alertSource", "alert-source", "ALERT_POLLER_ALERT_SOURCE", "alerts");
+    /// Where alerts are read: query (an instant query of the ALERTS series for our alert names only, filtered by Prometheus) or alerts (GET /api/v1/alerts, every active alert, filtered here).
+    alert_source: AlertSource = ("alertSource", "alert-source", "ALERT_POLLER_ALERT_SOURCE", "query");
     /// Poll interval right after the alerts changed; the floor of all intervals.
     min_interval: Duration = ("minInterval", "min-interval", "ALERT_POLLER_MIN_INTERVAL", "1s");
     /// Poll interval ceiling while the alerts stay the same.

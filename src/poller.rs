@@ -102,8 +102,15 @@ impl Poller {
         let mut client: Option<PrometheusClient> = None;
         let mut watching_tuning = true;
         let mut state = PollState::new(PollTuning::from(&*tuning), now());
-        // Rule-group timing for phase locking, and when it was read.
+        // Rule-group timing for phase locking and the query's sample age,
+        // and when it was read.
         let mut timings: Option<(Vec<GroupTiming>, Instant)> = None;
+        // A failed poll may be a restart, which moves the phase and may
+        // change the rules: the timing is read afresh once Prometheus
+        // answers again. Not before: while it is down that would double the
+        // requests, and the old intervals still bound the query's first
+        // answer after the restart.
+        let mut timings_outdated = false;
         loop {
             let settings = ClientSettings::from(&*tuning);
             if client.as_ref().map(PrometheusClient::settings) != Some(&settings) {
@@ -133,6 +140,9 @@ impl Poller {
             let (outcome, step) = match result {
                 Some(Ok(response)) => {
                     self.metrics.record_poll("success", started.elapsed());
+                    if std::mem::take(&mut timings_outdated) {
+                        timings = None;
+                    }
                     self.on_success(response, &tuning, &mut state)
                 }
                 Some(Err(error)) => {
@@ -149,10 +159,8 @@ impl Poller {
             self.polled.send_replace(true);
 
             let mut delay = schedule.next(&tuning.intervals(), outcome, fastrand::f64());
-            // A failure may be a restart, which moves the phase and may
-            // change the rules: read the timing afresh.
             if matches!(outcome, Outcome::Failed { .. }) {
-                timings = None;
+                timings_outdated = true;
             }
             if tuning.phase_lock {
                 match outcome {

@@ -264,7 +264,7 @@ async fn slow_prometheus_behind_a_proxy(env: &mut Env) -> Result<()> {
 /// brings them back.
 async fn garbage_from_prometheus(env: &mut Env) -> Result<()> {
     const CAP_MIB: f64 = 4.0;
-    let fake = FakePrometheus::start(Answer::alerts("")).await?;
+    let fake = FakePrometheus::start(Answer::NoAlerts).await?;
     env.patch_config(&format!(
         r#"{{"prometheusUrl":"{}","maxResponseBytes":"{CAP_MIB}Mi"}}"#,
         fake.url()

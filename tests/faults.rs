@@ -40,7 +40,7 @@ fn raw(status: u16, content_type: &'static str, body: &str, retry_after: Option<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_bad_answer_is_a_clear_error_of_its_own_class() {
-    let fake = FakePrometheus::start(Answer::alerts("")).await.unwrap();
+    let fake = FakePrometheus::start(Answer::NoAlerts).await.unwrap();
     let c = client(&tuning(&fake.url(), &[]));
     let cases: Vec<(&str, Answer, &str, &str)> = vec![
         (
@@ -144,7 +144,7 @@ async fn each_bad_answer_is_a_clear_error_of_its_own_class() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bearer_token_is_sent_and_never_shown() {
-    let fake = FakePrometheus::start(Answer::alerts("")).await.unwrap();
+    let fake = FakePrometheus::start(Answer::NoAlerts).await.unwrap();
     let dir = TempDir::new("token").unwrap();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, "s3cr3t-token\n").unwrap();
@@ -158,6 +158,14 @@ async fn the_bearer_token_is_sent_and_never_shown() {
         Some("Bearer s3cr3t-token")
     );
     assert_eq!(seen.last().unwrap().path, "/api/v1/alerts");
+    // The default source, the ALERTS query, with the same token.
+    c.alerts_of_ours(None).await.expect("a good answer");
+    let seen = fake.seen();
+    assert_eq!(seen.last().unwrap().path, "/api/v1/query");
+    assert_eq!(
+        seen.last().unwrap().authorization.as_deref(),
+        Some("Bearer s3cr3t-token")
+    );
     assert!(
         seen.last()
             .unwrap()
@@ -181,7 +189,7 @@ async fn the_bearer_token_is_sent_and_never_shown() {
     // The file is read at every poll: a rotated token is used at once, and a
     // missing file is an error naming the file, not its content.
     std::fs::write(&token_file, "rotated-token").unwrap();
-    fake.set(Answer::alerts(""));
+    fake.set(Answer::NoAlerts);
     c.alerts().await.unwrap();
     assert_eq!(
         fake.seen().last().unwrap().authorization.as_deref(),
@@ -221,11 +229,18 @@ async fn a_failing_prometheus_is_backed_off_and_pipelines_turn_unknown() {
         "a delay of {longest}s is above errorMaxInterval"
     );
     assert!(longest >= 0.2, "the backoff grew: {longest}s");
-    let requests = fake.seen().len();
+    // The default source also reads the rule timing: once, not again at
+    // every failed poll (that would double the requests to a Prometheus in
+    // trouble).
+    let seen = fake.seen();
+    let polls = seen.iter().filter(|s| s.path == "/api/v1/query").count();
+    let timing_reads = seen.iter().filter(|s| s.path == "/api/v1/rules").count();
+    assert_eq!(polls + timing_reads, seen.len(), "only these two are asked");
     assert!(
-        (4..=20).contains(&requests),
-        "{requests} requests in 2.5 s of failure"
+        (4..=20).contains(&polls),
+        "{polls} polls in 2.5 s of failure"
     );
+    assert_eq!(timing_reads, 1, "rule timing reads while failing");
     assert!(
         matches!(
             view.borrow().knowledge(),
@@ -242,7 +257,7 @@ async fn a_failing_prometheus_is_backed_off_and_pipelines_turn_unknown() {
     assert!(all, "going stale re-queues everyone");
 
     // Back to normal: the next poll makes the view fresh again.
-    fake.set(Answer::alerts(""));
+    fake.set(Answer::NoAlerts);
     let started = Instant::now();
     while !matches!(view.borrow().knowledge(), Knowledge::Fresh(_)) {
         assert!(

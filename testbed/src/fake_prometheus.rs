@@ -1,7 +1,8 @@
-//! A misbehaving stand-in for Prometheus' `/api/v1/alerts`, for fault tests:
-//! it answers with whatever the test sets (errors, garbage, huge or slow
-//! bodies) and records what it was asked, so tests can check headers such as
-//! the bearer token. Anything the real Prometheus can do, the tests use the
+//! A misbehaving stand-in for Prometheus' HTTP API, for fault tests: it
+//! answers every request with whatever the test sets (errors, garbage, huge
+//! or slow bodies), or with "no alerts" in the shape of the endpoint asked,
+//! and records what it was asked, so tests can check paths and headers such
+//! as the bearer token. Anything the real Prometheus can do, the tests use the
 //! real Prometheus for; this is only for what it cannot be made to do.
 
 use std::convert::Infallible;
@@ -21,6 +22,11 @@ use super::http::{self, Body, full};
 /// How the next requests are answered.
 #[derive(Clone, Debug)]
 pub enum Answer {
+    /// A healthy Prometheus with no alerts at all, in the shape of the
+    /// endpoint asked: an empty alert list (`/api/v1/alerts`), an empty
+    /// vector (`/api/v1/query`) or no rule groups (`/api/v1/rules`), so that
+    /// a poller with either alert source sees a good answer.
+    NoAlerts,
     /// 200 with this body and `application/json`.
     Json(String),
     /// Any status, content type, body and optional `Retry-After` seconds.
@@ -38,7 +44,8 @@ pub enum Answer {
 }
 
 impl Answer {
-    /// A success body with the given alerts array (JSON text).
+    /// A success body of `/api/v1/alerts` with the given alerts array (JSON
+    /// text), whichever endpoint is asked.
     pub fn alerts(alerts: &str) -> Answer {
         Answer::Json(format!(
             r#"{{"status":"success","data":{{"alerts":[{alerts}]}}}}"#
@@ -80,7 +87,8 @@ impl FakePrometheus {
                 authorization: header("authorization"),
                 accept_encoding: header("accept-encoding"),
             });
-            respond(to_answer.lock().expect("answer lock").clone())
+            let path = req.uri().path().to_owned();
+            respond(to_answer.lock().expect("answer lock").clone(), path)
         })
         .await?;
         Ok(FakePrometheus {
@@ -112,7 +120,18 @@ impl Drop for FakePrometheus {
     }
 }
 
-async fn respond(answer: Answer) -> Response<Body> {
+/// The success body of an endpoint with nothing in it.
+fn empty_answer(path: &str) -> &'static str {
+    if path.ends_with("/api/v1/query") {
+        r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#
+    } else if path.ends_with("/api/v1/rules") {
+        r#"{"status":"success","data":{"groups":[]}}"#
+    } else {
+        r#"{"status":"success","data":{"alerts":[]}}"#
+    }
+}
+
+async fn respond(answer: Answer, path: String) -> Response<Body> {
     let json = |body: String| {
         Response::builder()
             .header("content-type", "application/json")
@@ -120,6 +139,7 @@ async fn respond(answer: Answer) -> Response<Body> {
             .expect("valid response")
     };
     match answer {
+        Answer::NoAlerts => json(empty_answer(&path).to_owned()),
         Answer::Json(body) => json(body),
         Answer::Slow(delay, body) => {
             tokio::time::sleep(delay).await;

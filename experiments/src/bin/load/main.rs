@@ -43,7 +43,7 @@ struct Cli {
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     change_every: Duration,
     /// Where the controller reads the alerts (`alertSource`: alerts or query).
-    #[arg(long, default_value = "alerts")]
+    #[arg(long, default_value = "query")]
     alert_source: String,
     /// Where to write the report.
     #[arg(long, default_value = "experiments/load.md")]
