@@ -81,7 +81,10 @@ fn https_server(dir: &TempDir) -> (Server, u16, String) {
         assert!(ok.expect("openssl runs").success(), "openssl {args:?}");
     }
     let (cert, key) = (p("cert.pem"), p("key.pem"));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/https_alerts.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/https_prometheus.py"
+    );
     let mut child = Command::new("python3")
         .arg(script)
         .arg(&cert)

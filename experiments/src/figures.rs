@@ -60,6 +60,14 @@ pub fn kib_per_request(bytes: u64, requests: u64) -> Option<f64> {
     (requests > 0).then(|| bytes as f64 / 1024.0 / requests as f64)
 }
 
+/// CPU milliseconds per request to Prometheus, `None` without requests. For
+/// a pull design this is about the cost of one poll and what it sets off;
+/// for a push design, of one reconcile's query and its share of the
+/// notifications.
+pub fn cpu_ms_per_request(cpu_seconds: f64, requests: u64) -> Option<f64> {
+    (requests > 0).then(|| cpu_seconds * 1000.0 / requests as f64)
+}
+
 /// A mean from a Prometheus `_sum` and `_count`; zero before the first
 /// observation instead of NaN.
 pub fn mean(sum: f64, count: f64) -> f64 {
@@ -154,6 +162,12 @@ mod tests {
                 "{value} in {seconds}s"
             );
         }
+    }
+
+    #[test]
+    fn cpu_per_request() {
+        assert_eq!(cpu_ms_per_request(1.5, 0), None);
+        assert_eq!(cpu_ms_per_request(1.5, 300), Some(5.0));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use alert_poller::kind::Kind;
 use alert_poller_experiments::figures::{
-    bootstrap_interval, kib_per_request, per_minute, percentile,
+    bootstrap_interval, cpu_ms_per_request, kib_per_request, per_minute, percentile,
 };
 use anyhow::Result;
 
@@ -155,6 +155,7 @@ struct Row {
     requests: u64,
     mib: f64,
     kib_per_request: Option<f64>,
+    cpu_ms_per_request: Option<f64>,
     stable_requests_min: f64,
     stable_reconciles_min: f64,
     stable: Stable,
@@ -164,7 +165,7 @@ struct Row {
 /// The table cells from the design's name on, shared by every per-design table.
 fn cells(label: &str, x: &Row) -> String {
     format!(
-        "{label} | {} | {} | {} | {}/{} | {} | {:.1} | {} | {:.1} | {} | {:.1} | {} | {} | {:.2} | {:.1}",
+        "{label} | {} | {} | {} | {}/{} | {} | {:.1} | {} | {:.1} | {} | {:.1} | {} | {} | {:.2} | {} | {:.1}",
         with_interval(x.p50, x.p50_ci),
         with_interval(x.p95, x.p95_ci),
         ms(x.max),
@@ -179,6 +180,8 @@ fn cells(label: &str, x: &Row) -> String {
         x.report.status_writes,
         x.report.notifications,
         x.report.cpu_seconds,
+        x.cpu_ms_per_request
+            .map_or("-".into(), |v| format!("{v:.2}")),
         x.report.peak_rss_kib as f64 / 1024.0,
     )
 }
@@ -208,6 +211,7 @@ fn row(o: &Outcome, spec: &DesignSpec, r: &AgentReport, reactions: &[Reaction]) 
         requests: r.prometheus_requests,
         mib: r.prometheus_bytes as f64 / MIB,
         kib_per_request: kib_per_request(r.prometheus_bytes, r.prometheus_requests),
+        cpu_ms_per_request: cpu_ms_per_request(r.cpu_seconds, r.prometheus_requests),
         stable_requests_min: per_minute(stable.requests as f64, stable_s),
         stable_reconciles_min: per_minute(stable.reconciles as f64, stable_s),
         stable,
@@ -235,7 +239,7 @@ fn kib(v: Option<f64>) -> String {
 /// Every row of every scenario (printed at the end of a run).
 pub fn summary_table<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> String {
     let mut t = String::from(
-        "| scenario | design | latency p50 ms (95% CI) | p95 ms (95% CI) | max ms | seen | requests | MiB read | KiB/request | requests/min stable | reconciles | reconciles/min stable | status writes | notifications | CPU s | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | design | latency p50 ms (95% CI) | p95 ms (95% CI) | max ms | seen | requests | MiB read | KiB/request | requests/min stable | reconciles | reconciles/min stable | status writes | notifications | CPU s | CPU ms/request | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for o in outcomes {
         let reactions = reactions(o);
@@ -318,8 +322,11 @@ const SWEEPS: &[Sweep] = &[
         variable: Variable::Noise,
         about: "100 pipelines, evaluation 1s, default resend delay, with 0, 10, 1000 and \
                 10000 unrelated firing alerts (`NoiseAlert`) that every `/api/v1/alerts` \
-                answer and every notification carries. `KiB/request` is the size of one \
-                answer and `MiB read` the total a design read; `seen` counts the changes \
+                answer and every notification carries (the `ALERTS` query of \
+                `pull-locked-query` leaves them out). `KiB/request` is the size of one \
+                answer, `MiB read` the total a design read and `CPU ms/request` the \
+                design's CPU per request to Prometheus (for pull designs, one poll and \
+                what it sets off); `seen` counts the changes \
                 a design noticed out of those Prometheus made, so a design that missed \
                 changes under the load shows it there.",
     },
@@ -328,7 +335,7 @@ const SWEEPS: &[Sweep] = &[
         title: "Realistic evaluation interval",
         variable: Variable::Evaluation,
         about: "100 pipelines; rules evaluated and targets scraped every 30s (rate \
-                windows 90s); default resend delay; one change (break, mend). Latency \
+                windows 90s); default resend delay; ten changes (break, mend). Latency \
                 counts from the evaluation that changed the alert, so it is the delay a \
                 design adds on top of Prometheus; read it next to `requests/min stable`.",
     },
@@ -400,7 +407,7 @@ fn sweep_section(md: &mut String, sweep: &Sweep, outcomes: &[Outcome]) {
     }
     let _ = write!(
         md,
-        "\n| {heading} | design | latency p50 ms (95% CI) | p95 ms (95% CI) | max ms | seen | requests | MiB read | KiB/request | requests/min stable | reconciles | reconciles/min stable | status writes | notifications | CPU s | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "\n| {heading} | design | latency p50 ms (95% CI) | p95 ms (95% CI) | max ms | seen | requests | MiB read | KiB/request | requests/min stable | reconciles | reconciles/min stable | status writes | notifications | CPU s | CPU ms/request | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     );
     for o in &members {
         let reactions = reactions(o);

@@ -1,13 +1,24 @@
-"""A tiny HTTPS endpoint that answers /api/v1/alerts with no alerts, for the
-TLS tests (tests/tls.rs). Usage: https_alerts.py CERT KEY; prints the port."""
+"""A tiny HTTPS endpoint that answers like a Prometheus with no alerts and no
+rules, in the shape of each endpoint asked, for the TLS tests (tests/tls.rs).
+Usage: https_prometheus.py CERT KEY; prints the port."""
 import http.server
 import ssl
 import sys
+from urllib.parse import urlparse
+
+EMPTY = {
+    "/api/v1/alerts": b'{"status":"success","data":{"alerts":[]}}',
+    "/api/v1/query": b'{"status":"success","data":{"resultType":"vector","result":[]}}',
+    "/api/v1/rules": b'{"status":"success","data":{"groups":[]}}',
+}
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = b'{"status":"success","data":{"alerts":[]}}'
+        body = EMPTY.get(urlparse(self.path).path)
+        if body is None:
+            self.send_error(404)
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
