@@ -29,7 +29,8 @@ if [[ ! -x "$out" ]]; then
 	# A Go build and module cache of this build's own, removed once the
 	# binary is cached: on a cold machine they hold several GB that nothing
 	# reads again (CI once ran out of disk with them). A failed build keeps
-	# them, so a retry resumes.
+	# them, so a retry resumes; ALERT_POLLER_KEEP_GO_CACHE=1 keeps them for
+	# someone editing the Go sources here (rebuilds then take seconds).
 	scratch="$cache/go-scratch-controlplane"
 	export GOCACHE="$scratch/build" GOMODCACHE="$scratch/mod"
 	export GOFLAGS="${GOFLAGS:+$GOFLAGS }-modcacherw"
@@ -47,7 +48,7 @@ if [[ ! -x "$out" ]]; then
 		-ldflags="-s -w -X $pkg.gitVersion=$ver -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean" \
 		-o "$tmp" . >&2
 	mv -f "$tmp" "$out"
-	rm -rf "$scratch"
+	[[ ${ALERT_POLLER_KEEP_GO_CACHE:-0} == 1 ]] || rm -rf "$scratch"
 	echo "build.sh: built in $((SECONDS - start))s" >&2
 	# Builds of other source states take ~170 MB each. Drop those over a day
 	# old; younger ones may still be in use by another checkout or test run.

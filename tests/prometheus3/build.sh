@@ -26,7 +26,8 @@ if [[ ! -x "$out" ]]; then
 	# A Go build and module cache of this build's own, removed once the
 	# binary is cached: on a cold machine they hold several GB that nothing
 	# reads again (CI once ran out of disk with them). A failed build keeps
-	# them, so a retry resumes.
+	# them, so a retry resumes; ALERT_POLLER_KEEP_GO_CACHE=1 keeps them for
+	# someone editing the Go sources here (rebuilds then take seconds).
 	scratch="$cache/go-scratch-prometheus3"
 	export GOCACHE="$scratch/build" GOMODCACHE="$scratch/mod"
 	export GOFLAGS="${GOFLAGS:+$GOFLAGS }-modcacherw"
@@ -44,7 +45,7 @@ if [[ ! -x "$out" ]]; then
 		-ldflags="-s -w -X $pkg.Version=$ver -X $pkg.Revision=$modver -X $pkg.Branch=module -X $pkg.BuildUser=alert-poller" \
 		-o "$tmp" "$mod/cmd/prometheus" >&2
 	mv -f "$tmp" "$out"
-	rm -rf "$scratch"
+	[[ ${ALERT_POLLER_KEEP_GO_CACHE:-0} == 1 ]] || rm -rf "$scratch"
 	echo "build.sh: built Prometheus $ver in $((SECONDS - start))s" >&2
 	find "$cache" -maxdepth 1 -name 'prometheus3-*' ! -name "prometheus3-$hash" -mtime +0 -delete
 fi
