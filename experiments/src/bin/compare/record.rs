@@ -18,7 +18,7 @@ use crate::scenarios::{SOLO_MEASURED, SOLO_NOISE, SOLO_PIPELINES, SOLO_SETTLE, S
 use crate::truth;
 
 /// Where the saved runs of a report live.
-pub fn dir(out: &Path) -> PathBuf {
+fn dir(out: &Path) -> PathBuf {
     out.join("runs")
 }
 
@@ -116,8 +116,8 @@ pub fn save_scenario(out: &Path, o: &Outcome, now_ms: u64) -> Result<()> {
 
 /// The saved outcome of `s`, if one was recorded from the same catalogue
 /// entry. A record of another fingerprint is `None` (it is overwritten when
-/// the scenario has run again); an unreadable one is an error, so that a
-/// damaged file is looked at rather than silently replaced.
+/// the scenario has run again); an unreadable one is an error, which the
+/// run reports, naming the file, before it runs the scenario again.
 pub fn load_scenario(out: &Path, s: &Scenario) -> Result<Option<Outcome>> {
     let Some(record) = read_json::<ScenarioRecord>(&path(out, &s.name))? else {
         return Ok(None);
