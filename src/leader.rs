@@ -80,12 +80,22 @@ pub async fn run(
     let api: Api<Lease> = Api::namespaced(client, &config.namespace);
     let mut last_renewal: Option<tokio::time::Instant> = None;
     loop {
-        let round = try_once(&api, &config).await;
+        let leader = *leading.borrow();
+        let limit = round_limit(leader, last_renewal.map(|t| t.elapsed()), &config);
+        // A request can hang (a partition drops packets without a reset):
+        // the round gives up in time, so a leader still steps down before
+        // its lease can pass to another replica, and a standby reports the
+        // API server unreachable.
+        let round = match tokio::time::timeout(limit, try_once(&api, &config)).await {
+            Ok(Ok(held)) => Ok(held),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!("no answer within {limit:?}")),
+        };
         reachable.send_if_modified(|r| std::mem::replace(r, round.is_ok()) != round.is_ok());
         match round {
             Ok(true) => {
                 last_renewal = Some(tokio::time::Instant::now());
-                if !*leading.borrow() {
+                if !leader {
                     tracing::info!(lease = %config.name, identity = %config.identity, "became leader");
                     leading.send_replace(true);
                 }
@@ -103,15 +113,36 @@ pub async fn run(
             lost.cancel();
             return;
         }
+        // The leader's pause ends no later than its renewal deadline.
+        let pause = round_limit(
+            *leading.borrow(),
+            last_renewal.map(|t| t.elapsed()),
+            &config,
+        )
+        .min(config.retry);
         tokio::select! {
             () = shutdown.cancelled() => {
                 if *leading.borrow() {
-                    release(&api, &config).await;
+                    // Bounded too: a partition must not hold up shutdown.
+                    let _ = tokio::time::timeout(config.retry, release(&api, &config)).await;
                 }
                 return;
             }
-            () = tokio::time::sleep(config.retry) => {}
+            () = tokio::time::sleep(pause) => {}
         }
+    }
+}
+
+/// How long one round may take. A leader has until its renewal deadline
+/// (the lease duration less one retry period, counted from its last
+/// renewal); a standby a third of the lease duration, which is generous for
+/// one read and one write yet turns it unready well before a leader could
+/// be replaced.
+fn round_limit(leading: bool, since_renewal: Option<Duration>, config: &LeaseConfig) -> Duration {
+    let deadline = config.duration.saturating_sub(config.retry);
+    match (leading, since_renewal) {
+        (true, Some(elapsed)) => deadline.saturating_sub(elapsed),
+        _ => config.duration / 3,
     }
 }
 
@@ -207,6 +238,35 @@ mod tests {
             renew_time: renewed_secs_ago
                 .map(|ago| MicroTime(now.saturating_sub(SignedDuration::from_secs(ago)).unwrap())),
             ..LeaseSpec::default()
+        }
+    }
+
+    #[test]
+    fn a_round_never_outlasts_the_leaders_renewal_deadline() {
+        let config = LeaseConfig {
+            namespace: "ns".into(),
+            name: "lease".into(),
+            identity: "me".into(),
+            duration: Duration::from_secs(15),
+            retry: Duration::from_secs(2),
+        };
+        let secs = Duration::from_secs;
+        // (leading, time since the last renewal, longest round allowed)
+        let cases = [
+            (true, Some(secs(0)), secs(13)),
+            (true, Some(secs(10)), secs(3)),
+            (true, Some(secs(13)), secs(0)),
+            (true, Some(secs(20)), secs(0)),
+            (false, None, secs(5)),
+            (false, Some(secs(1)), secs(5)),
+            (true, None, secs(5)),
+        ];
+        for (leading, since, want) in cases {
+            assert_eq!(
+                round_limit(leading, since, &config),
+                want,
+                "leading={leading} since={since:?}"
+            );
         }
     }
 
