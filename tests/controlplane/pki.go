@@ -47,7 +47,7 @@ type keyPair struct {
 // service-account key into dir. Everything is regenerated on each fresh start: the
 // control plane is disposable, so there is no value in keeping keys across
 // test runs (a restart with serve --again reuses them, see pkiPaths).
-func generatePKI(dir string) (*pki, error) {
+func generatePKI(dir string, ip net.IP) (*pki, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -79,8 +79,11 @@ func generatePKI(dir string) (*pki, error) {
 		NotAfter:    notAfter,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:    []string{"localhost"},
+		IPAddresses: servingIPs(ip),
+		// The names and address pods use for the apiserver, through the
+		// kubernetes Service (in-cluster clients verify them).
+		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default",
+			"kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
 	}, ca)
 	if err != nil {
 		return nil, err
@@ -121,6 +124,17 @@ func generatePKI(dir string) (*pki, error) {
 		}
 	}
 	return p, nil
+}
+
+// servingIPs are the addresses the serving certificate names: loopback, the
+// listening address, and the kubernetes Service's address (the first of the
+// Service range).
+func servingIPs(ip net.IP) []net.IP {
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv4(10, 96, 0, 1)}
+	if !ip.IsLoopback() {
+		ips = append(ips, ip)
+	}
+	return ips
 }
 
 // sign creates a P-256 key and a certificate for it from tmpl, signed by

@@ -32,7 +32,10 @@ import (
 )
 
 const (
-	saIssuer = "https://kubernetes.default.svc.cluster.local"
+	// The Service network; its first address is the kubernetes Service's,
+	// which the serving certificate names for pods' in-cluster clients.
+	serviceRange = "10.96.0.0/16"
+	saIssuer     = "https://kubernetes.default.svc.cluster.local"
 	// How long a SIGTERM may take before we stop waiting for a graceful
 	// shutdown; a test harness should not hang on a stuck watch.
 	shutdownGrace = 10 * time.Second
@@ -45,8 +48,14 @@ func serve(args []string) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	dir := fs.String("dir", "", "directory for etcd data, certificates and logs (required)")
 	kubeconfig := fs.String("kubeconfig", "", "where to write the admin kubeconfig (default DIR/admin.kubeconfig)")
+	address := fs.String("address", "127.0.0.1", "the IPv4 address the apiserver listens on and advertises; a non-loopback one also becomes the endpoint of the kubernetes Service, so pods on a test node reach the apiserver through it (etcd stays on 127.0.0.1)")
 	again := fs.Bool("again", false, "start again on what an earlier serve left in DIR: the same ports, certificates and etcd data (a restart, as after a crash or an upgrade)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ip := net.ParseIP(*address).To4()
+	if ip == nil {
+		fmt.Fprintf(os.Stderr, "--address %q is not an IPv4 address\n", *address)
 		return 2
 	}
 	if *dir == "" || fs.NArg() > 0 {
@@ -97,7 +106,7 @@ func serve(args []string) int {
 
 	certs := pkiPaths(filepath.Join(d, "pki"))
 	if !*again {
-		if certs, err = generatePKI(filepath.Join(d, "pki")); err != nil {
+		if certs, err = generatePKI(filepath.Join(d, "pki"), ip); err != nil {
 			logf("generating certificates: %v", err)
 			return 1
 		}
@@ -113,13 +122,13 @@ func serve(args []string) int {
 	}
 	defer stopEtcd(etcd, logf)
 
-	server := "https://127.0.0.1:" + strconv.Itoa(apiPort)
+	server := "https://" + net.JoinHostPort(ip.String(), strconv.Itoa(apiPort))
 	if err := writeKubeconfig(kc, server, certs); err != nil {
 		logf("writing kubeconfig: %v", err)
 		return 1
 	}
 
-	apiserver.SetArgs(apiserverArgs(d, certs, etcdPort, apiPort))
+	apiserver.SetArgs(apiserverArgs(d, certs, ip, etcdPort, apiPort))
 	done := make(chan error, 1)
 	go func() { done <- cli.RunNoErrOutput(apiserver) }()
 
@@ -154,12 +163,12 @@ func serve(args []string) int {
 }
 
 // apiserverArgs is the kube-apiserver command line. Only flags that matter
-// for a single, node-less, controller-manager-less control plane are set.
-func apiserverArgs(dir string, c *pki, etcdPort, apiPort int) []string {
-	return []string{
+// for a single control plane, with at most one test node, are set.
+func apiserverArgs(dir string, c *pki, ip net.IP, etcdPort, apiPort int) []string {
+	args := []string{
 		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(etcdPort),
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
+		"--bind-address=" + ip.String(),
+		"--advertise-address=" + ip.String(),
 		"--secure-port=" + strconv.Itoa(apiPort),
 		"--cert-dir=" + filepath.Join(dir, "pki"),
 		"--tls-cert-file=" + c.serverCert,
@@ -170,11 +179,14 @@ func apiserverArgs(dir string, c *pki, etcdPort, apiPort int) []string {
 		"--api-audiences=" + saIssuer,
 		"--service-account-key-file=" + c.saKey,
 		"--service-account-signing-key-file=" + c.saKey,
-		"--service-cluster-ip-range=10.96.0.0/16",
-		// The endpoint reconciler publishes the advertise address as the
-		// endpoint of the "kubernetes" Service and refuses a loopback one,
-		// which aborts start-up. Nothing in-cluster needs that endpoint.
-		"--endpoint-reconciler-type=none",
+		"--service-cluster-ip-range=" + serviceRange,
+		// How the apiserver proves itself to a test node's kubelet (logs,
+		// exec); the kubelet trusts our CA and authorizes system:masters.
+		"--kubelet-client-certificate=" + c.adminCert,
+		"--kubelet-client-key=" + c.adminKey,
+		// The node's address, not its name: nothing here resolves node
+		// names, and a lookup would leave for the host's resolver.
+		"--kubelet-preferred-address-types=InternalIP",
 		// By default shutdown waits up to the 60s request timeout for open
 		// connections, and a client's watch keeps one open. This caps the
 		// HTTP server's shutdown at 2s, so SIGTERM is quick.
@@ -182,6 +194,13 @@ func apiserverArgs(dir string, c *pki, etcdPort, apiPort int) []string {
 		// /debug/pprof is of no use to tests and only widens the surface.
 		"--profiling=false",
 	}
+	if ip.IsLoopback() {
+		// The endpoint reconciler publishes the advertise address as the
+		// endpoint of the "kubernetes" Service and refuses a loopback one,
+		// which aborts start-up. Without a node nothing needs that endpoint.
+		args = append(args, "--endpoint-reconciler-type=none")
+	}
+	return args
 }
 
 // redirectOutput points file descriptors 1 and 2 at logPath, so that
@@ -215,7 +234,9 @@ func redirectOutput(logPath string) (stdout, stderr *os.File, err error) {
 	return stdout, stderr, nil
 }
 
-// freePorts asks the kernel for n distinct free loopback ports. All
+// freePorts asks the kernel for n distinct free loopback ports (on a test
+// node the apiserver listens on the node's address instead; its namespace is
+// new, so the port is free there too). All
 // listeners stay open until every port is known so none is handed out twice;
 // another process could still grab one before we bind it, a race tests can
 // live with.
