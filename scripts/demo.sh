@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The local demo: real Prometheus, local control plane, the controller, and a
 # pipeline going unhealthy and healthy again.
+#   scripts/demo.sh          the controller runs out of cluster
+#   scripts/demo.sh --node   a real one-node cluster runs deploy/'s pods (root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh "$@"
 target="${CARGO_TARGET_DIR:-target}"
 log="$target/demo-build.log"
 mkdir -p "$target"
@@ -13,4 +15,4 @@ if ! cargo build --locked -p alert-poller -p alert-poller-experiments --bin aler
 	tail -n 40 "$log" >&2
 	exit 1
 fi
-exec "$target/debug/demo"
+exec "$target/debug/demo" "$@"

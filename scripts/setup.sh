@@ -5,6 +5,9 @@
 #  - the local control plane (kube-apiserver + etcd from Go modules) and
 #    Prometheus 3 (from Go modules, for a second run of the Prometheus tests),
 #    cached under ${ALERT_POLLER_CACHE:-~/.cache/alert-poller}
+#  - with --node, the one-node cluster too: Debian's containerd, runc,
+#    containernetworking-plugins and iptables, and kubelet, kube-proxy,
+#    kube-scheduler and kube-controller-manager from Go modules (cached)
 #
 # Each step prints one line; its output goes to a log under the cache, whose
 # end is shown, with its name, only when the step fails.
@@ -35,9 +38,18 @@ apt_install() {
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
 }
 
+node=false
+[[ ${1:-} == --node ]] && node=true
+
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v buildah >/dev/null || missing+=(buildah)
+if $node; then
+	command -v containerd >/dev/null || missing+=(containerd)
+	command -v runc >/dev/null || missing+=(runc)
+	[[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
+	command -v iptables >/dev/null || missing+=(iptables)
+fi
 if ((${#missing[@]})); then
 	step apt "installing Debian's ${missing[*]}" apt_install "${missing[@]}"
 fi
@@ -51,4 +63,8 @@ step controlplane "control plane (kube-apiserver + etcd; first build about 10 mi
 	bash tests/controlplane/build.sh
 step prometheus3 "Prometheus 3 (first build about 4 min, then cached)" \
 	bash tests/prometheus3/build.sh
+if $node; then
+	step node "the node: kubelet, kube-proxy, scheduler, controller-manager (first build about 11 min, then cached)" \
+		bash tests/node/build.sh
+fi
 echo "setup: ready: $(prometheus --version 2>&1 | head -n1 | cut -d' ' -f1-3), $("$(bash tests/prometheus3/build.sh 2>/dev/null)" --version 2>&1 | head -n1 | cut -d' ' -f1-3)" >&2

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests, integration tests with a
 # real Prometheus (Debian's 2.x, then Prometheus 3 for the tests that start
-# one), and the end-to-end suite on a real kube-apiserver and etcd.
+# one), the end-to-end suite on a real kube-apiserver and etcd, and deploy/
+# on a real one-node cluster (tests/node.rs; it needs root, and says so and
+# skips without).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --node
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "test: all tests; those with a real Prometheus on $("${PROMETHEUS_BIN:-prometheus}" --version 2>&1 | head -n1)" >&2

@@ -189,7 +189,7 @@ fn machine_kubectl() -> Option<String> {
 /// The machine's kubectl when there is one, else the control plane binary's
 /// built-in copy (`controlplane kubectl ...`); `controlplane` is asked for
 /// that binary only then.
-fn kubectl_program(
+pub(crate) fn kubectl_program(
     controlplane: impl FnOnce() -> Result<PathBuf, ControlPlaneError>,
 ) -> Result<Vec<String>, ControlPlaneError> {
     Ok(match machine_kubectl() {
@@ -206,6 +206,14 @@ pub struct Kubectl {
 }
 
 impl Kubectl {
+    /// kubectl (`program` and its first arguments) bound to `kubeconfig`.
+    pub(crate) fn new(program: Vec<String>, kubeconfig: PathBuf) -> Kubectl {
+        Kubectl {
+            program,
+            kubeconfig,
+        }
+    }
+
     /// Runs kubectl and returns its stdout; a non-zero exit is an error
     /// carrying stderr.
     pub fn run(&self, args: &[&str]) -> Result<String, ControlPlaneError> {

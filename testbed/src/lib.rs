@@ -9,6 +9,8 @@
 //! - [`rules`]: the shipped alert rules, made fast for tests.
 //! - [`controlplane`]: kube-apiserver and etcd, built from Go modules.
 //! - [`crd_shapes`]: our CRD and one shaped like telemetry-manager's.
+//! - [`node`]: a real one-node cluster (kubelet, containerd) in namespaces of
+//!   its own, and [`netns`]: TCP across a network namespace's border.
 //! - [`controller`]: the real `alert-poller` binary as a child process.
 //! - [`fake_prometheus`], [`slow_proxy`]: a misbehaving and a slow Prometheus.
 //! - [`http`]: the small HTTP server the stand-ins share.
@@ -25,6 +27,8 @@ pub mod exposition;
 pub mod fake_prometheus;
 pub mod http;
 pub mod install;
+pub mod netns;
+pub mod node;
 pub mod poller;
 pub mod prometheus;
 pub mod rules;

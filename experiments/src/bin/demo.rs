@@ -2,16 +2,27 @@
 //! and one pipeline of each kind going unhealthy and healthy again, printed
 //! as it happens.
 //!
-//! Run it with `scripts/demo.sh`, which builds what it needs first.
+//! Run it with `scripts/demo.sh`, which builds what it needs first. With
+//! `--node` (`scripts/demo.sh --node`, as root) the cluster has a real node
+//! and the controller runs as deploy/'s two pods, from the project's image.
 
 use std::time::{Duration, Instant};
 
 use alert_poller_testbed::collector::{Collector, Component, Flow, PipelineKind};
 use alert_poller_testbed::controller::{ControllerProcess, sibling_binary};
 use alert_poller_testbed::controlplane::{ControlPlane, Kubectl};
-use alert_poller_testbed::install::{install, repo};
+use alert_poller_testbed::install::{NAMESPACE, install, repo};
+use alert_poller_testbed::node::{self, NODE_IP, Node};
 use alert_poller_testbed::prometheus::{Prometheus, Setup};
 use anyhow::{Context, Result, bail};
+
+/// `text` indented under a [`say`] line.
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("           {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 fn say(started: Instant, text: &str) {
     println!("[{:>6.1}s] {text}", started.elapsed().as_secs_f64());
@@ -79,15 +90,72 @@ fn all_healthy(table: &str) -> bool {
             .all(|l| l.split_whitespace().nth(2) == Some("True"))
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let started = Instant::now();
+/// Where the controller runs: out of cluster with its ServiceAccount's
+/// token, or as deploy/'s pods on a real node.
+enum Cluster {
+    Plane(ControlPlane, Option<ControllerProcess>),
+    Node(Node),
+}
+
+impl Cluster {
+    fn kubectl(&self) -> Kubectl {
+        match self {
+            Cluster::Plane(plane, _) => plane.kubectl(),
+            Cluster::Node(node) => node.kubectl().clone(),
+        }
+    }
+
+    /// What to show when a step fails: the controller's log.
+    fn log(&self) -> String {
+        match self {
+            Cluster::Plane(_, Some(controller)) => controller.log(),
+            Cluster::Plane(_, None) => String::new(),
+            Cluster::Node(node) => node
+                .kubectl()
+                .run(&[
+                    "-n",
+                    NAMESPACE,
+                    "logs",
+                    "deployment/alert-poller",
+                    "--tail=30",
+                ])
+                .unwrap_or_else(|e| e.to_string()),
+        }
+    }
+}
+
+async fn start_cluster(started: Instant, on_node: bool) -> Result<Cluster> {
+    if !on_node {
+        say(
+            started,
+            "starting the control plane (kube-apiserver + etcd; the first build takes a while)",
+        );
+        let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
+        return Ok(Cluster::Plane(plane, None));
+    }
+    if let Some(why) = node::missing() {
+        bail!("--node: this machine cannot run a node: {why}");
+    }
     say(
         started,
-        "starting the control plane (kube-apiserver + etcd; the first build takes a while)",
+        "starting a one-node cluster in namespaces of its own: API server, containerd, kubelet, kube-proxy, scheduler, controller-manager",
     );
-    let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
-    let kubectl = plane.kubectl();
+    let node = Node::start(|step| say(started, &format!("  {step}"))).await?;
+    say(
+        started,
+        "building the project's image and importing it into containerd",
+    );
+    let node =
+        tokio::task::spawn_blocking(move || node.import_project_image().map(|()| node)).await??;
+    Ok(Cluster::Node(node))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let on_node = std::env::args().skip(1).any(|a| a == "--node");
+    let started = Instant::now();
+    let mut cluster = start_cluster(started, on_node).await?;
+    let kubectl = cluster.kubectl();
 
     say(
         started,
@@ -99,12 +167,28 @@ async fn main() -> Result<()> {
     collector.add_pipeline_of(PipelineKind::Log, "legacy-logs");
     let prometheus = Prometheus::start(&Setup::fast(collector.addr())).await?;
     say(started, &format!("Prometheus at {}", prometheus.url()));
+    let url = match &mut cluster {
+        Cluster::Plane(..) => prometheus.url(),
+        Cluster::Node(node) => {
+            let host = prometheus
+                .url()
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .parse()
+                .context("Prometheus' URL is an address")?;
+            let inside = node.expose(9090, host)?;
+            say(
+                started,
+                &format!("pods reach it at http://{inside}, the node's address ({NODE_IP})"),
+            );
+            format!("http://{inside}")
+        }
+    };
 
     say(
         started,
         "kubectl apply -k config/crd && kubectl apply -k deploy/",
     );
-    let url = prometheus.url();
     install(
         &kubectl,
         &[
@@ -116,24 +200,47 @@ async fn main() -> Result<()> {
     )?;
     kubectl.run(&["apply", "-k", &repo("config/samples")])?;
 
-    say(
-        started,
-        "starting alert-poller out of cluster with its ServiceAccount's token",
-    );
-    let kubeconfig = plane.dir().join("alert-poller.kubeconfig");
-    kubectl.service_account_kubeconfig("alert-poller", "alert-poller", &kubeconfig)?;
-    let log = plane.dir().join("alert-poller.log");
-    let controller =
-        ControllerProcess::start(&sibling_binary()?, &kubeconfig, "alert-poller", &log)?;
-    say(
-        started,
-        &format!("controller metrics at {}/metrics", controller.base_url()),
-    );
+    match &mut cluster {
+        Cluster::Plane(plane, controller) => {
+            say(
+                started,
+                "starting alert-poller out of cluster with its ServiceAccount's token",
+            );
+            let kubeconfig = plane.dir().join("alert-poller.kubeconfig");
+            kubectl.service_account_kubeconfig("alert-poller", "alert-poller", &kubeconfig)?;
+            let log = plane.dir().join("alert-poller.log");
+            let process =
+                ControllerProcess::start(&sibling_binary()?, &kubeconfig, "alert-poller", &log)?;
+            say(
+                started,
+                &format!("controller metrics at {}/metrics", process.base_url()),
+            );
+            *controller = Some(process);
+        }
+        Cluster::Node(_) => {
+            say(started, "waiting for deploy/'s two replicas to be Ready");
+            kubectl.run(&[
+                "-n",
+                NAMESPACE,
+                "wait",
+                "--for=condition=Available",
+                "--timeout=120s",
+                "deployment/alert-poller",
+            ])?;
+            say(
+                started,
+                &format!(
+                    "kubectl -n {NAMESPACE} get pods -o wide\n{}",
+                    indent(&kubectl.run(&["-n", NAMESPACE, "get", "pods", "-o", "wide"])?)
+                ),
+            );
+        }
+    }
 
     let mut shown = String::new();
     watch_table(&kubectl, started, &mut shown, all_healthy)
         .await
-        .with_context(|| controller.log())?;
+        .with_context(|| cluster.log())?;
 
     // One fault per kind, one after the other: each turns exactly its own
     // pipeline False with the reason telemetry-manager would give.
@@ -178,7 +285,7 @@ async fn main() -> Result<()> {
             flow(t, pipeline) == Some(("False".into(), reason.into()))
         })
         .await
-        .with_context(|| controller.log())?;
+        .with_context(|| cluster.log())?;
     }
 
     say(started, "repair: every flow delivers again");
@@ -187,24 +294,49 @@ async fn main() -> Result<()> {
     }
     watch_table(&kubectl, started, &mut shown, all_healthy)
         .await
-        .with_context(|| controller.log())?;
+        .with_context(|| cluster.log())?;
 
-    let writes = controller.get("/metrics").await.map(|(_, m)| {
-        m.lines()
-            .filter(|l| {
-                l.starts_with("alert_poller_status_writes_total")
-                    || l.starts_with("alert_poller_polls_total")
-            })
-            .collect::<Vec<_>>()
-            .join("\n           ")
-    });
-    say(
-        started,
-        &format!(
-            "controller counters:\n           {}",
-            writes.unwrap_or_default()
-        ),
-    );
+    match &cluster {
+        Cluster::Plane(_, Some(controller)) => {
+            let counters = controller.get("/metrics").await.map(|(_, m)| {
+                m.lines()
+                    .filter(|l| {
+                        l.starts_with("alert_poller_status_writes_total")
+                            || l.starts_with("alert_poller_polls_total")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            say(
+                started,
+                &format!(
+                    "controller counters:\n{}",
+                    indent(&counters.unwrap_or_default())
+                ),
+            );
+        }
+        Cluster::Plane(_, None) => {}
+        Cluster::Node(_) => {
+            let leader = kubectl.run(&[
+                "-n",
+                NAMESPACE,
+                "get",
+                "lease",
+                "alert-poller",
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ])?;
+            let logs = kubectl.run(&["-n", NAMESPACE, "logs", leader.trim(), "--tail=5"])?;
+            say(
+                started,
+                &format!(
+                    "kubectl -n {NAMESPACE} logs {} --tail=5 (the leader)\n{}",
+                    leader.trim(),
+                    indent(&logs)
+                ),
+            );
+        }
+    }
     say(started, "done; stopping everything");
     Ok(())
 }
