@@ -524,6 +524,7 @@ fn main() -> ExitCode {
         .expect("tokio starts");
     runtime.block_on(async {
         let started = Instant::now();
+        let kernel_before = node::kernel_settings();
         let mut world = match start().await {
             Ok(w) => w,
             Err(e) => {
@@ -565,7 +566,23 @@ fn main() -> ExitCode {
         for line in &world.report {
             println!("  {line}");
         }
+        let init_pid = world.node.init_pid();
+        let stopping = Instant::now();
         drop(world);
+        // Whatever the steps did, the host must be as it was.
+        let left = node::leftovers(init_pid, &kernel_before);
+        if left.is_empty() {
+            println!(
+                "test node::teardown_leaves_nothing ... ok ({:.1}s)",
+                stopping.elapsed().as_secs_f64()
+            );
+        } else {
+            failed += 1;
+            println!(
+                "test node::teardown_leaves_nothing ... FAILED\n{}",
+                left.join("\n")
+            );
+        }
         if failed == 0 {
             ExitCode::SUCCESS
         } else {

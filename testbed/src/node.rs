@@ -143,6 +143,63 @@ pub fn build() -> Result<PathBuf, NodeError> {
     Ok(PathBuf::from(dir))
 }
 
+/// The host-wide kernel settings kubelet changes (pkg/kubelet/cm
+/// setupKernelTunables), which `node init` restores: read them before and
+/// after a node to check.
+pub const KERNEL_SETTINGS: [&str; 6] = [
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+];
+
+/// The current values of [`KERNEL_SETTINGS`].
+pub fn kernel_settings() -> Vec<(&'static str, String)> {
+    KERNEL_SETTINGS
+        .iter()
+        .map(|name| {
+            let value = std::fs::read_to_string(Path::new("/proc/sys").join(name))
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_else(|e| format!("unreadable: {e}"));
+            (*name, value)
+        })
+        .collect()
+}
+
+/// What a stopped node left on the host, one line each: its init still
+/// running, a cgroup of the test process' node root, a mount under a node
+/// directory, or a kernel setting that differs from `before`.
+pub fn leftovers(init_pid: u32, before: &[(&'static str, String)]) -> Vec<String> {
+    let mut found = Vec::new();
+    if Path::new(&format!("/proc/{init_pid}")).exists() {
+        found.push(format!("node init (PID {init_pid}) is still running"));
+    }
+    let root = cgroup_root(std::process::id());
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let dir = hierarchy.path().join(root.trim_start_matches('/'));
+        if dir.exists() {
+            found.push(format!("cgroup {} remains", dir.display()));
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for line in mounts.lines().filter(|l| l.contains("alert-poller-node-")) {
+        found.push(format!("mount remains: {line}"));
+    }
+    let now = kernel_settings();
+    for ((name, was), (_, is)) in before.iter().zip(&now) {
+        if was != is {
+            found.push(format!("kernel setting {name} is {is}, was {was}"));
+        }
+    }
+    found
+}
+
 /// One process of the node.
 #[derive(Debug)]
 struct Process {

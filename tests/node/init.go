@@ -21,7 +21,8 @@ import (
 
 // kernelSettings are the host-wide sysctls that kubelet sets at start-up
 // (pkg/kubelet/cm setupKernelTunables, with protectKernelDefaults off). They
-// are not namespaced, so init records them first and writes them back last.
+// are not namespaced, so init records them first and writes them back last
+// (testbed/src/node.rs KERNEL_SETTINGS checks the same list after a test).
 var kernelSettings = []string{
 	"vm/overcommit_memory",
 	"vm/panic_on_oom",
