@@ -294,3 +294,28 @@ fn chart_values_carry_the_shipped_rules_and_no_alertmanager() {
         serde_norway::Value::Sequence(vec![])
     );
 }
+
+/// The test node and the control plane are separate Go modules (the suites
+/// that need no node do not build it), but one cluster: the same Kubernetes
+/// release and the same pins of its staging modules.
+#[test]
+fn node_and_control_plane_pin_the_same_kubernetes() {
+    let pins = |module: &str| -> Vec<String> {
+        let gomod = std::fs::read_to_string(repo(&format!("tests/{module}/go.mod"))).unwrap();
+        gomod
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("k8s.io/kubernetes ") || l.contains(" => k8s.io/"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (node, plane) = (pins("node"), pins("controlplane"));
+    assert!(
+        plane.iter().any(|l| l.starts_with("k8s.io/kubernetes v")),
+        "the control plane requires k8s.io/kubernetes: {plane:?}"
+    );
+    assert_eq!(
+        node, plane,
+        "tests/node/go.mod and tests/controlplane/go.mod differ"
+    );
+}
