@@ -64,7 +64,7 @@ step controlplane "control plane (kube-apiserver + etcd; first build about 10 mi
 step prometheus3 "Prometheus 3 (first build about 4 min, then cached)" \
 	bash tests/prometheus3/build.sh
 if $node; then
-	step node "the node: kubelet, kube-proxy, scheduler, controller-manager (first build about 11 min, then cached)" \
+	step node "the node: kubelet, kube-proxy, scheduler, controller-manager (first build about 6 min, then cached)" \
 		bash tests/node/build.sh
 fi
 echo "setup: ready: $(prometheus --version 2>&1 | head -n1 | cut -d' ' -f1-3), $("$(bash tests/prometheus3/build.sh 2>/dev/null)" --version 2>&1 | head -n1 | cut -d' ' -f1-3)" >&2
