@@ -334,15 +334,7 @@ async fn leader_failover(env: &mut Env) -> Result<()> {
         ensure!(started.elapsed() < PATIENCE, "no leader elected");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let holder = env.kubectl(&[
-        "-n",
-        NAMESPACE,
-        "get",
-        "lease",
-        "alert-poller",
-        "-o",
-        "jsonpath={.spec.holderIdentity}",
-    ])?;
+    let holder = alert_poller_testbed::install::lease_holder(&env.kubectl)?;
     ensure!(
         holder == ["replica-a", "replica-b"][leader],
         "lease held by {holder}"

@@ -123,16 +123,7 @@ impl World {
     }
 
     fn leader(&self) -> Result<String> {
-        let holder = self.run(&[
-            "-n",
-            NAMESPACE,
-            "get",
-            "lease",
-            "alert-poller",
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ])?;
-        Ok(holder.trim().to_owned())
+        Ok(install::lease_holder(self.kubectl())?)
     }
 
     async fn until_leader(&self, not: Option<&str>) -> Result<String> {
@@ -212,13 +203,7 @@ async fn start() -> Result<World> {
     ));
     let collector = Collector::start(&["backend", "audit"]).await?;
     let prometheus = Prometheus::start(&Setup::fast(collector.addr())).await?;
-    let host = prometheus
-        .url()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .context("Prometheus' URL is an address")?;
-    node.expose(PROMETHEUS_PORT, host)?;
+    node.expose(PROMETHEUS_PORT, prometheus.addr())?;
     Ok(World {
         node,
         collector,

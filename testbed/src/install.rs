@@ -10,6 +10,21 @@ use super::controlplane::{ControlPlaneError, Kubectl};
 /// The namespace deploy/ creates.
 pub const NAMESPACE: &str = "alert-poller";
 
+/// Who holds the controller's leader Lease (a pod name, or the replica's
+/// `POD_NAME`); empty when nobody does.
+pub fn lease_holder(kubectl: &Kubectl) -> Result<String, ControlPlaneError> {
+    let holder = kubectl.run(&[
+        "-n",
+        NAMESPACE,
+        "get",
+        "lease",
+        "alert-poller",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])?;
+    Ok(holder.trim().to_owned())
+}
+
 /// A directory of this repository, as a kubectl argument.
 pub fn repo(path: &str) -> String {
     super::repo_root().join(path).display().to_string()

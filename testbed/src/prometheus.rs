@@ -168,7 +168,12 @@ impl Prometheus {
 
     /// Base URL, e.g. `http://127.0.0.1:40123/`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.port)
+        format!("http://{}/", self.addr())
+    }
+
+    /// The loopback address it listens on (for forwarding into a node).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// The process id while running (for CPU accounting in experiments).

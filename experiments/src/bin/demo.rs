@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use alert_poller_testbed::collector::{Collector, Component, Flow, PipelineKind};
 use alert_poller_testbed::controller::{ControllerProcess, sibling_binary};
 use alert_poller_testbed::controlplane::{ControlPlane, Kubectl};
-use alert_poller_testbed::install::{NAMESPACE, install, repo};
+use alert_poller_testbed::install::{NAMESPACE, install, lease_holder, repo};
 use alert_poller_testbed::node::{self, NODE_IP, Node};
 use alert_poller_testbed::prometheus::{Prometheus, Setup};
 use anyhow::{Context, Result, bail};
@@ -170,13 +170,7 @@ async fn main() -> Result<()> {
     let url = match &mut cluster {
         Cluster::Plane(..) => prometheus.url(),
         Cluster::Node(node) => {
-            let host = prometheus
-                .url()
-                .trim_start_matches("http://")
-                .trim_end_matches('/')
-                .parse()
-                .context("Prometheus' URL is an address")?;
-            let inside = node.expose(9090, host)?;
+            let inside = node.expose(9090, prometheus.addr())?;
             say(
                 started,
                 &format!("pods reach it at http://{inside}, the node's address ({NODE_IP})"),
@@ -317,21 +311,13 @@ async fn main() -> Result<()> {
         }
         Cluster::Plane(_, None) => {}
         Cluster::Node(_) => {
-            let leader = kubectl.run(&[
-                "-n",
-                NAMESPACE,
-                "get",
-                "lease",
-                "alert-poller",
-                "-o",
-                "jsonpath={.spec.holderIdentity}",
-            ])?;
-            let logs = kubectl.run(&["-n", NAMESPACE, "logs", leader.trim(), "--tail=5"])?;
+            let leader = lease_holder(&kubectl)?;
+            let logs = kubectl.run(&["-n", NAMESPACE, "logs", leader.as_str(), "--tail=5"])?;
             say(
                 started,
                 &format!(
                     "kubectl -n {NAMESPACE} logs {} --tail=5 (the leader)\n{}",
-                    leader.trim(),
+                    leader,
                     indent(&logs)
                 ),
             );
