@@ -21,7 +21,7 @@
 use std::time::{Duration, Instant};
 
 use alert_poller::alerts::{Matcher, Snapshot};
-use alert_poller::prometheus::{decode_alert_series, decode_alerts};
+use alert_poller::prometheus::{DecodeError, Decoded, Keep, decode_alert_series, decode_alerts};
 use serde::de::IgnoredAny;
 
 const RULES: [&str; 5] = [
@@ -115,17 +115,12 @@ fn scan(body: &[u8]) {
     std::hint::black_box(serde_json::from_slice::<IgnoredAny>(body).unwrap());
 }
 
-type Decoder =
-    fn(
-        &[u8],
-        alert_poller::prometheus::Keep<'_>,
-    )
-        -> Result<Vec<alert_poller::alerts::ActiveAlert>, alert_poller::prometheus::DecodeError>;
+type Decoder = fn(&[u8], Keep<'_>) -> Result<Decoded, DecodeError>;
 
 /// One whole poll: decode what our matchers take, build the snapshot, diff.
 fn poll(decoder: Decoder, body: &[u8], matchers: &[Matcher], previous: &Snapshot) -> Snapshot {
     let keep = |name: &str| matchers.iter().any(|m| m.takes_name(name));
-    let next = Snapshot::from_alerts(decoder(body, &keep).unwrap(), matchers);
+    let next = Snapshot::from_alerts(decoder(body, &keep).unwrap().alerts, matchers);
     std::hint::black_box(next.diff(previous));
     next
 }

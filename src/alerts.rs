@@ -115,6 +115,28 @@ impl Matcher {
     }
 }
 
+/// The alerts of several sources as one answer: each label set once, firing
+/// if any source says it fires. An HA pair evaluates the same rules, so
+/// either replica's answer is the truth; two rulers evaluate different ones,
+/// so each alert is seen by one. The union is right for both, and an alert
+/// seen by only one source still counts.
+pub fn union(answers: Vec<Vec<ActiveAlert>>) -> Vec<ActiveAlert> {
+    if answers.len() <= 1 {
+        return answers.into_iter().flatten().collect();
+    }
+    let mut merged: BTreeMap<LabelSet, AlertState> = BTreeMap::new();
+    for alert in answers.into_iter().flatten() {
+        let state = merged.entry(alert.labels).or_insert(alert.state);
+        if alert.state == AlertState::Firing {
+            *state = AlertState::Firing;
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(labels, state)| ActiveAlert { labels, state })
+        .collect()
+}
+
 /// Which kind an alert is about and its scope there: the first matcher that
 /// takes it. The kinds' prefixes do not overlap, so at most one does.
 fn classify<'m>(matchers: &'m [Matcher], labels: &LabelSet) -> Option<(&'m Matcher, Scope)> {
@@ -345,6 +367,49 @@ mod tests {
 
     fn names(names: &[&str]) -> Affected {
         Affected::pipelines(Kind::Metric, names.iter().copied())
+    }
+
+    #[test]
+    fn the_union_of_sources_keeps_each_alert_once_firing_if_any_says_so() {
+        let a = [
+            ("alertname", "MetricGatewayThrottling"),
+            ("pipeline_name", "a"),
+        ];
+        let b = [
+            ("alertname", "MetricGatewayThrottling"),
+            ("pipeline_name", "b"),
+        ];
+        let c = [("alertname", "MetricAgentSomeDataDropped")];
+        let pending = |labels: &[(&str, &str)]| alert(AlertState::Pending, labels);
+        type Case = (Vec<Vec<ActiveAlert>>, Vec<ActiveAlert>);
+        let cases: Vec<Case> = vec![
+            (vec![], vec![]),
+            (vec![vec![firing(&a)]], vec![firing(&a)]),
+            // An HA pair: both see it, it counts once.
+            (vec![vec![firing(&a)], vec![firing(&a)]], vec![firing(&a)]),
+            // Seen by one source only: still counts.
+            (vec![vec![firing(&a)], vec![]], vec![firing(&a)]),
+            (vec![vec![], vec![firing(&b)]], vec![firing(&b)]),
+            // One replica is a step behind: firing wins over pending.
+            (vec![vec![pending(&a)], vec![firing(&a)]], vec![firing(&a)]),
+            (vec![vec![firing(&a)], vec![pending(&a)]], vec![firing(&a)]),
+            (
+                vec![vec![pending(&c)], vec![pending(&c)]],
+                vec![pending(&c)],
+            ),
+            (
+                vec![vec![firing(&b), pending(&c)], vec![firing(&a)]],
+                vec![pending(&c), firing(&a), firing(&b)],
+            ),
+        ];
+        for (answers, expected) in cases {
+            let shown = format!("{answers:?}");
+            let mut got = union(answers);
+            got.sort_by(|x, y| x.labels.cmp(&y.labels));
+            let mut expected = expected;
+            expected.sort_by(|x, y| x.labels.cmp(&y.labels));
+            assert_eq!(got, expected, "{shown}");
+        }
     }
 
     #[test]

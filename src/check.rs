@@ -4,13 +4,15 @@
 
 use serde::Serialize;
 
+use std::sync::Arc;
+
 use crate::alerts::Snapshot;
 use crate::config::Tuning;
 use crate::health::{self, Knowledge, LogSpec, PipelineFacts};
 use crate::kind::Kind;
-use crate::prometheus::{
-    AlertSource, ClientError, PollError, PrometheusClient, redact, series_max_age,
-};
+use crate::metrics::Metrics;
+use crate::prometheus::PollError;
+use crate::sources::Sources;
 
 /// The verdict for one pipeline, in the shape `-o json` prints.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -21,52 +23,33 @@ pub struct PipelineReport {
     pub message: String,
 }
 
-/// Why the check could not run; each message is one line naming the URL.
+/// Why the check could not run: no source answered. One line naming the
+/// first source's URL and its error; with several sources each failure is
+/// logged as a warning before it.
 #[derive(Debug, thiserror::Error)]
-pub enum CheckError {
-    #[error("cannot ask Prometheus at {url}: {source}")]
-    Client {
-        url: String,
-        #[source]
-        source: ClientError,
-    },
-    #[error("cannot ask Prometheus at {url}: {source}")]
-    Poll {
-        url: String,
-        #[source]
-        source: PollError,
-    },
+#[error("cannot ask Prometheus at {url}: {source}")]
+pub struct CheckError {
+    pub url: String,
+    #[source]
+    pub source: PollError,
 }
 
-/// Polls once and judges each named pipeline of `kind`. Without the pipeline
-/// objects, what a LogPipeline uses comes from the caller (`log`).
+/// Polls once, as the controller does (every source, answers merged), and
+/// judges each named pipeline of `kind`. Without the pipeline objects, what
+/// a LogPipeline uses comes from the caller (`log`).
 pub async fn check(
     tuning: &Tuning,
     kind: Kind,
     log: LogSpec,
     pipelines: &[String],
 ) -> Result<Vec<PipelineReport>, CheckError> {
-    let client = PrometheusClient::new((tuning).into()).map_err(|source| CheckError::Client {
-        url: redact(&tuning.prometheus_url),
-        source,
-    })?;
-    // As the controller asks: `ALERTS` samples no older than the rule groups'
-    // timing allows, when it can be read.
-    let max_age = match tuning.alert_source {
-        AlertSource::Query => client
-            .rule_timings(&tuning.alert_name_prefix)
-            .await
-            .ok()
-            .and_then(|groups| series_max_age(&groups)),
-        AlertSource::Alerts => None,
-    };
-    let response = client
-        .alerts_of_ours(max_age)
+    let mut sources = Sources::new(Arc::new(Metrics::new().0));
+    sources.update(tuning);
+    let response = sources
+        .poll(tuning)
         .await
-        .map_err(|source| CheckError::Poll {
-            url: client.url().to_owned(),
-            source,
-        })?;
+        .into_result()
+        .map_err(|(url, source)| CheckError { url, source })?;
     let snapshot = Snapshot::from_alerts(response.alerts, &tuning.matchers());
     Ok(pipelines
         .iter()

@@ -18,13 +18,23 @@ use prometheus_http_query::reqwest::Url;
 
 use crate::alerts::Matcher;
 use crate::kind::Kind;
-use crate::prometheus::AlertSource;
+use crate::prometheus::{AlertSource, Headers};
 use crate::schedule::Intervals;
 
 /// A value a tunable can hold: parsed from and rendered to the string form used
 /// in flags, environment variables and ConfigMaps alike.
 pub trait Setting: Sized {
     fn parse(raw: &str) -> Result<Self, String>;
+
+    /// Whether a flag may be given more than once; its values are then
+    /// joined by newlines, the form the ConfigMap value takes.
+    const REPEATABLE: bool = false;
+
+    /// The raw value as an error, a log line or an Event may quote it.
+    /// Settings that can carry a secret show less.
+    fn shown(raw: &str) -> String {
+        raw.to_owned()
+    }
 }
 
 impl Setting for Duration {
@@ -65,6 +75,10 @@ impl Setting for String {
 }
 
 impl Setting for Url {
+    fn shown(raw: &str) -> String {
+        hide_userinfo(raw)
+    }
+
     fn parse(raw: &str) -> Result<Self, String> {
         let url = Url::parse(raw.trim()).map_err(|e| format!("not a URL ({e})"))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -82,6 +96,109 @@ impl Setting for Option<PathBuf> {
     fn parse(raw: &str) -> Result<Self, String> {
         let value = raw.trim();
         Ok((!value.is_empty()).then(|| PathBuf::from(value)))
+    }
+}
+
+/// An optional text; the empty string means "none".
+impl Setting for Option<String> {
+    fn parse(raw: &str) -> Result<Self, String> {
+        let value = raw.trim();
+        Ok((!value.is_empty()).then(|| value.to_owned()))
+    }
+}
+
+/// An optional URL; the empty string means "none".
+impl Setting for Option<Url> {
+    fn shown(raw: &str) -> String {
+        hide_userinfo(raw)
+    }
+
+    fn parse(raw: &str) -> Result<Self, String> {
+        if raw.trim().is_empty() {
+            return Ok(None);
+        }
+        <Url as Setting>::parse(raw).map(Some)
+    }
+}
+
+/// `raw` with any `user:password@` of the URLs in it replaced by `***@`,
+/// done on the text so that it works on values that do not parse.
+fn hide_userinfo(raw: &str) -> String {
+    raw.split_inclusive(|c: char| c == ',' || c.is_whitespace())
+        .map(|part| {
+            let Some(scheme) = part.find("://") else {
+                return part.to_owned();
+            };
+            let host_at = scheme + 3;
+            let authority_end = part[host_at..]
+                .find(['/', '?', '#'])
+                .map_or(part.len(), |end| host_at + end);
+            match part[host_at..authority_end].rfind('@') {
+                Some(at) => format!("{}***{}", &part[..host_at], &part[host_at + at..]),
+                None => part.to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// One URL or several, separated by commas, spaces or newlines (a repeated
+/// flag gives them one per line).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Urls(pub Vec<Url>);
+
+impl fmt::Debug for Urls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Urls({self})")
+    }
+}
+
+/// Credentials in a URL are never shown.
+impl fmt::Display for Urls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: Vec<String> = self.0.iter().map(crate::prometheus::redact).collect();
+        f.write_str(&shown.join(", "))
+    }
+}
+
+impl Setting for Urls {
+    const REPEATABLE: bool = true;
+
+    fn shown(raw: &str) -> String {
+        hide_userinfo(raw)
+    }
+
+    fn parse(raw: &str) -> Result<Self, String> {
+        let mut urls: Vec<Url> = Vec::new();
+        for part in raw.split(|c: char| c == ',' || c.is_whitespace()) {
+            if part.is_empty() {
+                continue;
+            }
+            let shown = hide_userinfo(part);
+            let url = <Url as Setting>::parse(part).map_err(|e| format!("{shown}: {e}"))?;
+            if urls.contains(&url) {
+                return Err(format!("{shown} is named twice"));
+            }
+            urls.push(url);
+        }
+        if urls.is_empty() {
+            return Err("must name at least one URL".to_owned());
+        }
+        Ok(Urls(urls))
+    }
+}
+
+/// A list of words separated by commas or spaces; empty means none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Words(pub Vec<String>);
+
+impl Setting for Words {
+    fn parse(raw: &str) -> Result<Self, String> {
+        Ok(Words(
+            raw.split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ))
     }
 }
 
@@ -139,8 +256,9 @@ macro_rules! tunables {
         pub struct TuningArgs {
             $(
                 $(#[doc = $doc])+
-                #[arg(long = $flag, env = $env, value_name = $key, global = true)]
-                pub $field: Option<String>,
+                #[arg(long = $flag, env = $env, value_name = $key, global = true,
+                      action = clap::ArgAction::Append)]
+                pub $field: Vec<String>,
             )+
         }
 
@@ -181,20 +299,42 @@ macro_rules! tunables {
             }
         }
 
+        /// `raw` as errors and Events may quote it for the setting `key`.
+        fn shown(key: &str, raw: &str) -> String {
+            match key {
+                $( $key => <$ty as Setting>::shown(raw), )+
+                _ => raw.to_owned(),
+            }
+        }
+
         impl TuningArgs {
-            /// The flags that were given, as (key, raw value) pairs.
-            fn given(&self) -> Vec<(&'static str, &str)> {
-                let mut given = Vec::new();
-                $( if let Some(raw) = &self.$field { given.push(($key, raw.as_str())); } )+
-                given
+            /// The flags that were given, as (key, raw value) pairs; a
+            /// repeatable flag's values joined by newlines. A flag given
+            /// twice that is not repeatable is refused, not silently
+            /// resolved to one of its values.
+            fn given(&self) -> (Vec<(&'static str, String)>, Vec<ConfigError>) {
+                let (mut given, mut errors) = (Vec::new(), Vec::new());
+                $(
+                    match self.$field.as_slice() {
+                        [] => {}
+                        [one] => given.push(($key, one.clone())),
+                        many if <$ty as Setting>::REPEATABLE => given.push(($key, many.join("\n"))),
+                        many => errors.push(ConfigError::new(
+                            $key,
+                            &<$ty as Setting>::shown(&many.join(" ")),
+                            concat!("--", $flag, " may be given once"),
+                        )),
+                    }
+                )+
+                (given, errors)
             }
         }
     };
 }
 
 tunables! {
-    /// Base URL of the Prometheus to poll.
-    prometheus_url: Url = ("prometheusUrl", "prometheus-url", "ALERT_POLLER_PROMETHEUS_URL", "http://127.0.0.1:9090");
+    /// Base URL of the Prometheus API to poll, path prefix included (Thanos Query's address; Mimir's http://mimir/prometheus). Several, separated by commas, are polled together and their alerts merged: an HA pair, or two rulers.
+    prometheus_url: Urls = ("prometheusUrl", "prometheus-url", "ALERT_POLLER_PROMETHEUS_URL", "http://127.0.0.1:9090");
     /// Where alerts are read: query (an instant query of the ALERTS series for our alert names only, filtered by Prometheus) or alerts (GET /api/v1/alerts, every active alert, filtered here).
     alert_source: AlertSource = ("alertSource", "alert-source", "ALERT_POLLER_ALERT_SOURCE", "query");
     /// Poll interval right after the alerts changed; the floor of all intervals.
@@ -221,10 +361,30 @@ tunables! {
     alert_name_prefix: String = ("alertNamePrefix", "alert-name-prefix", "ALERT_POLLER_ALERT_NAME_PREFIX", "Metric");
     /// Largest alerts response accepted; a bigger one is an error, never a memory spike.
     max_response_bytes: Bytes = ("maxResponseBytes", "max-response-bytes", "ALERT_POLLER_MAX_RESPONSE_BYTES", "32Mi");
+    /// Extra request headers, one `Name: value` per line, such as `X-Scope-OrgID: tenant` for Mimir or Cortex. The flag is repeatable. Values are never logged; credentials belong in the file settings below.
+    headers: Headers = ("headers", "header", "ALERT_POLLER_HEADERS", "");
     /// File holding a bearer token for Prometheus, read at every poll so rotation works (empty: none).
     bearer_token_file: Option<PathBuf> = ("bearerTokenFile", "bearer-token-file", "ALERT_POLLER_BEARER_TOKEN_FILE", "");
-    /// PEM file with the CA that signs Prometheus' certificate (empty: system roots).
+    /// User name for HTTP basic auth (or basicAuthUsernameFile); needs basicAuthPasswordFile.
+    basic_auth_username: Option<String> = ("basicAuthUsername", "basic-auth-username", "ALERT_POLLER_BASIC_AUTH_USERNAME", "");
+    /// File holding the basic-auth user name, read at every poll.
+    basic_auth_username_file: Option<PathBuf> = ("basicAuthUsernameFile", "basic-auth-username-file", "ALERT_POLLER_BASIC_AUTH_USERNAME_FILE", "");
+    /// File holding the basic-auth password, read at every poll so rotation works.
+    basic_auth_password_file: Option<PathBuf> = ("basicAuthPasswordFile", "basic-auth-password-file", "ALERT_POLLER_BASIC_AUTH_PASSWORD_FILE", "");
+    /// OAuth2 token endpoint for the client-credentials grant; needs oauth2ClientId and oauth2ClientSecretFile.
+    oauth2_token_url: Option<Url> = ("oauth2TokenUrl", "oauth2-token-url", "ALERT_POLLER_OAUTH2_TOKEN_URL", "");
+    /// OAuth2 client id.
+    oauth2_client_id: Option<String> = ("oauth2ClientId", "oauth2-client-id", "ALERT_POLLER_OAUTH2_CLIENT_ID", "");
+    /// File holding the OAuth2 client secret; a new secret there fetches a new token at the next poll.
+    oauth2_client_secret_file: Option<PathBuf> = ("oauth2ClientSecretFile", "oauth2-client-secret-file", "ALERT_POLLER_OAUTH2_CLIENT_SECRET_FILE", "");
+    /// OAuth2 scopes to ask for, separated by commas or spaces (empty: none).
+    oauth2_scopes: Words = ("oauth2Scopes", "oauth2-scopes", "ALERT_POLLER_OAUTH2_SCOPES", "");
+    /// PEM file with the CA that signs Prometheus' certificate (empty: system roots). Re-read when the file changes.
     ca_file: Option<PathBuf> = ("caFile", "ca-file", "ALERT_POLLER_CA_FILE", "");
+    /// PEM client certificate for TLS client authentication; needs keyFile. Re-read when the file changes.
+    cert_file: Option<PathBuf> = ("certFile", "cert-file", "ALERT_POLLER_CERT_FILE", "");
+    /// PEM private key of certFile.
+    key_file: Option<PathBuf> = ("keyFile", "key-file", "ALERT_POLLER_KEY_FILE", "");
     /// Skip TLS certificate verification towards Prometheus (unsafe; logged as a warning).
     insecure_skip_verify: bool = ("insecureSkipVerify", "insecure-skip-verify", "ALERT_POLLER_INSECURE_SKIP_VERIFY", "false");
 }
@@ -268,7 +428,11 @@ impl Default for Tuning {
 impl Tuning {
     /// Defaults with the given flags/environment applied and validated.
     pub fn from_args(args: &TuningArgs) -> Result<Tuning, ConfigErrors> {
-        Tuning::defaults().with(args.given())
+        let (given, errors) = args.given();
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Tuning::defaults().with(given.iter().map(|(k, v)| (*k, v.as_str())))
     }
 
     /// `self` with the ConfigMap's keys applied and validated. Every bad key is
@@ -290,7 +454,7 @@ impl Tuning {
             match tuning.set(key, raw) {
                 Ok(true) => {}
                 Ok(false) => errors.push(ConfigError::new(key, raw, unknown_key_reason())),
-                Err(reason) => errors.push(ConfigError::new(key, raw, reason)),
+                Err(reason) => errors.push(ConfigError::new(key, &shown(key, raw), reason)),
             }
         }
         if errors.is_empty() {
@@ -308,8 +472,10 @@ impl Tuning {
     fn check(&self, given: &BTreeMap<&str, &str>) -> Vec<ConfigError> {
         let mut errors = Vec::new();
         let mut refuse = |key: &str, reason: String| {
-            let value = given.get(key).copied().unwrap_or("(default)");
-            errors.push(ConfigError::new(key, value, reason));
+            let value = given
+                .get(key)
+                .map_or_else(|| "(default)".to_owned(), |raw| shown(key, raw));
+            errors.push(ConfigError::new(key, &value, reason));
         };
         let human = |d: Duration| humantime::format_duration(d).to_string();
         if self.min_interval < Duration::from_millis(100) {
@@ -366,7 +532,87 @@ impl Tuning {
         if self.max_response_bytes.0 < 1024 {
             refuse("maxResponseBytes", "must be at least 1Ki".into());
         }
+        for (key, reason) in self.credential_conflicts() {
+            refuse(key, reason.into());
+        }
         errors
+    }
+
+    /// Credential settings that do not go together: one way to authenticate
+    /// at a time, each complete. A half-set mode would otherwise send no
+    /// credentials and fail every poll with a puzzling 401.
+    fn credential_conflicts(&self) -> Vec<(&'static str, &'static str)> {
+        let mut conflicts = Vec::new();
+        let basic = self.basic_auth_username.is_some()
+            || self.basic_auth_username_file.is_some()
+            || self.basic_auth_password_file.is_some();
+        let oauth2 = self.oauth2_token_url.is_some()
+            || self.oauth2_client_id.is_some()
+            || self.oauth2_client_secret_file.is_some()
+            || !self.oauth2_scopes.0.is_empty();
+        let modes = [self.bearer_token_file.is_some(), basic, oauth2];
+        if modes.iter().filter(|m| **m).count() > 1 {
+            let key = if oauth2 {
+                "oauth2TokenUrl"
+            } else {
+                "basicAuthPasswordFile"
+            };
+            conflicts.push((
+                key,
+                "use one of bearerTokenFile, basic auth and OAuth2, not several",
+            ));
+        }
+        if basic {
+            match (
+                self.basic_auth_username.is_some(),
+                self.basic_auth_username_file.is_some(),
+            ) {
+                (true, true) => conflicts.push((
+                    "basicAuthUsernameFile",
+                    "give basicAuthUsername or basicAuthUsernameFile, not both",
+                )),
+                (false, false) => conflicts.push((
+                    "basicAuthUsername",
+                    "basic auth needs basicAuthUsername or basicAuthUsernameFile",
+                )),
+                _ => {}
+            }
+            if self.basic_auth_password_file.is_none() {
+                conflicts.push(("basicAuthPasswordFile", "basic auth needs a password file"));
+            }
+        }
+        if oauth2 {
+            for (missing, key, reason) in [
+                (
+                    self.oauth2_token_url.is_none(),
+                    "oauth2TokenUrl",
+                    "OAuth2 needs the token endpoint's URL",
+                ),
+                (
+                    self.oauth2_client_id.is_none(),
+                    "oauth2ClientId",
+                    "OAuth2 needs a client id",
+                ),
+                (
+                    self.oauth2_client_secret_file.is_none(),
+                    "oauth2ClientSecretFile",
+                    "OAuth2 needs a client secret file",
+                ),
+            ] {
+                if missing {
+                    conflicts.push((key, reason));
+                }
+            }
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            let key = if self.cert_file.is_some() {
+                "keyFile"
+            } else {
+                "certFile"
+            };
+            conflicts.push((key, "a client certificate needs both certFile and keyFile"));
+        }
+        conflicts
     }
 
     /// The schedule's view of the tuning.
@@ -498,7 +744,10 @@ mod tests {
                 ("insecureSkipVerify", "true"),
             ]))
             .expect("valid overrides");
-        assert_eq!(t.prometheus_url.as_str(), "https://prom.example:9443/sub/");
+        assert_eq!(
+            t.prometheus_url.0[0].as_str(),
+            "https://prom.example:9443/sub/"
+        );
         assert_eq!(t.min_interval, Duration::from_millis(500));
         assert_eq!(t.max_interval, Duration::from_secs(120));
         assert_eq!(t.backoff_factor, 3.0);
@@ -606,7 +855,7 @@ mod tests {
     #[test]
     fn flags_are_validated_like_configmaps() {
         let args = TuningArgs {
-            min_interval: Some("2s".into()),
+            min_interval: vec!["2s".into()],
             ..TuningArgs::default()
         };
         assert_eq!(
@@ -614,10 +863,160 @@ mod tests {
             Duration::from_secs(2)
         );
         let args = TuningArgs {
-            stale_after: Some("1s".into()),
+            stale_after: vec!["1s".into()],
             ..TuningArgs::default()
         };
         assert_eq!(Tuning::from_args(&args).unwrap_err().0[0].key, "staleAfter");
+    }
+
+    /// A repeatable flag gathers its values; any other flag given twice is
+    /// refused rather than resolved to one of its values.
+    #[test]
+    fn repeated_flags_gather_or_are_refused() {
+        let args = TuningArgs {
+            prometheus_url: vec!["http://a:9090".into(), "http://b:9090/prom".into()],
+            headers: vec!["X-Scope-OrgID: t1".into(), "X-Other: 2".into()],
+            ..TuningArgs::default()
+        };
+        let t = Tuning::from_args(&args).unwrap();
+        assert_eq!(
+            t.prometheus_url.to_string(),
+            "http://a:9090/, http://b:9090/prom"
+        );
+        assert_eq!(t.headers.0.len(), 2);
+        let args = TuningArgs {
+            min_interval: vec!["1s".into(), "2s".into()],
+            ..TuningArgs::default()
+        };
+        let err = Tuning::from_args(&args).unwrap_err();
+        assert_eq!(err.0[0].key, "minInterval");
+        assert!(
+            err.0[0].reason.contains("--min-interval may be given once"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn several_urls_parse_and_duplicates_are_refused() {
+        let urls = Urls::parse("http://a:9090, http://b:9090\nhttps://mimir/prometheus").unwrap();
+        assert_eq!(urls.0.len(), 3);
+        assert_eq!(urls.0[2].path(), "/prometheus");
+        assert!(
+            Urls::parse("http://a:9090,http://a:9090")
+                .unwrap_err()
+                .contains("twice")
+        );
+        assert!(Urls::parse(" , ").unwrap_err().contains("at least one"));
+        assert!(
+            Urls::parse("http://a:9090,ftp://b")
+                .unwrap_err()
+                .contains("ftp://b")
+        );
+    }
+
+    /// A URL's password never reaches an error, an Event, a log line or
+    /// a Debug print; neither does a header's value.
+    #[test]
+    fn credentials_in_settings_are_never_shown() {
+        let err = Tuning::defaults()
+            .with_overrides(&data(&[
+                (
+                    "prometheusUrl",
+                    "http://user:s3cret@a:9090, ftp://u:s3cret@b/x@y",
+                ),
+                ("headers", "X-Api-Key: s3cret\nbroken"),
+            ]))
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("http://***@a:9090"), "{text}");
+        assert!(text.contains("X-Api-Key: ***"), "{text}");
+        let t = Tuning::defaults()
+            .with_overrides(&data(&[
+                ("prometheusUrl", "http://user:s3cret@a:9090"),
+                ("headers", "X-Api-Key: s3cret"),
+            ]))
+            .unwrap();
+        for shown in [format!("{t:?}"), t.prometheus_url.to_string()] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+        }
+        assert_eq!(hide_userinfo("http://a/b@c"), "http://a/b@c");
+        assert_eq!(hide_userinfo("not a url@all"), "not a url@all");
+    }
+
+    #[test]
+    fn credentials_are_one_complete_mode() {
+        let ok: &[&[(&str, &str)]] = &[
+            &[("bearerTokenFile", "/t")],
+            &[("basicAuthUsername", "u"), ("basicAuthPasswordFile", "/p")],
+            &[
+                ("basicAuthUsernameFile", "/u"),
+                ("basicAuthPasswordFile", "/p"),
+            ],
+            &[
+                ("oauth2TokenUrl", "https://idp/token"),
+                ("oauth2ClientId", "poller"),
+                ("oauth2ClientSecretFile", "/s"),
+                ("oauth2Scopes", "a, b"),
+            ],
+            &[
+                ("certFile", "/c"),
+                ("keyFile", "/k"),
+                ("bearerTokenFile", "/t"),
+            ],
+            &[
+                ("headers", "X-Scope-OrgID: t1"),
+                ("basicAuthUsername", "u"),
+                ("basicAuthPasswordFile", "/p"),
+            ],
+        ];
+        for pairs in ok {
+            let t = Tuning::defaults().with_overrides(&data(pairs));
+            assert!(t.is_ok(), "{pairs:?}: {t:?}");
+        }
+        let refused: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[
+                    ("bearerTokenFile", "/t"),
+                    ("basicAuthUsername", "u"),
+                    ("basicAuthPasswordFile", "/p"),
+                ],
+                "basicAuthPasswordFile",
+            ),
+            (
+                &[
+                    ("bearerTokenFile", "/t"),
+                    ("oauth2TokenUrl", "https://idp/token"),
+                    ("oauth2ClientId", "c"),
+                    ("oauth2ClientSecretFile", "/s"),
+                ],
+                "oauth2TokenUrl",
+            ),
+            (&[("basicAuthPasswordFile", "/p")], "basicAuthUsername"),
+            (&[("basicAuthUsername", "u")], "basicAuthPasswordFile"),
+            (
+                &[
+                    ("basicAuthUsername", "u"),
+                    ("basicAuthUsernameFile", "/u"),
+                    ("basicAuthPasswordFile", "/p"),
+                ],
+                "basicAuthUsernameFile",
+            ),
+            (
+                &[
+                    ("oauth2TokenUrl", "https://idp/token"),
+                    ("oauth2ClientSecretFile", "/s"),
+                ],
+                "oauth2ClientId",
+            ),
+            (&[("oauth2Scopes", "a")], "oauth2TokenUrl"),
+            (&[("certFile", "/c")], "keyFile"),
+            (&[("keyFile", "/k")], "certFile"),
+        ];
+        for (pairs, key) in refused {
+            let err = Tuning::defaults().with_overrides(&data(pairs)).unwrap_err();
+            assert!(err.0.iter().any(|e| e.key == *key), "{pairs:?}: {err}");
+        }
     }
 
     #[test]

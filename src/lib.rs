@@ -2,7 +2,8 @@
 //! MetricPipelines current by polling Prometheus alerts.
 //!
 //! One poll travels through these modules, in this order:
-//! [`prometheus`] (the HTTP request) → [`alerts`] (snapshot and diff) →
+//! [`sources`] (every configured Prometheus asked at once, answers merged) →
+//! [`prometheus`] (one HTTP request) → [`alerts`] (snapshot and diff) →
 //! [`poller`] (the loop's I/O; [`poll_state`] decides staleness and what to
 //! re-queue) → [`controller`] (reconcile and status write), with [`health`]
 //! deciding the condition, [`conditions`] placing it among other writers'
@@ -31,4 +32,5 @@ pub mod prometheus;
 pub mod schedule;
 pub mod schema;
 pub mod server;
+pub mod sources;
 pub mod tls;

@@ -22,6 +22,20 @@ pub struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceResultLabels {
+    /// The source's URL, credentials removed.
+    pub source: String,
+    /// `success` or the error class.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// The source's URL, credentials removed.
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
     pub state: String,
 }
@@ -58,6 +72,8 @@ pub struct KindResultLabels {
 #[derive(Debug)]
 pub struct Metrics {
     pub polls: Family<ResultLabels, Counter>,
+    pub source_requests: Family<SourceResultLabels, Counter>,
+    pub source_warnings: Family<SourceLabels, Counter>,
     pub poll_duration: Histogram,
     pub response_bytes: Counter,
     pub active_alerts: Family<StateLabels, Gauge>,
@@ -87,6 +103,8 @@ impl Metrics {
         let mut registry = Registry::with_prefix("alert_poller");
         let m = Metrics {
             polls: Family::default(),
+            source_requests: Family::default(),
+            source_warnings: Family::default(),
             poll_duration: Histogram::new(LATENCY_BUCKETS),
             response_bytes: Counter::default(),
             active_alerts: Family::default(),
@@ -110,6 +128,16 @@ impl Metrics {
             "polls",
             "Polls of Prometheus alerts, by result",
             m.polls.clone(),
+        );
+        r.register(
+            "source_requests",
+            "Alert requests to each source, by result; a poll succeeds while any source answers",
+            m.source_requests.clone(),
+        );
+        r.register(
+            "source_warnings",
+            "Warnings in a source's answers, such as a Thanos partial response",
+            m.source_warnings.clone(),
         );
         r.register_with_unit(
             "poll_duration",

@@ -17,12 +17,11 @@ use tokio_util::sync::CancellationToken;
 use crate::alerts::{Affected, Snapshot};
 use crate::config::Tuning;
 use crate::metrics::{ChangeLabels, Metrics, StateLabels};
-use crate::phase::{self, GroupTiming};
+use crate::phase;
 use crate::poll_state::{PollState, PollTuning, Staleness, Step};
-use crate::prometheus::{
-    AlertSource, AlertsResponse, ClientSettings, PrometheusClient, series_max_age,
-};
+use crate::prometheus::AlertsResponse;
 use crate::schedule::{Outcome, Schedule};
+use crate::sources::Sources;
 
 // The view is the poll state's output; this path is the one its readers know.
 pub use crate::poll_state::PollView;
@@ -52,11 +51,6 @@ pub struct PollerOutputs {
 
 /// How long the first poll waits for the ConfigMap before using the flags.
 const TUNING_WAIT: Duration = Duration::from_secs(10);
-
-/// How long rule-group timing is trusted before it is read again.
-const TIMING_MAX_AGE: Duration = Duration::from_secs(300);
-/// How soon an unusable timing reading is tried again.
-const TIMING_RETRY: Duration = Duration::from_secs(5);
 
 impl Poller {
     /// Creates the poller's channels. `tuning` is the current tuning;
@@ -99,81 +93,36 @@ impl Poller {
         }
         let mut tuning = self.tuning.borrow_and_update().clone();
         let mut schedule = Schedule::new(&tuning.intervals());
-        let mut client: Option<PrometheusClient> = None;
+        let mut sources = Sources::new(self.metrics.clone());
         let mut watching_tuning = true;
         let mut state = PollState::new(PollTuning::from(&*tuning), now());
-        // Rule-group timing for phase locking and the query's sample age,
-        // and when it was read.
-        let mut timings: Option<(Vec<GroupTiming>, Instant)> = None;
-        // A failed poll may be a restart, which moves the phase and may
-        // change the rules: the timing is read afresh once Prometheus
-        // answers again. Not before: while it is down that would double the
-        // requests, and the old intervals still bound the query's first
-        // answer after the restart.
-        let mut timings_outdated = false;
         loop {
-            let settings = ClientSettings::from(&*tuning);
-            if client.as_ref().map(PrometheusClient::settings) != Some(&settings) {
-                client = match PrometheusClient::new(settings) {
-                    Ok(c) => {
-                        tracing::info!(url = c.url(), "polling Prometheus");
-                        Some(c)
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, "cannot build the Prometheus client");
-                        None
-                    }
-                };
-            }
-
+            sources.update(&tuning);
             let started = Instant::now();
-            let result = match &client {
-                Some(c) => tokio::select! {
-                    result = async {
-                        let max_age = self.query_max_age(c, &tuning, &mut timings).await;
-                        c.alerts_of_ours(max_age).await
-                    } => Some(result),
-                    () = shutdown.cancelled() => return,
-                },
-                None => None,
+            let polled = tokio::select! {
+                polled = sources.poll(&tuning) => polled,
+                () = shutdown.cancelled() => return,
             };
-            let (outcome, step) = match result {
-                Some(Ok(response)) => {
+            let (outcome, step) = match polled.into_result() {
+                Ok(response) => {
                     self.metrics.record_poll("success", started.elapsed());
-                    if std::mem::take(&mut timings_outdated) {
-                        timings = None;
-                    }
                     self.on_success(response, &tuning, &mut state)
                 }
-                Some(Err(error)) => {
+                Err((url, error)) => {
                     self.metrics.record_poll(error.kind(), started.elapsed());
-                    tracing::warn!(%error, kind = error.kind(), "poll of Prometheus alerts failed");
+                    tracing::warn!(%url, %error, kind = error.kind(), "poll of Prometheus alerts failed");
                     state.failed(error.kind(), error.retry_after())
-                }
-                None => {
-                    self.metrics.record_poll("client", started.elapsed());
-                    state.failed("client", None)
                 }
             };
             self.act(step);
             self.polled.send_replace(true);
 
             let mut delay = schedule.next(&tuning.intervals(), outcome, fastrand::f64());
-            if matches!(outcome, Outcome::Failed { .. }) {
-                timings_outdated = true;
-            }
-            if tuning.phase_lock {
-                match outcome {
-                    Outcome::Failed { .. } => {}
-                    _ => {
-                        if let Some(c) = &client {
-                            delay = tokio::select! {
-                                locked = self.phase_locked(c, &tuning, delay, &mut timings) => locked,
-                                () = shutdown.cancelled() => return,
-                            };
-                        }
-                    }
-                }
+            if tuning.phase_lock && !matches!(outcome, Outcome::Failed { .. }) {
+                delay = tokio::select! {
+                    groups = sources.timings(&tuning) => phase_locked(&groups, delay),
+                    () = shutdown.cancelled() => return,
+                };
             }
             self.metrics.poll_interval.set(delay.as_secs_f64());
             tracing::debug!(?delay, ?outcome, "next poll scheduled");
@@ -259,78 +208,6 @@ impl Poller {
         }
     }
 
-    /// How old an `ALERTS` sample may be when the alerts come from a query;
-    /// `None` for `/api/v1/alerts`, or while the rule timing is unknown.
-    async fn query_max_age(
-        &self,
-        client: &PrometheusClient,
-        tuning: &Tuning,
-        timings: &mut Option<(Vec<GroupTiming>, Instant)>,
-    ) -> Option<Duration> {
-        if tuning.alert_source != AlertSource::Query {
-            return None;
-        }
-        series_max_age(self.rule_timings(client, tuning, timings).await)
-    }
-
-    /// Moves the adaptive delay to just after the next rule evaluation it
-    /// reaches. On a failure to read the timing it keeps the adaptive
-    /// delay, so phase locking can only help.
-    async fn phase_locked(
-        &self,
-        client: &PrometheusClient,
-        tuning: &Tuning,
-        delay: Duration,
-        timings: &mut Option<(Vec<GroupTiming>, Instant)>,
-    ) -> Duration {
-        let groups = self.rule_timings(client, tuning, timings).await;
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as i64;
-        let due = phase::due(now_ms, delay.as_millis() as i64, groups);
-        match phase::next_poll(groups, due) {
-            Some(at) => Duration::from_millis((at - now_ms).max(0) as u64),
-            None => delay,
-        }
-    }
-
-    /// The rule groups' timing, read from `/api/v1/rules` when missing or
-    /// old (every 5 minutes; soon again after an empty or failed reading).
-    async fn rule_timings<'t>(
-        &self,
-        client: &PrometheusClient,
-        tuning: &Tuning,
-        timings: &'t mut Option<(Vec<GroupTiming>, Instant)>,
-    ) -> &'t [GroupTiming] {
-        let expired = |(groups, read): &(Vec<GroupTiming>, Instant)| {
-            // An empty reading (no group evaluated yet, or an error) is retried soon.
-            let max_age = if groups.is_empty() {
-                TIMING_RETRY
-            } else {
-                TIMING_MAX_AGE
-            };
-            read.elapsed() > max_age
-        };
-        if timings.as_ref().is_none_or(expired) {
-            self.metrics.rule_timing_reads.inc();
-            match client.rule_timings(&tuning.alert_name_prefix).await {
-                Ok(groups) => {
-                    tracing::debug!(groups = groups.len(), "rule evaluation timing read");
-                    *timings = Some((groups, Instant::now()));
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "cannot read rule evaluation timing; polling unlocked");
-                    *timings = Some((Vec::new(), Instant::now()));
-                }
-            }
-        }
-        timings
-            .as_ref()
-            .map(|(g, _)| g.as_slice())
-            .unwrap_or_default()
-    }
-
     fn set_alert_gauges(&self, snapshot: &Snapshot) {
         for (state, count) in [
             ("firing", snapshot.firing()),
@@ -354,6 +231,20 @@ impl Poller {
                 })
                 .inc_by(n as u64);
         }
+    }
+}
+
+/// The adaptive delay moved to just after the next rule evaluation it
+/// reaches; unchanged while no timing is known.
+fn phase_locked(groups: &[phase::GroupTiming], delay: Duration) -> Duration {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64;
+    let due = phase::due(now_ms, delay.as_millis() as i64, groups);
+    match phase::next_poll(groups, due) {
+        Some(at) => Duration::from_millis((at - now_ms).max(0) as u64),
+        None => delay,
     }
 }
 

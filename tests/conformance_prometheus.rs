@@ -177,7 +177,7 @@ async fn verdicts_match_the_table_with_alerts_from_a_real_prometheus() {
     .await
     .expect("prometheus starts");
     let url = prometheus.url();
-    let client = PrometheusClient::new(ClientSettings::from(&tuning(&[(
+    let client = PrometheusClient::new(ClientSettings::first(&tuning(&[(
         "prometheusUrl",
         url.as_str(),
     )])))

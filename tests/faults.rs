@@ -26,7 +26,7 @@ fn tuning(url: &str, extra: &[(&str, &str)]) -> Tuning {
 }
 
 fn client(t: &Tuning) -> PrometheusClient {
-    PrometheusClient::new(ClientSettings::from(t)).expect("client builds")
+    PrometheusClient::new(ClientSettings::first(t)).expect("client builds")
 }
 
 fn raw(status: u16, content_type: &'static str, body: &str, retry_after: Option<u64>) -> Answer {

@@ -374,7 +374,7 @@ async fn both_alert_sources_agree_through_a_fire_and_a_resolve() {
         .expect("the unrelated alerts fire");
     let url = prometheus.url();
     let client = |source: &str| {
-        PrometheusClient::new(ClientSettings::from(&tuning(&[
+        PrometheusClient::new(ClientSettings::first(&tuning(&[
             ("prometheusUrl", url.as_str()),
             ("alertSource", source),
         ])))
@@ -495,7 +495,7 @@ async fn a_resolved_alert_does_not_linger_in_the_series_after_a_restart() {
         .await
         .expect("prometheus starts");
     let url = prometheus.url();
-    let client = PrometheusClient::new(ClientSettings::from(&tuning(&[
+    let client = PrometheusClient::new(ClientSettings::first(&tuning(&[
         ("prometheusUrl", url.as_str()),
         ("alertSource", "query"),
     ])))

@@ -9,12 +9,16 @@
 //! body in chunks up to `maxResponseBytes`, and decode it into the crate's
 //! `Alert` type.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use prometheus_http_query::reqwest::{self, StatusCode, Url, header};
 
-use super::decode::{DecodeError, decode, decode_alert_series, decode_alerts, decode_rule_timings};
+use super::auth::{Auth, Authenticator, Headers};
+use super::decode::{
+    DecodeError, Decoded, decode_alert_series, decode_alerts, decode_rule_timings,
+};
 use super::error::{ClientError, PollError, redact};
 use super::source::{AlertSource, alerts_query};
 use crate::alerts::{ActiveAlert, Matcher};
@@ -22,34 +26,71 @@ use crate::config::Tuning;
 use crate::phase::GroupTiming;
 use crate::tls::install_crypto_provider;
 
+/// The files TLS is set up from. They are read when the client is built,
+/// and [`PrometheusClient::files_changed`] says when to build it again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub insecure_skip_verify: bool,
+}
+
+impl TlsFiles {
+    fn paths(&self) -> impl Iterator<Item = &PathBuf> {
+        [&self.ca_file, &self.cert_file, &self.key_file]
+            .into_iter()
+            .flatten()
+    }
+}
+
 /// The settings a client is built from; a new client is built only when these change.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientSettings {
     pub url: Url,
     pub source: AlertSource,
-    /// Whose alerts [`PrometheusClient::alerts_of`] asks for.
+    /// Whose alerts [`PrometheusClient::alerts_of_ours`] asks for.
     pub matchers: Vec<Matcher>,
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
     pub max_response_bytes: u64,
-    pub bearer_token_file: Option<PathBuf>,
-    pub ca_file: Option<PathBuf>,
-    pub insecure_skip_verify: bool,
+    pub headers: Headers,
+    pub auth: Auth,
+    pub tls: TlsFiles,
 }
 
-impl From<&Tuning> for ClientSettings {
-    fn from(t: &Tuning) -> Self {
-        Self {
-            url: t.prometheus_url.clone(),
-            source: t.alert_source,
-            matchers: t.matchers(),
-            request_timeout: t.request_timeout,
-            connect_timeout: t.connect_timeout,
-            max_response_bytes: t.max_response_bytes.0,
-            bearer_token_file: t.bearer_token_file.clone(),
-            ca_file: t.ca_file.clone(),
-            insecure_skip_verify: t.insecure_skip_verify,
-        }
+impl ClientSettings {
+    /// The settings of the tuning's first URL, for tools that ask one source.
+    pub fn first(t: &Tuning) -> ClientSettings {
+        Self::each(t)
+            .into_iter()
+            .next()
+            .expect("a valid tuning names at least one URL")
+    }
+
+    /// The settings of every URL of the tuning, in its order: the sources
+    /// share everything but the URL.
+    pub fn each(t: &Tuning) -> Vec<ClientSettings> {
+        t.prometheus_url
+            .0
+            .iter()
+            .map(|url| ClientSettings {
+                url: url.clone(),
+                source: t.alert_source,
+                matchers: t.matchers(),
+                request_timeout: t.request_timeout,
+                connect_timeout: t.connect_timeout,
+                max_response_bytes: t.max_response_bytes.0,
+                headers: t.headers.clone(),
+                auth: Auth::from(t),
+                tls: TlsFiles {
+                    ca_file: t.ca_file.clone(),
+                    cert_file: t.cert_file.clone(),
+                    key_file: t.key_file.clone(),
+                    insecure_skip_verify: t.insecure_skip_verify,
+                },
+            })
+            .collect()
     }
 }
 
@@ -59,6 +100,19 @@ pub struct AlertsResponse {
     pub alerts: Vec<ActiveAlert>,
     /// Body size after decompression.
     pub bytes: usize,
+    /// Warnings of the answer, such as a Thanos partial response.
+    pub warnings: Vec<String>,
+}
+
+/// One of the two alert decoders, chosen by the source.
+type Decoder = fn(&[u8], super::Keep<'_>) -> Result<Decoded, DecodeError>;
+
+/// When and how large a file was, to notice a rotation without reading it.
+type Stamp = Option<(SystemTime, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
 }
 
 /// A client for one Prometheus.
@@ -72,6 +126,9 @@ pub struct PrometheusClient {
     rules_url: Url,
     /// The URL without credentials, for messages.
     shown_url: String,
+    authenticator: Arc<Authenticator>,
+    /// The TLS files as they were when the client was built.
+    stamps: Vec<Stamp>,
 }
 
 impl PrometheusClient {
@@ -82,11 +139,10 @@ impl PrometheusClient {
             .connect_timeout(settings.connect_timeout)
             .no_proxy()
             .user_agent(concat!("alert-poller/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = &settings.ca_file {
-            let pem = std::fs::read(path).map_err(|source| ClientError::CaFile {
-                path: path.clone(),
-                source,
-            })?;
+        let tls = &settings.tls;
+        let stamps = tls.paths().map(|p| stamp(p)).collect();
+        if let Some(path) = &tls.ca_file {
+            let pem = read_client_file("CA", path)?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
                 ClientError::CaParse {
                     path: path.clone(),
@@ -97,7 +153,19 @@ impl PrometheusClient {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        if settings.insecure_skip_verify {
+        if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+            let mut pem = read_client_file("client certificate", cert)?;
+            pem.push(b'\n');
+            pem.extend(read_client_file("client key", key)?);
+            let identity =
+                reqwest::Identity::from_pem(&pem).map_err(|source| ClientError::Identity {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    source,
+                })?;
+            builder = builder.identity(identity);
+        }
+        if tls.insecure_skip_verify {
             tracing::warn!(
                 url = %redact(&settings.url),
                 "TLS certificate verification towards Prometheus is disabled (insecureSkipVerify)"
@@ -124,8 +192,14 @@ impl PrometheusClient {
             AlertSource::Alerts => &alerts_url,
             AlertSource::Query => &query_url,
         });
+        let authenticator = Arc::new(Authenticator::new(
+            settings.auth.clone(),
+            settings.headers.clone(),
+        ));
         Ok(Self {
             shown_url,
+            authenticator,
+            stamps,
             settings,
             api,
             alerts_url,
@@ -143,6 +217,16 @@ impl PrometheusClient {
         &self.shown_url
     }
 
+    /// Whether a CA, certificate or key file changed since the client was
+    /// built (a rotated Secret): then it must be built again to use them.
+    pub fn files_changed(&self) -> bool {
+        self.settings
+            .tls
+            .paths()
+            .map(|p| stamp(p))
+            .ne(self.stamps.iter().copied())
+    }
+
     /// Asks Prometheus for the active alerts of our kinds (the settings'
     /// matchers), from the configured source; others' alerts are dropped
     /// by Prometheus (`query`) or while decoding (`alerts`). `max_age`
@@ -154,7 +238,7 @@ impl PrometheusClient {
     ) -> Result<AlertsResponse, PollError> {
         let matchers = &self.settings.matchers;
         let keep = |name: &str| matchers.iter().any(|m| m.takes_name(name));
-        let (url, decoder): (Url, fn(&[u8], super::Keep<'_>) -> _) = match self.settings.source {
+        let (url, decoder): (Url, Decoder) = match self.settings.source {
             AlertSource::Alerts => (self.alerts_url.clone(), decode_alerts),
             AlertSource::Query => {
                 let mut url = self.query_url.clone();
@@ -164,20 +248,22 @@ impl PrometheusClient {
             }
         };
         let (status, body) = self.fetch(url).await?;
-        let alerts = decoder(&body, &keep).map_err(|e| decode_error(status, e))?;
+        let decoded = decoder(&body, &keep).map_err(|e| decode_error(status, e))?;
         Ok(AlertsResponse {
-            alerts,
+            alerts: decoded.alerts,
             bytes: body.len(),
+            warnings: decoded.warnings,
         })
     }
 
     /// Asks Prometheus for every active alert, ours or not (`/api/v1/alerts`).
     pub async fn alerts(&self) -> Result<AlertsResponse, PollError> {
         let (status, body) = self.fetch(self.alerts_url.clone()).await?;
-        let alerts = decode(&body).map_err(|e| decode_error(status, e))?;
+        let decoded = decode_alerts(&body, &|_| true).map_err(|e| decode_error(status, e))?;
         Ok(AlertsResponse {
-            alerts,
+            alerts: decoded.alerts,
             bytes: body.len(),
+            warnings: decoded.warnings,
         })
     }
 
@@ -188,21 +274,24 @@ impl PrometheusClient {
         decode_rule_timings(&body, prefix).map_err(|e| decode_error(status, e))
     }
 
-    /// One GET with the bearer token, the status rules and the body cap.
+    /// One GET with the headers and credentials, the status rules and the
+    /// body cap. A refused OAuth2 token (revoked, or expired early) is
+    /// replaced and the request sent once more.
     async fn fetch(&self, url: Url) -> Result<(StatusCode, Vec<u8>), PollError> {
-        let mut request = self
-            .api
-            .inner()
-            .get(url)
-            .header(header::ACCEPT, "application/json");
-        if let Some(path) = &self.settings.bearer_token_file {
-            let token = std::fs::read_to_string(path).map_err(|source| PollError::TokenFile {
-                path: path.clone(),
-                source,
-            })?;
-            request = request.bearer_auth(token.trim());
-        }
-        let mut response = request.send().await.map_err(|e| self.transport_error(e))?;
+        let mut retried = false;
+        let mut response = loop {
+            let http = self.api.inner();
+            let request = http
+                .get(url.clone())
+                .header(header::ACCEPT, "application/json");
+            let request = self.authenticator.apply(http, request).await?;
+            let response = request.send().await.map_err(|e| self.transport_error(e))?;
+            if !retried && self.authenticator.refused(response.status()) {
+                retried = true;
+                continue;
+            }
+            break response;
+        };
         let status = response.status();
         if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
             return Err(PollError::RetryLater {
@@ -263,6 +352,14 @@ impl PrometheusClient {
     }
 }
 
+fn read_client_file(what: &'static str, path: &Path) -> Result<Vec<u8>, ClientError> {
+    std::fs::read(path).map_err(|source| ClientError::ClientFile {
+        what,
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// A body that did not decode: a Prometheus error, garbage, or the error
 /// body of a failed status.
 fn decode_error(status: StatusCode, e: DecodeError) -> PollError {
@@ -298,7 +395,7 @@ fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
 
 /// The innermost error message: reqwest's own is "error sending request",
 /// which says nothing; the cause at the bottom ("Connection refused") does.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = e;
     while let Some(next) = cause.source() {
         cause = next;

@@ -38,7 +38,7 @@ pub type Keep<'k> = &'k dyn Fn(&str) -> bool;
 fn envelope<'de, S: DeserializeSeed<'de>>(
     body: &'de [u8],
     seed: S,
-) -> Result<S::Value, DecodeError> {
+) -> Result<(S::Value, Vec<String>), DecodeError> {
     let invalid = |e: serde_json::Error| DecodeError::Invalid(e.to_string());
     let mut de = serde_json::Deserializer::from_slice(body);
     let answer = de
@@ -46,7 +46,7 @@ fn envelope<'de, S: DeserializeSeed<'de>>(
         .map_err(invalid)?;
     de.end().map_err(invalid)?;
     match (answer.status.as_deref(), answer.data) {
-        (Some("success"), Some(data)) => Ok(data),
+        (Some("success"), Some(data)) => Ok((data, answer.warnings)),
         (Some("success"), None) => Err(DecodeError::Invalid("a success without data".into())),
         (Some("error"), _) => Err(DecodeError::Prometheus(format!(
             "{}: {}",
@@ -63,6 +63,9 @@ struct Answer<T> {
     data: Option<T>,
     error_type: Option<String>,
     error: Option<String>,
+    /// Set by Thanos when some of its stores did not answer (a partial
+    /// response), and by Prometheus for a query's doubtful result.
+    warnings: Vec<String>,
 }
 
 struct EnvelopeVisitor<S> {
@@ -82,12 +85,14 @@ impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for EnvelopeVisitor<S> {
             data: None,
             error_type: None,
             error: None,
+            warnings: Vec::new(),
         };
         while let Some(Text(key)) = map.next_key()? {
             match &*key {
                 "status" => answer.status = Some(map.next_value()?),
                 "errorType" => answer.error_type = map.next_value()?,
                 "error" => answer.error = map.next_value()?,
+                "warnings" => answer.warnings = map.next_value::<Option<_>>()?.unwrap_or_default(),
                 "data" => match self.seed.take() {
                     Some(seed) => answer.data = Some(map.next_value_seed(seed)?),
                     None => return Err(de::Error::duplicate_field("data")),
@@ -391,33 +396,33 @@ fn state_of(s: &str) -> Option<AlertState> {
     }
 }
 
+/// The alerts of one answer, and the warnings that came with them.
+#[derive(Debug, Default, PartialEq)]
+pub struct Decoded {
+    pub alerts: Vec<ActiveAlert>,
+    pub warnings: Vec<String>,
+}
+
+fn decoded(shape: Shape, body: &[u8], keep: Keep<'_>) -> Result<Decoded, DecodeError> {
+    let (alerts, warnings) = envelope(body, DataSeed { keep, shape })?;
+    Ok(Decoded { alerts, warnings })
+}
+
 /// Decodes an `/api/v1/alerts` body, keeping the firing and pending alerts
 /// whose name `keep` accepts.
-pub fn decode_alerts(body: &[u8], keep: Keep<'_>) -> Result<Vec<ActiveAlert>, DecodeError> {
-    envelope(
-        body,
-        DataSeed {
-            keep,
-            shape: Shape::Alerts,
-        },
-    )
+pub fn decode_alerts(body: &[u8], keep: Keep<'_>) -> Result<Decoded, DecodeError> {
+    decoded(Shape::Alerts, body, keep)
 }
 
 /// Decodes the answer to an instant query of `ALERTS` into the same alerts
 /// `/api/v1/alerts` reports, keeping those whose name `keep` accepts.
-pub fn decode_alert_series(body: &[u8], keep: Keep<'_>) -> Result<Vec<ActiveAlert>, DecodeError> {
-    envelope(
-        body,
-        DataSeed {
-            keep,
-            shape: Shape::Series,
-        },
-    )
+pub fn decode_alert_series(body: &[u8], keep: Keep<'_>) -> Result<Decoded, DecodeError> {
+    decoded(Shape::Series, body, keep)
 }
 
 /// Decodes every firing and pending alert of an `/api/v1/alerts` body.
 pub fn decode(body: &[u8]) -> Result<Vec<ActiveAlert>, DecodeError> {
-    decode_alerts(body, &|_| true)
+    decode_alerts(body, &|_| true).map(|d| d.alerts)
 }
 
 /// The parts of `/api/v1/rules` that timing needs. Our own, lenient model:
@@ -448,7 +453,7 @@ struct RuleName {
 /// Decodes `/api/v1/rules` into the timing of the groups that hold alerts
 /// named `prefix…`. Groups never evaluated yet are left out. Pure.
 pub fn decode_rule_timings(body: &[u8], prefix: &str) -> Result<Vec<GroupTiming>, DecodeError> {
-    let data: RulesData = envelope(body, PhantomData)?;
+    let (data, _): (RulesData, _) = envelope(body, PhantomData)?;
     Ok(data
         .groups
         .iter()
@@ -519,7 +524,7 @@ mod tests {
             {"state":"pending","labels":{"alertname":"MetricAgentSomeDataDropped"}},
             {"labels":{"pipeline_name":"c"},"state":"firing"},
             {"labels":{"alertname":"MetricGatewayThrottling","pipeline_name":"d"},"state":"inactive"}]}}"#;
-        let alerts = decode_alerts(body, &ours).unwrap();
+        let alerts = decode_alerts(body, &ours).unwrap().alerts;
         assert_eq!(alerts.len(), 2, "{alerts:?}");
         let labels: Vec<(&str, &str)> = alerts[0].labels.iter().collect();
         assert_eq!(
@@ -558,14 +563,18 @@ mod tests {
             Err(DecodeError::Invalid(m)) if m.contains("matrix")
         ));
         let empty = br#"{"status":"success","data":{"result":[],"resultType":"vector"}}"#;
-        assert_eq!(decode_alert_series(empty, &ours).unwrap(), []);
+        assert_eq!(decode_alert_series(empty, &ours).unwrap().alerts, []);
     }
 
-    /// The envelope is read in one pass whatever the order of its keys.
+    /// The envelope is read in one pass whatever the order of its keys, and
+    /// its warnings (Thanos' partial responses) come along.
     #[test]
     fn envelope_in_any_order() {
         let late = br#"{"data":{"alerts":[]},"warnings":["w"],"status":"success"}"#;
         assert_eq!(decode(late).unwrap(), []);
+        assert_eq!(decode_alerts(late, &ours).unwrap().warnings, ["w"]);
+        let none = br#"{"status":"success","warnings":null,"data":{"alerts":[]}}"#;
+        assert_eq!(decode_alerts(none, &ours).unwrap(), Decoded::default());
         assert!(matches!(
             decode(br#"{"data":{"alerts":[]}}"#),
             Err(DecodeError::Invalid(m)) if m.contains("no status")

@@ -9,16 +9,21 @@ use std::time::Duration;
 use prometheus_http_query::reqwest::{self, StatusCode, Url};
 
 /// What can go wrong asking Prometheus. Messages name the cause; none of them
-/// carries the bearer token or the URL (the caller adds the URL).
+/// carries a credential or the URL (the caller adds the URL).
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
-    #[error("cannot read the bearer token file {path}: {source}")]
-    TokenFile {
+    #[error("cannot read the {what} file {path}: {source}")]
+    CredentialFile {
+        what: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot get an OAuth2 token from {endpoint}: {detail}")]
+    OAuth2 { endpoint: String, detail: String },
     #[error("cannot connect: {0}")]
     Connect(String),
+    #[error("no client: {0}")]
+    Client(String),
     #[error("no complete answer within {0:?}")]
     Timeout(Duration),
     #[error("request failed: {0}")]
@@ -46,8 +51,10 @@ impl PollError {
     /// long outage does not rewrite the status on every poll).
     pub fn kind(&self) -> &'static str {
         match self {
-            PollError::TokenFile { .. } => "token_file",
+            PollError::CredentialFile { .. } => "credential_file",
+            PollError::OAuth2 { .. } => "oauth2",
             PollError::Connect(_) => "connect",
+            PollError::Client(_) => "client",
             PollError::Timeout(_) => "timeout",
             PollError::Transport(_) => "transport",
             PollError::RetryLater { .. } => "retry_later",
@@ -71,14 +78,21 @@ impl PollError {
 /// Errors building a client from the tuning.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot read the CA file {path}: {source}")]
-    CaFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("the CA file {path} holds no usable PEM certificate: {source}")]
     CaParse {
         path: PathBuf,
+        source: reqwest::Error,
+    },
+    #[error("cannot read the {what} file {path}: {source}")]
+    ClientFile {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the client certificate {cert} and key {key} are not a usable PEM pair: {source}")]
+    Identity {
+        cert: PathBuf,
+        key: PathBuf,
         source: reqwest::Error,
     },
     #[error("cannot build the HTTP client: {0}")]

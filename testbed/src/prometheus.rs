@@ -262,7 +262,7 @@ impl Prometheus {
             ("requestTimeout", "30s"),
         ]);
         let client = alert_poller::prometheus::PrometheusClient::new(
-            alert_poller::prometheus::ClientSettings::from(&tuning),
+            alert_poller::prometheus::ClientSettings::first(&tuning),
         )
         .expect("a loopback URL makes a valid client");
         let started = Instant::now();

@@ -314,7 +314,7 @@ async fn run_push(
         .clone()
         .ok_or_else(|| anyhow::anyhow!("push needs --listen"))?;
     let listener = TcpListener::bind(&listen).await?;
-    let client = PrometheusClient::new(ClientSettings::from(&tuning))?;
+    let client = PrometheusClient::new(ClientSettings::first(&tuning))?;
     let matchers: Arc<Vec<Matcher>> = Arc::new(tuning.matchers());
     let design = config.design;
     let pipelines = Arc::new(config.pipelines.clone());

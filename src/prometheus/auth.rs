@@ -1,0 +1,492 @@
+//! Who the poller says it is: extra headers (a Mimir or Cortex tenant), and at
+//! most one of a bearer token, basic auth or OAuth2 client credentials.
+//!
+//! Secrets come only from files and are read when a request needs them, so a
+//! rotated Kubernetes Secret takes effect at the next poll without a restart.
+//! Nothing here formats a secret: errors name the file, never its contents,
+//! and the types holding a secret print it as `***`.
+
+use std::fmt;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use prometheus_http_query::reqwest::{
+    self, RequestBuilder, StatusCode, Url,
+    header::{self, HeaderName, HeaderValue},
+};
+use serde::Deserialize;
+
+use super::error::{PollError, redact};
+use crate::config::{Setting, Tuning};
+
+/// Extra headers sent with every request, in the order given.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers(pub Vec<(HeaderName, HeaderValue)>);
+
+/// Values are left out: a header may carry an API key after all.
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| format!("{name}: ***")))
+            .finish()
+    }
+}
+
+impl Setting for Headers {
+    const REPEATABLE: bool = true;
+
+    fn parse(raw: &str) -> Result<Self, String> {
+        let mut headers = Vec::new();
+        for (number, line) in raw.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let place = || format!("line {}", number + 1);
+            let Some((name, value)) = line.split_once(':') else {
+                return Err(format!("{}: not a `Name: value` header", place()));
+            };
+            let name = HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| format!("{}: {:?} is not a header name", place(), name.trim()))?;
+            if RESERVED.contains(&name) {
+                return Err(format!(
+                    "{}: {name} is set by alert-poller itself{}",
+                    place(),
+                    if name == header::AUTHORIZATION {
+                        " (use bearerTokenFile, basic auth or OAuth2, which read secrets from files)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            let value = HeaderValue::from_str(value.trim()).map_err(|_| {
+                format!(
+                    "{}: the value of {name} is not a valid header value",
+                    place()
+                )
+            })?;
+            headers.push((name, value));
+        }
+        Ok(Headers(headers))
+    }
+
+    /// Names only.
+    fn shown(raw: &str) -> String {
+        raw.lines()
+            .filter_map(|line| line.split_once(':').map(|(name, _)| name.trim()))
+            .map(|name| format!("{name}: ***"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Headers the client sets itself; a configured one would fight it.
+const RESERVED: [HeaderName; 4] = [
+    header::AUTHORIZATION,
+    header::ACCEPT,
+    header::HOST,
+    header::CONTENT_LENGTH,
+];
+
+/// How the basic-auth user name is given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Username {
+    Plain(String),
+    File(PathBuf),
+}
+
+/// The OAuth2 client-credentials grant (RFC 6749, 4.4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuth2 {
+    pub token_url: Url,
+    pub client_id: String,
+    pub client_secret_file: PathBuf,
+    pub scopes: Vec<String>,
+}
+
+/// The one way of authenticating that the settings name; the configuration
+/// check guarantees there is at most one and that it is complete.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Auth {
+    #[default]
+    None,
+    Bearer {
+        token_file: PathBuf,
+    },
+    Basic {
+        username: Username,
+        password_file: PathBuf,
+    },
+    OAuth2(OAuth2),
+}
+
+impl From<&Tuning> for Auth {
+    fn from(t: &Tuning) -> Self {
+        if let Some(token_file) = &t.bearer_token_file {
+            return Auth::Bearer {
+                token_file: token_file.clone(),
+            };
+        }
+        if let Some(password_file) = &t.basic_auth_password_file {
+            let username = match (&t.basic_auth_username, &t.basic_auth_username_file) {
+                (Some(name), _) => Username::Plain(name.clone()),
+                (None, Some(file)) => Username::File(file.clone()),
+                (None, None) => Username::Plain(String::new()),
+            };
+            return Auth::Basic {
+                username,
+                password_file: password_file.clone(),
+            };
+        }
+        match (
+            &t.oauth2_token_url,
+            &t.oauth2_client_id,
+            &t.oauth2_client_secret_file,
+        ) {
+            (Some(token_url), Some(client_id), Some(client_secret_file)) => Auth::OAuth2(OAuth2 {
+                token_url: token_url.clone(),
+                client_id: client_id.clone(),
+                client_secret_file: client_secret_file.clone(),
+                scopes: t.oauth2_scopes.0.clone(),
+            }),
+            _ => Auth::None,
+        }
+    }
+}
+
+impl Auth {
+    /// The mode's name, for the log line that says how the poller connects.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Auth::None => "none",
+            Auth::Bearer { .. } => "bearer",
+            Auth::Basic { .. } => "basic",
+            Auth::OAuth2(_) => "oauth2",
+        }
+    }
+}
+
+/// A secret read from a file, which never prints.
+struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Secret {
+    /// The file's contents without surrounding whitespace (a Secret written
+    /// with `echo` ends in a newline that is not part of the secret).
+    fn read(what: &'static str, path: &Path) -> Result<Secret, PollError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PollError::CredentialFile {
+            what,
+            path: path.to_owned(),
+            source,
+        })?;
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(PollError::CredentialFile {
+                what,
+                path: path.to_owned(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "the file is empty"),
+            });
+        }
+        Ok(Secret(trimmed.to_owned()))
+    }
+
+    /// A digest to notice a rotation by, without keeping a second copy.
+    fn digest(&self) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        self.0.hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
+/// An access token and what it was obtained with.
+struct Token {
+    value: Secret,
+    /// Digest of the client secret the token was granted for: a new secret
+    /// in the file means a new token, even before this one expires.
+    secret_digest: u64,
+    /// When to fetch a new one; `None` when the endpoint gave no lifetime
+    /// (kept until Prometheus refuses it).
+    renew_at: Option<Instant>,
+}
+
+/// Adds the credentials to requests; one per client, shared by its clones.
+#[derive(Debug)]
+pub struct Authenticator {
+    auth: Auth,
+    headers: Headers,
+    token: Mutex<Option<Token>>,
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("renew_at", &self.renew_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    pub fn new(auth: Auth, headers: Headers) -> Self {
+        Self {
+            auth,
+            headers,
+            token: Mutex::new(None),
+        }
+    }
+
+    /// `request` with the headers and credentials, reading the files now.
+    /// `http` fetches an OAuth2 token when none is held or it is due.
+    pub async fn apply(
+        &self,
+        http: &reqwest::Client,
+        mut request: RequestBuilder,
+    ) -> Result<RequestBuilder, PollError> {
+        for (name, value) in &self.headers.0 {
+            request = request.header(name, value);
+        }
+        Ok(match &self.auth {
+            Auth::None => request,
+            Auth::Bearer { token_file } => {
+                request.bearer_auth(&Secret::read("bearer token", token_file)?.0)
+            }
+            Auth::Basic {
+                username,
+                password_file,
+            } => {
+                let username = match username {
+                    Username::Plain(name) => name.clone(),
+                    Username::File(path) => Secret::read("basic-auth user name", path)?.0,
+                };
+                let password = Secret::read("basic-auth password", password_file)?;
+                request.basic_auth(username, Some(&password.0))
+            }
+            Auth::OAuth2(oauth2) => request.bearer_auth(self.oauth2_token(http, oauth2).await?),
+        })
+    }
+
+    /// Prometheus refused the credentials: an OAuth2 token is dropped so that
+    /// the next request fetches a new one. Returns whether that happened,
+    /// i.e. whether trying again at once can help.
+    pub fn refused(&self, status: StatusCode) -> bool {
+        if status != StatusCode::UNAUTHORIZED || !matches!(self.auth, Auth::OAuth2(_)) {
+            return false;
+        }
+        self.token.lock().expect("not poisoned").take().is_some()
+    }
+
+    async fn oauth2_token(
+        &self,
+        http: &reqwest::Client,
+        oauth2: &OAuth2,
+    ) -> Result<String, PollError> {
+        let secret = Secret::read("OAuth2 client secret", &oauth2.client_secret_file)?;
+        let digest = secret.digest();
+        if let Some(token) = &*self.token.lock().expect("not poisoned") {
+            let fresh = token.renew_at.is_none_or(|at| Instant::now() < at);
+            if fresh && token.secret_digest == digest {
+                return Ok(token.value.0.clone());
+            }
+        }
+        let granted = fetch_token(http, oauth2, &secret).await?;
+        let value = granted.access_token.clone();
+        *self.token.lock().expect("not poisoned") = Some(Token {
+            value: Secret(granted.access_token),
+            secret_digest: digest,
+            renew_at: granted
+                .expires_in
+                .map(|life| Instant::now() + renew_after(life)),
+        });
+        Ok(value)
+    }
+}
+
+/// When to renew a token that lives `life`: a fifth of its life early, at
+/// most a minute, so a poll never goes out with a token about to expire.
+pub fn renew_after(life: Duration) -> Duration {
+    life - (life / 5).min(Duration::from_secs(60))
+}
+
+/// The token endpoint's answer (RFC 6749, 5.1 and 5.2).
+#[derive(Deserialize)]
+struct Granted {
+    access_token: String,
+    #[serde(default, deserialize_with = "seconds")]
+    expires_in: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+struct Refused {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// `expires_in` as a number of seconds; some servers send it as a string.
+fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Int(u64),
+        Float(f64),
+        Text(String),
+    }
+    Ok(match Option::<Number>::deserialize(d)? {
+        Some(Number::Int(s)) => Some(Duration::from_secs(s)),
+        Some(Number::Float(s)) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+        Some(Number::Text(s)) => s.trim().parse().ok().map(Duration::from_secs),
+        _ => None,
+    })
+}
+
+/// The request body of the grant: form-encoded, scopes space-separated.
+pub fn grant_body(scopes: &[String]) -> String {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", "client_credentials");
+    if !scopes.is_empty() {
+        form.append_pair("scope", &scopes.join(" "));
+    }
+    form.finish()
+}
+
+/// One client-credentials grant. The client authenticates with HTTP basic
+/// auth, which every token endpoint must accept; id and secret are
+/// form-encoded first, as RFC 6749, 2.3.1 asks.
+async fn fetch_token(
+    http: &reqwest::Client,
+    oauth2: &OAuth2,
+    secret: &Secret,
+) -> Result<Granted, PollError> {
+    let endpoint = redact(&oauth2.token_url);
+    let failed = |detail: String| PollError::OAuth2 {
+        endpoint: endpoint.clone(),
+        detail,
+    };
+    let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let response = http
+        .post(oauth2.token_url.clone())
+        .basic_auth(encode(&oauth2.client_id), Some(encode(&secret.0)))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ACCEPT, "application/json")
+        .body(grant_body(&oauth2.scopes))
+        .send()
+        .await
+        .map_err(|e| failed(format!("request failed: {}", super::client::root_cause(&e))))?;
+    let status = response.status();
+    // A token answer is small; anything larger is not one.
+    let body = response.bytes().await.map_err(|e| {
+        failed(format!(
+            "reading the answer failed: {}",
+            super::client::root_cause(&e)
+        ))
+    })?;
+    if body.len() > 64 * 1024 {
+        return Err(failed("the answer is larger than 64 KiB".into()));
+    }
+    if !status.is_success() {
+        // The error code and description only: the body is the server's,
+        // and some echo the request back.
+        let why = serde_json::from_slice::<Refused>(&body).map_or_else(
+            |_| "no OAuth2 error in the answer".to_owned(),
+            |r| match r.error_description {
+                Some(description) => format!("{} ({description})", r.error),
+                None => r.error,
+            },
+        );
+        return Err(failed(format!("answered {status}: {why}")));
+    }
+    let granted: Granted = serde_json::from_slice(&body)
+        .map_err(|_| failed("the answer holds no access_token".into()))?;
+    if granted.access_token.is_empty() {
+        return Err(failed("the access_token is empty".into()));
+    }
+    Ok(granted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_parse_one_per_line() {
+        let h = Headers::parse("X-Scope-OrgID: team-a\n\n  X-Extra:  a: b  \n").unwrap();
+        assert_eq!(h.0.len(), 2);
+        assert_eq!(h.0[0].0, "x-scope-orgid");
+        assert_eq!(h.0[0].1, "team-a");
+        assert_eq!(h.0[1].1, "a: b");
+        assert_eq!(Headers::parse("").unwrap(), Headers::default());
+    }
+
+    #[test]
+    fn bad_or_reserved_headers_are_refused_without_their_value() {
+        for (raw, says) in [
+            ("no colon here", "line 1"),
+            ("Bad Name: x", "not a header name"),
+            ("Authorization: Bearer s3cret", "bearerTokenFile"),
+            ("X-A: ok\nHost: elsewhere", "line 2"),
+            ("X-A: bad\u{7f}value", "not a valid header value"),
+        ] {
+            let error = Headers::parse(raw).unwrap_err();
+            assert!(error.contains(says), "{raw:?}: {error}");
+            assert!(
+                !error.contains("s3cret") && !error.contains("elsewhere"),
+                "{error}"
+            );
+        }
+        assert_eq!(
+            Headers::shown("X-Scope-OrgID: t1\nX-Api-Key: s3cret"),
+            "X-Scope-OrgID: ***, X-Api-Key: ***"
+        );
+        let debug = format!("{:?}", Headers::parse("X-Api-Key: s3cret").unwrap());
+        assert!(!debug.contains("s3cret"), "{debug}");
+    }
+
+    #[test]
+    fn tokens_are_renewed_before_they_expire() {
+        assert_eq!(renew_after(Duration::from_secs(10)), Duration::from_secs(8));
+        assert_eq!(
+            renew_after(Duration::from_secs(3600)),
+            Duration::from_secs(3540)
+        );
+        assert_eq!(renew_after(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn token_answers_decode_with_any_lifetime_form() {
+        for (body, life) in [
+            (r#"{"access_token":"a","expires_in":60}"#, Some(60.0)),
+            (r#"{"access_token":"a","expires_in":"60"}"#, Some(60.0)),
+            (r#"{"access_token":"a","expires_in":1.5}"#, Some(1.5)),
+            (r#"{"access_token":"a","token_type":"Bearer"}"#, None),
+        ] {
+            let granted: Granted = serde_json::from_str(body).unwrap();
+            assert_eq!(granted.expires_in.map(|d| d.as_secs_f64()), life, "{body}");
+        }
+    }
+
+    #[test]
+    fn the_grant_asks_for_client_credentials_and_the_scopes() {
+        assert_eq!(grant_body(&[]), "grant_type=client_credentials");
+        assert_eq!(
+            grant_body(&["read:alerts".into(), "openid".into()]),
+            "grant_type=client_credentials&scope=read%3Aalerts+openid"
+        );
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        assert_eq!(format!("{:?}", Secret("s3cret".into())), "***");
+        let token = Token {
+            value: Secret("s3cret".into()),
+            secret_digest: 1,
+            renew_at: None,
+        };
+        assert!(!format!("{token:?}").contains("s3cret"));
+    }
+}

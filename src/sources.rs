@@ -1,0 +1,301 @@
+//! The alert sources one poll asks: a client per configured URL (one
+//! Prometheus, an HA pair, Thanos Query, several rulers), all asked at once,
+//! their answers merged.
+//!
+//! A poll succeeds while any source answers, so losing one replica of a pair
+//! turns no pipeline Unknown; staleness begins only when none answers. Each
+//! source keeps its own rule timing, read from its own `/api/v1/rules`,
+//! because two replicas evaluate at different moments.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+
+use crate::alerts::union;
+use crate::config::Tuning;
+use crate::metrics::{Metrics, SourceLabels, SourceResultLabels};
+use crate::phase::GroupTiming;
+use crate::prometheus::{
+    AlertSource, AlertsResponse, ClientError, ClientSettings, PollError, PrometheusClient, redact,
+    series_max_age,
+};
+
+/// How long rule-group timing is trusted before it is read again.
+const TIMING_MAX_AGE: Duration = Duration::from_secs(300);
+/// How soon an unusable timing reading is tried again.
+const TIMING_RETRY: Duration = Duration::from_secs(5);
+
+/// One source: its client, or why there is none, and its rule timing.
+struct Source {
+    settings: ClientSettings,
+    client: Result<PrometheusClient, String>,
+    /// Rule-group timing and when it was read.
+    timings: Option<(Vec<GroupTiming>, Instant)>,
+    /// A failed request may be a restart, which moves the phase and may
+    /// change the rules: the timing is read afresh once the source answers
+    /// again. Not before: while it is down that would double the requests,
+    /// and the old intervals still bound the query's first answer after it.
+    timings_outdated: bool,
+}
+
+impl Source {
+    fn build(settings: ClientSettings) -> Source {
+        let client = PrometheusClient::new(settings.clone()).map_err(|e: ClientError| {
+            tracing::error!(url = %redact(&settings.url), error = %e, "cannot build the Prometheus client");
+            e.to_string()
+        });
+        if let Ok(c) = &client {
+            tracing::info!(
+                url = c.url(),
+                auth = settings.auth.mode(),
+                "polling Prometheus"
+            );
+        }
+        Source {
+            settings,
+            client,
+            timings: None,
+            timings_outdated: false,
+        }
+    }
+
+    /// The URL as metrics and logs show it.
+    fn shown(&self) -> String {
+        match &self.client {
+            Ok(c) => c.url().to_owned(),
+            Err(_) => redact(&self.settings.url),
+        }
+    }
+}
+
+/// What one poll of every source gave.
+#[derive(Debug)]
+pub struct Polled {
+    /// The merged answer; `None` when no source answered.
+    pub answer: Option<AlertsResponse>,
+    /// The sources that failed, in configured order: (URL, error).
+    pub failed: Vec<(String, PollError)>,
+}
+
+impl Polled {
+    /// The merged answer, or the first failure when no source answered:
+    /// its URL and error.
+    pub fn into_result(self) -> Result<AlertsResponse, (String, PollError)> {
+        match (self.answer, self.failed.into_iter().next()) {
+            (Some(answer), _) => Ok(answer),
+            (None, Some(first)) => Err(first),
+            (None, None) => Err((
+                String::new(),
+                PollError::Client("no source is configured".into()),
+            )),
+        }
+    }
+}
+
+/// Every configured source, rebuilt as the tuning or the TLS files change.
+pub struct Sources {
+    sources: Vec<Source>,
+    metrics: Arc<Metrics>,
+}
+
+impl Sources {
+    pub fn new(metrics: Arc<Metrics>) -> Sources {
+        Sources {
+            sources: Vec::new(),
+            metrics,
+        }
+    }
+
+    /// Builds the clients the tuning asks for. A source whose settings and
+    /// TLS files are unchanged keeps its client, connections and timing.
+    pub fn update(&mut self, tuning: &Tuning) {
+        let wanted = ClientSettings::each(tuning);
+        let mut kept: Vec<Option<Source>> = std::mem::take(&mut self.sources)
+            .into_iter()
+            .map(Some)
+            .collect();
+        for settings in wanted {
+            let reusable = kept.iter_mut().find(|s| {
+                s.as_ref().is_some_and(|s| {
+                    s.settings == settings && s.client.as_ref().is_ok_and(|c| !c.files_changed())
+                })
+            });
+            let source = match reusable.and_then(Option::take) {
+                Some(source) => source,
+                None => Source::build(settings),
+            };
+            self.sources.push(source);
+        }
+    }
+
+    /// Asks every source for our alerts at once and merges the answers.
+    pub async fn poll(&mut self, tuning: &Tuning) -> Polled {
+        let metrics = self.metrics.clone();
+        let answers = join_all(
+            self.sources
+                .iter_mut()
+                .map(|source| poll_one(source, tuning, &metrics)),
+        )
+        .await;
+        let mut merged = Vec::new();
+        let (mut bytes, mut warnings) = (0, Vec::new());
+        let mut failed = Vec::new();
+        for (source, answer) in self.sources.iter().zip(answers) {
+            let shown = source.shown();
+            let result = match &answer {
+                Ok(_) => "success",
+                Err(e) => e.kind(),
+            };
+            metrics
+                .source_requests
+                .get_or_create(&SourceResultLabels {
+                    source: shown.clone(),
+                    result: result.to_owned(),
+                })
+                .inc();
+            match answer {
+                Ok(response) => {
+                    if !response.warnings.is_empty() {
+                        metrics
+                            .source_warnings
+                            .get_or_create(&SourceLabels {
+                                source: shown.clone(),
+                            })
+                            .inc_by(response.warnings.len() as u64);
+                        tracing::warn!(
+                            source = %shown,
+                            warnings = ?response.warnings,
+                            "the answer came with warnings (a Thanos partial response?)"
+                        );
+                    }
+                    bytes += response.bytes;
+                    warnings.extend(response.warnings);
+                    merged.push(response.alerts);
+                }
+                Err(error) => failed.push((shown, error)),
+            }
+        }
+        // With one source the poller's own line says it all.
+        if self.sources.len() > 1 {
+            for (source, error) in &failed {
+                tracing::warn!(
+                    %source,
+                    %error,
+                    kind = error.kind(),
+                    others_answered = !merged.is_empty(),
+                    "an alert source failed"
+                );
+            }
+        }
+        if merged.is_empty() {
+            return Polled {
+                answer: None,
+                failed,
+            };
+        }
+        Polled {
+            answer: Some(AlertsResponse {
+                alerts: union(merged),
+                bytes,
+                warnings,
+            }),
+            failed,
+        }
+    }
+
+    /// Every source's known rule timing, for phase locking; read where
+    /// missing or old. A source with an unusable reading adds nothing, so
+    /// phase locking can only help.
+    pub async fn timings(&mut self, tuning: &Tuning) -> Vec<GroupTiming> {
+        let metrics = self.metrics.clone();
+        join_all(
+            self.sources
+                .iter_mut()
+                .map(|source| rule_timings(source, tuning, &metrics)),
+        )
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// The sources' URLs as logs show them.
+    pub fn urls(&self) -> Vec<String> {
+        self.sources.iter().map(Source::shown).collect()
+    }
+}
+
+/// One source's answer: its timing first when the query needs it to bound
+/// the samples' age.
+async fn poll_one(
+    source: &mut Source,
+    tuning: &Tuning,
+    metrics: &Metrics,
+) -> Result<AlertsResponse, PollError> {
+    if source.client.is_err() {
+        return Err(PollError::Client(
+            source.client.as_ref().err().cloned().unwrap_or_default(),
+        ));
+    }
+    let max_age = match tuning.alert_source {
+        AlertSource::Query => series_max_age(&rule_timings(source, tuning, metrics).await),
+        AlertSource::Alerts => None,
+    };
+    let client = source.client.as_ref().expect("checked above");
+    let answer = client.alerts_of_ours(max_age).await;
+    match &answer {
+        Ok(_) => {
+            if std::mem::take(&mut source.timings_outdated) {
+                source.timings = None;
+            }
+        }
+        Err(_) => source.timings_outdated = true,
+    }
+    answer
+}
+
+/// The source's rule-group timing, read from `/api/v1/rules` when missing
+/// or old (every 5 minutes; soon again after an empty or failed reading).
+async fn rule_timings(source: &mut Source, tuning: &Tuning, metrics: &Metrics) -> Vec<GroupTiming> {
+    let Ok(client) = &source.client else {
+        return Vec::new();
+    };
+    let expired = |(groups, read): &(Vec<GroupTiming>, Instant)| {
+        let max_age = if groups.is_empty() {
+            TIMING_RETRY
+        } else {
+            TIMING_MAX_AGE
+        };
+        read.elapsed() > max_age
+    };
+    if source.timings.as_ref().is_none_or(expired) {
+        metrics.rule_timing_reads.inc();
+        let groups = match client.rule_timings(&tuning.alert_name_prefix).await {
+            Ok(groups) => {
+                tracing::debug!(
+                    url = client.url(),
+                    groups = groups.len(),
+                    "rule evaluation timing read"
+                );
+                groups
+            }
+            // Without phase locking the timing only bounds the query's
+            // sample age, and the alerts request will report a down source.
+            Err(error) if tuning.phase_lock => {
+                tracing::warn!(url = client.url(), %error, "cannot read rule evaluation timing; polling unlocked");
+                Vec::new()
+            }
+            Err(error) => {
+                tracing::debug!(url = client.url(), %error, "cannot read rule evaluation timing");
+                Vec::new()
+            }
+        };
+        source.timings = Some((groups, Instant::now()));
+    }
+    source
+        .timings
+        .as_ref()
+        .map(|(g, _)| g.clone())
+        .unwrap_or_default()
+}
