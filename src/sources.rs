@@ -17,7 +17,7 @@ use crate::config::Tuning;
 use crate::metrics::{Metrics, SourceLabels, SourceResultLabels};
 use crate::phase::GroupTiming;
 use crate::prometheus::{
-    AlertSource, AlertsResponse, ClientError, ClientSettings, PollError, PrometheusClient, redact,
+    AlertSource, AlertsResponse, ClientSettings, PollError, PrometheusClient, redact,
     series_max_age,
 };
 
@@ -41,10 +41,8 @@ struct Source {
 
 impl Source {
     fn build(settings: ClientSettings) -> Source {
-        let client = PrometheusClient::new(settings.clone()).map_err(|e: ClientError| {
-            tracing::error!(url = %redact(&settings.url), error = %e, "cannot build the Prometheus client");
-            e.to_string()
-        });
+        // Not logged here: every poll reports it as this source's failure.
+        let client = PrometheusClient::new(settings.clone()).map_err(|e| e.to_string());
         if let Ok(c) = &client {
             tracing::info!(
                 url = c.url(),

@@ -1,12 +1,18 @@
 //! TLS towards Prometheus: verification is on unless explicitly disabled, a
 //! CA file makes a private CA trusted, and disabling verification is logged
-//! as a warning. Uses `alert-poller check` against a local HTTPS endpoint with
-//! a self-signed certificate made by openssl.
+//! as a warning; a client certificate is presented when asked for, and a
+//! rotated one is picked up by the running poller. Uses `alert-poller check`
+//! and the poller against a local HTTPS endpoint (a Python stand-in answering
+//! like an empty Prometheus) with certificates made by openssl.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
+use std::time::{Duration, Instant};
+
+use alert_poller::metrics::ResultLabels;
 use alert_poller_testbed::TempDir;
+use alert_poller_testbed::poller::{StandalonePoller, tuning};
 
 struct Server(Child);
 
@@ -17,70 +23,91 @@ impl Drop for Server {
     }
 }
 
+/// Runs openssl quietly; panics if it fails.
+fn openssl(args: &[&str]) {
+    let ok = Command::new("openssl")
+        .args(args)
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .status();
+    assert!(ok.expect("openssl runs").success(), "openssl {args:?}");
+}
+
+/// A self-signed CA named `name` in `dir`: `name.pem` and `name.key`.
+fn make_ca(dir: &TempDir, name: &str) -> String {
+    let p = |file: &str| dir.path().join(file).display().to_string();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        &format!("/CN={name}"),
+        "-keyout",
+        &p(&format!("{name}.key")),
+        "-out",
+        &p(&format!("{name}.pem")),
+    ]);
+    p(&format!("{name}.pem"))
+}
+
+/// A certificate and key named `name`, signed by the CA `ca`, with the
+/// extensions `ext` (a server's address, or a client's usage). Returns the
+/// certificate's and the key's paths.
+fn issue(dir: &TempDir, ca: &str, name: &str, ext: &str) -> (String, String) {
+    let p = |file: &str| dir.path().join(file).display().to_string();
+    std::fs::write(p(&format!("{name}.ext")), ext).unwrap();
+    let (cert, key, csr) = (
+        p(&format!("{name}.pem")),
+        p(&format!("{name}.key")),
+        p(&format!("{name}.csr")),
+    );
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        &format!("/CN={name}"),
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &p(&format!("{ca}.pem")),
+        "-CAkey",
+        &p(&format!("{ca}.key")),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &p(&format!("{name}.ext")),
+        "-out",
+        &cert,
+    ]);
+    (cert, key)
+}
+
 /// A private CA, a server certificate for 127.0.0.1 signed by it, and an
-/// HTTPS server using that certificate. Returns the CA file's path.
-fn https_server(dir: &TempDir) -> (Server, u16, String) {
-    let p = |name: &str| dir.path().join(name).display().to_string();
-    std::fs::write(
-        p("leaf.ext"),
+/// HTTPS server using that certificate, which with `client_ca` asks clients
+/// for a certificate signed by that CA. Returns the CA file's path.
+fn https_server(dir: &TempDir, client_ca: Option<&str>) -> (Server, u16, String) {
+    let ca = make_ca(dir, "ca");
+    let (cert, key) = issue(
+        dir,
+        "ca",
+        "leaf",
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    let steps: [&[&str]; 3] = [
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=test CA",
-            "-keyout",
-            &p("ca.key"),
-            "-out",
-            &p("ca.pem"),
-        ],
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=prometheus.test",
-            "-keyout",
-            &p("key.pem"),
-            "-out",
-            &p("leaf.csr"),
-        ],
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &p("leaf.csr"),
-            "-CA",
-            &p("ca.pem"),
-            "-CAkey",
-            &p("ca.key"),
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            &p("leaf.ext"),
-            "-out",
-            &p("cert.pem"),
-        ],
-    ];
-    for args in steps {
-        let ok = Command::new("openssl")
-            .args(args)
-            .stderr(Stdio::null())
-            .stdout(Stdio::null())
-            .status();
-        assert!(ok.expect("openssl runs").success(), "openssl {args:?}");
-    }
-    let (cert, key) = (p("cert.pem"), p("key.pem"));
+    );
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/support/https_prometheus.py"
@@ -89,6 +116,7 @@ fn https_server(dir: &TempDir) -> (Server, u16, String) {
         .arg(script)
         .arg(&cert)
         .arg(&key)
+        .args(client_ca)
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3 runs");
@@ -97,7 +125,7 @@ fn https_server(dir: &TempDir) -> (Server, u16, String) {
         .read_line(&mut line)
         .unwrap();
     let port = line.trim().parse().expect("the server prints its port");
-    (Server(child), port, p("ca.pem"))
+    (Server(child), port, ca)
 }
 
 fn check(url: &str, extra: &[&str]) -> Output {
@@ -111,7 +139,7 @@ fn check(url: &str, extra: &[&str]) -> Output {
 #[test]
 fn tls_is_verified_unless_explicitly_disabled() {
     let dir = TempDir::new("tls").unwrap();
-    let (_server, port, ca) = https_server(&dir);
+    let (_server, port, ca) = https_server(&dir, None);
     let url = format!("https://127.0.0.1:{port}");
 
     let untrusted = check(&url, &[]);
@@ -145,4 +173,105 @@ fn tls_is_verified_unless_explicitly_disabled() {
         log.contains("WARN") && log.contains("verification") && log.contains("disabled"),
         "disabling verification is logged as a warning: {log}"
     );
+}
+
+const CLIENT_EXT: &str =
+    "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_is_presented_and_a_rotated_one_picked_up() {
+    let dir = TempDir::new("mtls").unwrap();
+    let clients_ca = make_ca(&dir, "clients-ca");
+    let (_server, port, ca) = https_server(&dir, Some(&clients_ca));
+    let url = format!("https://127.0.0.1:{port}");
+    let (good_cert, good_key) = issue(&dir, "clients-ca", "poller", CLIENT_EXT);
+    make_ca(&dir, "stranger-ca");
+    let (bad_cert, bad_key) = issue(&dir, "stranger-ca", "stranger", CLIENT_EXT);
+
+    let without = check(&url, &["--ca-file", &ca]);
+    assert!(!without.status.success(), "no certificate, no answer");
+    let with = check(
+        &url,
+        &[
+            "--ca-file",
+            &ca,
+            "--cert-file",
+            &good_cert,
+            "--key-file",
+            &good_key,
+        ],
+    );
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    let unpaired = check(
+        &url,
+        &[
+            "--ca-file",
+            &ca,
+            "--cert-file",
+            &good_cert,
+            "--key-file",
+            &bad_key,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&unpaired.stderr);
+    assert!(
+        !unpaired.status.success() && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+
+    // The running poller starts with a certificate the server does not
+    // trust, then the Secret is rotated to a good one: the next poll uses it.
+    let (cert, key) = (
+        dir.path().join("mounted.pem"),
+        dir.path().join("mounted.key"),
+    );
+    std::fs::copy(&bad_cert, &cert).unwrap();
+    std::fs::copy(&bad_key, &key).unwrap();
+    let poller = StandalonePoller::start(tuning(&[
+        ("prometheusUrl", url.as_str()),
+        ("caFile", ca.as_str()),
+        ("certFile", cert.to_str().unwrap()),
+        ("keyFile", key.to_str().unwrap()),
+        ("minInterval", "200ms"),
+        ("maxInterval", "200ms"),
+        ("errorMaxInterval", "300ms"),
+    ]));
+    // One counter at a time: the family's read guard must be gone before
+    // the next lookup may need to insert.
+    let count = |p: &StandalonePoller, result: &str| {
+        p.metrics
+            .polls
+            .get_or_create(&ResultLabels {
+                result: result.into(),
+            })
+            .get()
+    };
+    let failed = |p: &StandalonePoller| count(p, "transport") + count(p, "connect");
+    let started = Instant::now();
+    while failed(&poller) < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the stranger's polls must fail"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(poller.view.borrow().snapshot.is_none());
+    // Both files replaced by rename, as a Secret volume does.
+    for (from, to) in [(&good_cert, &cert), (&good_key, &key)] {
+        let next = to.with_extension("next");
+        std::fs::copy(from, &next).unwrap();
+        std::fs::rename(&next, to).unwrap();
+    }
+    let started = Instant::now();
+    while poller.view.borrow().snapshot.is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the rotated certificate was not used"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

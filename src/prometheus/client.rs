@@ -158,10 +158,10 @@ impl PrometheusClient {
             pem.push(b'\n');
             pem.extend(read_client_file("client key", key)?);
             let identity =
-                reqwest::Identity::from_pem(&pem).map_err(|source| ClientError::Identity {
+                reqwest::Identity::from_pem(&pem).map_err(|e| ClientError::Identity {
                     cert: cert.clone(),
                     key: key.clone(),
-                    source,
+                    cause: causes(&e),
                 })?;
             builder = builder.identity(identity);
         }
@@ -172,7 +172,9 @@ impl PrometheusClient {
             );
             builder = builder.danger_accept_invalid_certs(true);
         }
-        let http = builder.build().map_err(ClientError::Build)?;
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Build(causes(&e)))?;
         let mut base = settings.url.clone();
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
@@ -358,6 +360,18 @@ fn read_client_file(what: &'static str, path: &Path) -> Result<Vec<u8>, ClientEr
         path: path.to_owned(),
         source,
     })
+}
+
+/// An error and its causes in one line: `a: b: c`.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
 }
 
 /// A body that did not decode: a Prometheus error, garbage, or the error

@@ -89,14 +89,16 @@ pub enum ClientError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the client certificate {cert} and key {key} are not a usable PEM pair: {source}")]
+    #[error("the client certificate {cert} and key {key} are not a usable PEM pair: {cause}")]
     Identity {
         cert: PathBuf,
         key: PathBuf,
-        source: reqwest::Error,
+        cause: String,
     },
+    /// The cause as text: reqwest's own message is "builder error", and
+    /// what went wrong (a key that does not fit the certificate) is below it.
     #[error("cannot build the HTTP client: {0}")]
-    Build(reqwest::Error),
+    Build(String),
     #[error("invalid Prometheus URL {url}: {source}")]
     Url {
         url: String,

@@ -11,8 +11,9 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use prometheus_http_query::reqwest;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +23,44 @@ pub type Body = BoxBody<Bytes, Infallible>;
 /// A fixed body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed()
+}
+
+/// A GET of `url` answered as the upstream answered it (status, content
+/// type, body), or 502 when the upstream cannot be reached: what the
+/// proxies in front of the real Prometheus send back.
+pub async fn forward(client: &reqwest::Client, url: &str) -> Response<Body> {
+    let answer = match client.get(url).send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let content_type = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/octet-stream")
+                .to_owned();
+            r.bytes().await.map(|b| (status, content_type, b))
+        }
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok((status, content_type, body)) => Response::builder()
+            .status(status)
+            .header("content-type", content_type)
+            .body(full(body)),
+        Err(e) => Response::builder()
+            .status(StatusCode::BAD_GATEWAY)
+            .body(full(e.to_string())),
+    }
+    .expect("valid response")
+}
+
+/// A plain-text answer with `status`.
+pub fn text(status: StatusCode, body: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(full(body.to_owned()))
+        .expect("valid response")
 }
 
 /// Serves `handler` on a free loopback port until the returned token is

@@ -13,12 +13,16 @@
 //!   its own, and [`netns`]: TCP across a network namespace's border.
 //! - [`controller`]: the real `alert-poller` binary as a child process.
 //! - [`fake_prometheus`], [`slow_proxy`]: a misbehaving and a slow Prometheus.
+//! - [`auth_gate`], [`token_server`]: credentials checked in front of the
+//!   real Prometheus (also a tenant header and path prefix, as Mimir's), and
+//!   an OAuth2 token endpoint.
 //! - [`http`]: the small HTTP server the stand-ins share.
 //! - [`exposition`]: sums over series of Prometheus' text format.
 //! - [`signal`]: SIGTERM, SIGSTOP and SIGCONT to the processes it starts.
 //! - [`install`]: the CRD and deploy/ applied, tuned for a test Prometheus.
 //! - [`poller`]: the poller alone, wired as `main` wires it.
 
+pub mod auth_gate;
 pub mod collector;
 pub mod controller;
 pub mod controlplane;
@@ -34,6 +38,8 @@ pub mod prometheus;
 pub mod rules;
 pub mod signal;
 pub mod slow_proxy;
+pub mod thanos;
+pub mod token_server;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use hyper::{Response, StatusCode};
 use prometheus_http_query::reqwest;
 use tokio_util::sync::CancellationToken;
 
-use super::http::{self, full};
+use super::http;
 
 /// The running proxy; stops when dropped.
 #[derive(Debug)]
@@ -36,29 +35,7 @@ impl SlowProxy {
             );
             async move {
                 tokio::time::sleep(Duration::from_millis(delay)).await;
-                let answer = match client.get(&url).send().await {
-                    Ok(r) => {
-                        let status = r.status().as_u16();
-                        let content_type = r
-                            .headers()
-                            .get("content-type")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("application/octet-stream")
-                            .to_owned();
-                        r.bytes().await.map(|b| (status, content_type, b))
-                    }
-                    Err(e) => Err(e),
-                };
-                match answer {
-                    Ok((status, content_type, body)) => Response::builder()
-                        .status(status)
-                        .header("content-type", content_type)
-                        .body(full(body)),
-                    Err(e) => Response::builder()
-                        .status(StatusCode::BAD_GATEWAY)
-                        .body(full(e.to_string())),
-                }
-                .expect("valid response")
+                http::forward(&client, &url).await
             }
         })
         .await?;

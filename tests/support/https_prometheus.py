@@ -1,6 +1,8 @@
 """A tiny HTTPS endpoint that answers like a Prometheus with no alerts and no
 rules, in the shape of each endpoint asked, for the TLS tests (tests/tls.rs).
-Usage: https_prometheus.py CERT KEY; prints the port."""
+Usage: https_prometheus.py CERT KEY [CLIENT_CA]; prints the port. With
+CLIENT_CA, a client must present a certificate signed by it, as Prometheus
+asks with `client_auth_type: RequireAndVerifyClientCert`."""
 import http.server
 import ssl
 import sys
@@ -32,6 +34,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(sys.argv[1], sys.argv[2])
+if len(sys.argv) > 3:
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(sys.argv[3])
 server.socket = context.wrap_socket(server.socket, server_side=True)
 print(server.server_address[1], flush=True)
 server.serve_forever()

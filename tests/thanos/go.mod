@@ -4,31 +4,34 @@ go 1.26.10
 
 tool github.com/thanos-io/thanos/cmd/thanos
 
-// Thanos' own go.mod (v0.42.5) points a few dependencies elsewhere. Go applies
-// replace directives of the main module only, so as a dependency of this
-// module Thanos would be built against the versions its require lines name,
-// which it does not compile with (or which cannot be downloaded at all).
-// These lines restate Thanos' replaces; re-read them from its go.mod whenever
-// the Thanos version above changes.
+// Thanos' own go.mod (v0.42.5) redirects a few of its dependencies. Go
+// honours replace directives only in the main module, so `go install
+// github.com/thanos-io/thanos/cmd/thanos@v0.42.5` refuses to run and, built as
+// a dependency of this module, Thanos would get the modules its require lines
+// name. These lines restate its replaces, except the one for
+// gopkg.in/alecthomas/kingpin.v2, which nothing in cmd/thanos imports.
+// Compare them with Thanos' go.mod when changing the version. Each was
+// checked by building without it.
 replace (
-	// Newer capnp releases (Thanos requires v3.1.0-alpha.1) broke Receive's
-	// Cap'n Proto write path; Thanos holds it back to alpha.30 (thanos#7944).
+	// Builds without this line too, but Thanos ships alpha.30 rather than the
+	// v3.1.0-alpha.1 it requires (thanos-io/thanos#7944); same code as its
+	// release binaries.
 	capnproto.org/go/capnp/v3 => capnproto.org/go/capnp/v3 v3.0.0-alpha.30
 
-	// The caching code (via Cortex) dials memcached through a custom dialer
-	// that only this fork of gomemcache offers.
+	// A fork with the DialTimeout field Thanos' memcached client (from
+	// Cortex) sets; upstream gomemcache has none and the build fails.
 	github.com/bradfitz/gomemcache => github.com/themihai/gomemcache v0.0.0-20180902122335-24332e2d58ab
 
-	// weaveworks/common still imports kuberesolver/v4, which does not build
-	// against the gRPC version Thanos uses; v5 stands in for it.
+	// weaveworks/common imports kuberesolver/v4, which no longer compiles
+	// against the gRPC Thanos uses (resolver.Backend is gone); v5 stands in.
 	github.com/sercand/kuberesolver/v4 => github.com/sercand/kuberesolver/v5 v5.1.1
 
-	// Thanos' fork of galaxycache, whose API differs from the upstream release
-	// that the require line names.
+	// Thanos' fork of galaxycache: its pkg/cache calls an UnmarshalBinary
+	// with an expiry time, which the upstream v1.3.1 lacks.
 	github.com/vimeo/galaxycache => github.com/thanos-community/galaxycache v0.0.0-20211122094458-3a32041a1f1e
 
-	// The zenhack.net domain has lapsed, so the vanity import path no longer
-	// resolves; the same code is fetched from GitHub instead.
+	// The zenhack.net domain lapsed: the module proxy answers 403 for this
+	// path (capnp needs it), so the same code comes from its GitHub home.
 	zenhack.net/go/util => github.com/zenhack/go-util v0.0.0-20231005031245-66f5419c2aea
 )
 

@@ -1,0 +1,225 @@
+//! The Thanos harness (`alert_poller_testbed::thanos`) on its own: an HA pair
+//! of Prometheus replicas behind sidecars and a Query, and a Ruler behind a
+//! Query. It proves that the processes start and that Query answers the
+//! endpoints the controller polls; nothing of the controller runs here.
+//!
+//! Thanos comes from `$THANOS_BIN` or tests/thanos/build.sh (minutes on a
+//! cold machine, then cached).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use alert_poller_testbed::TempDir;
+use alert_poller_testbed::prometheus::{Prometheus, Setup};
+use alert_poller_testbed::thanos::{self, Query, Ruler, Sidecar};
+use serde_json::Value;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+const ALWAYS_FIRING: &str = "\
+groups:
+  - name: always
+    rules:
+      - alert: MetricPipelineTestAlwaysFiring
+        expr: vector(1)
+        labels: {severity: critical}
+";
+
+const RULER_ALWAYS_FIRING: &str = "\
+groups:
+  - name: ruler
+    rules:
+      - alert: RulerTestAlwaysFiring
+        expr: vector(1)
+";
+
+/// A Prometheus with external labels `cluster` and `replica`, and its
+/// sidecar. Its rules are [`ALWAYS_FIRING`], loaded from `shared` if given
+/// (one path for an HA pair, as in a StatefulSet), else from its own file.
+async fn replica(name: &str, shared: Option<&Path>) -> (Prometheus, Sidecar) {
+    let prometheus = Prometheus::start(&Setup {
+        rules: ALWAYS_FIRING.to_owned(),
+        ..Setup::default()
+    })
+    .await
+    .expect("prometheus starts");
+    thanos::set_external_labels(&prometheus, &[("cluster", "test"), ("replica", name)])
+        .await
+        .expect("prometheus takes external labels");
+    if let Some(path) = shared {
+        thanos::set_rule_file(&prometheus, path)
+            .await
+            .expect("prometheus takes the shared rules file");
+    }
+    let sidecar = Sidecar::start(&prometheus)
+        .await
+        .unwrap_or_else(|e| panic!("sidecar starts: {e}"));
+    (prometheus, sidecar)
+}
+
+/// The firing alerts named `alertname` in Query's `/api/v1/alerts`.
+async fn firing(query: &Query, alertname: &str) -> Vec<Value> {
+    let answer = query
+        .get_json("api/v1/alerts")
+        .await
+        .expect("query answers /api/v1/alerts");
+    assert_eq!(answer["status"], "success", "{answer}");
+    // Thanos answers `"alerts": null` when there are none.
+    let alerts = answer["data"]["alerts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    alerts
+        .into_iter()
+        .filter(|a| a["labels"]["alertname"] == alertname && a["state"] == "firing")
+        .collect()
+}
+
+/// Waits until `query` reports at least `n` firing `alertname` alerts and
+/// returns them.
+async fn until_firing(query: &Query, alertname: &str, n: usize) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let alerts = firing(query, alertname).await;
+        if alerts.len() >= n {
+            return alerts;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "{alertname}: {} of {n} alerts after {PATIENCE:?}; Query's log:\n{}",
+            alerts.len(),
+            query.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The `replica` labels of the alerting rules named `name` in `/api/v1/rules`.
+async fn rule_replicas(query: &Query, name: &str) -> Vec<Option<String>> {
+    let answer = query
+        .get_json("api/v1/rules?type=alert")
+        .await
+        .expect("query answers /api/v1/rules");
+    assert_eq!(answer["status"], "success", "{answer}");
+    let mut replicas: Vec<Option<String>> = answer["data"]["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+        .filter(|r| r["name"] == name)
+        .map(|r| r["labels"]["replica"].as_str().map(str::to_owned))
+        .collect();
+    replicas.sort();
+    replicas
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_over_an_ha_pair_deduplicates_alerts_by_replica_label() {
+    let shared = TempDir::new("thanos-test-rules").expect("temp dir");
+    let rules = shared.path().join("rules.yaml");
+    std::fs::write(&rules, ALWAYS_FIRING).expect("rules file written");
+    let (_prometheus_a, sidecar_a) = replica("a", Some(&rules)).await;
+    let (_prometheus_b, sidecar_b) = replica("b", Some(&rules)).await;
+    let endpoints = [sidecar_a.grpc_addr(), sidecar_b.grpc_addr()];
+    let dedup = Query::start(&endpoints, &["replica"])
+        .await
+        .unwrap_or_else(|e| panic!("query starts: {e}"));
+    let raw = Query::start(&endpoints, &[])
+        .await
+        .unwrap_or_else(|e| panic!("query starts: {e}"));
+
+    // Without a replica label, each replica's alert is there.
+    let alerts = until_firing(&raw, "MetricPipelineTestAlwaysFiring", 2).await;
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert_eq!(
+        rule_replicas(&raw, "MetricPipelineTestAlwaysFiring").await,
+        [Some("a".to_owned()), Some("b".to_owned())]
+    );
+
+    // With --query.replica-label=replica, once.
+    let alerts = until_firing(&dedup, "MetricPipelineTestAlwaysFiring", 1).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["labels"]["severity"], "critical");
+    assert_eq!(
+        rule_replicas(&dedup, "MetricPipelineTestAlwaysFiring").await,
+        [None]
+    );
+
+    // Queries are deduplicated too, and the external labels left are kept.
+    let answer = dedup
+        .get_json("api/v1/query?query=ALERTS")
+        .await
+        .expect("query answers /api/v1/query");
+    let series = answer["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(series.len(), 1, "{answer}");
+    assert_eq!(series[0]["metric"]["cluster"], "test", "{answer}");
+    assert!(series[0]["metric"].get("replica").is_none(), "{answer}");
+}
+
+/// Query merges rule groups by file path and name before it merges rules: an
+/// HA pair whose replicas load the same rules from different paths shows
+/// every alert once per replica, replica label or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_from_different_paths_are_not_deduplicated() {
+    let (_prometheus_a, sidecar_a) = replica("a", None).await;
+    let (_prometheus_b, sidecar_b) = replica("b", None).await;
+    let dedup = Query::start(
+        &[sidecar_a.grpc_addr(), sidecar_b.grpc_addr()],
+        &["replica"],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("query starts: {e}"));
+    let alerts = until_firing(&dedup, "MetricPipelineTestAlwaysFiring", 2).await;
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rulers_alert_reaches_query() {
+    let (_prometheus, sidecar) = replica("a", None).await;
+    let below = Query::start(&[sidecar.grpc_addr()], &["replica"])
+        .await
+        .unwrap_or_else(|e| panic!("query starts: {e}"));
+    let ruler = Ruler::start(
+        below.addr(),
+        RULER_ALWAYS_FIRING,
+        Duration::from_secs(1),
+        &[("ruler", "r0")],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("ruler starts: {e}"));
+    let above = Query::start(&[ruler.grpc_addr()], &[])
+        .await
+        .unwrap_or_else(|e| panic!("query starts: {e}"));
+
+    let alerts = until_firing(&above, "RulerTestAlwaysFiring", 1).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}; ruler's log:\n{}", ruler.log());
+
+    // The rule was evaluated through `below` without error.
+    let rules = above
+        .get_json("api/v1/rules?type=alert")
+        .await
+        .expect("query answers /api/v1/rules");
+    let rule = &rules["data"]["groups"][0]["rules"][0];
+    assert_eq!(rule["name"], "RulerTestAlwaysFiring", "{rules}");
+    assert_eq!(rule["health"], "ok", "{rules}");
+    assert_eq!(rule["labels"]["ruler"], "r0", "{rules}");
+}
+
+/// The sidecar refuses a Prometheus without external labels; the error says
+/// which process did not come up and quotes its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_that_does_not_come_up_is_reported_with_its_log() {
+    let prometheus = Prometheus::start(&Setup::default())
+        .await
+        .expect("prometheus starts");
+    let error = Sidecar::start(&prometheus)
+        .await
+        .expect_err("no external labels, no sidecar")
+        .to_string();
+    assert!(error.contains("sidecar` did not become ready"), "{error}");
+    assert!(error.contains("exited"), "{error}");
+    assert!(error.contains("no external labels configured"), "{error}");
+}
