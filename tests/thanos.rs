@@ -1,7 +1,8 @@
-//! The Thanos harness (`alert_poller_testbed::thanos`) on its own: an HA pair
-//! of Prometheus replicas behind sidecars and a Query, and a Ruler behind a
-//! Query. It proves that the processes start and that Query answers the
-//! endpoints the controller polls; nothing of the controller runs here.
+//! Thanos as an alert source. First the harness (`alert_poller_testbed::thanos`)
+//! on its own: an HA pair of Prometheus replicas behind sidecars and a Query,
+//! and a Ruler behind a Query, answering the endpoints the controller polls.
+//! Then the poller against them: the same verdicts through Thanos as through
+//! one Prometheus, in both source modes, phase-locked on Thanos' rules.
 //!
 //! Thanos comes from `$THANOS_BIN` or tests/thanos/build.sh (minutes on a
 //! cold machine, then cached).
@@ -9,7 +10,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use alert_poller::health::{self, PipelineFacts, Status};
+use alert_poller::kind::Kind;
 use alert_poller_testbed::TempDir;
+use alert_poller_testbed::collector::{Collector, Component, Flow};
+use alert_poller_testbed::poller::{StandalonePoller, tuning};
 use alert_poller_testbed::prometheus::{Prometheus, Setup};
 use alert_poller_testbed::thanos::{self, Query, Ruler, Sidecar};
 use serde_json::Value;
@@ -222,4 +227,155 @@ async fn a_sidecar_that_does_not_come_up_is_reported_with_its_log() {
     assert!(error.contains("sidecar` did not become ready"), "{error}");
     assert!(error.contains("exited"), "{error}");
     assert!(error.contains("no external labels configured"), "{error}");
+}
+
+/// The poller's verdict for MetricPipeline `name`: status and reason.
+fn verdict(poller: &StandalonePoller, name: &str) -> Option<(Status, String)> {
+    let view = poller.view.borrow().clone();
+    health::evaluate(PipelineFacts::new(Kind::Metric, name), view.knowledge())
+        .map(|v| (v.status, v.reason.to_owned()))
+}
+
+/// Waits until every poller judges `a` and `b` as given.
+async fn until_judged(pollers: &[(&str, &StandalonePoller)], a: (Status, &str), b: (Status, &str)) {
+    let started = Instant::now();
+    loop {
+        let now: Vec<_> = pollers
+            .iter()
+            .map(|(name, p)| (*name, verdict(p, "a"), verdict(p, "b")))
+            .collect();
+        let is = |v: &Option<(Status, String)>, want: (Status, &str)| {
+            v.as_ref().is_some_and(|(s, r)| *s == want.0 && r == want.1)
+        };
+        if now.iter().all(|(_, va, vb)| is(va, a) && is(vb, b)) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never a={a:?} b={b:?} everywhere; now {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A poller of `url` reading alerts from `source` (alerts or query).
+fn poller_of(url: &str, source: &str) -> StandalonePoller {
+    StandalonePoller::start(tuning(&[
+        ("prometheusUrl", url),
+        ("alertSource", source),
+        ("phaseLock", "true"),
+        ("minInterval", "200ms"),
+        ("maxInterval", "1s"),
+        ("errorMaxInterval", "1s"),
+        ("requestTimeout", "2s"),
+        ("connectTimeout", "500ms"),
+        ("staleAfter", "5s"),
+    ]))
+}
+
+/// Breaks and mends pipeline `a` and waits, each time, until every poller
+/// judges both pipelines the same way.
+async fn break_and_mend(collector: &Collector, pollers: &[(&str, &StandalonePoller)]) {
+    let healthy = (Status::True, "FlowHealthy");
+    until_judged(pollers, healthy, healthy).await;
+    collector.set_flow(Component::Gateway, "a", Flow::AllDropped);
+    until_judged(
+        pollers,
+        (Status::False, "GatewayAllTelemetryDataDropped"),
+        healthy,
+    )
+    .await;
+    collector.set_flow(Component::Gateway, "a", Flow::Healthy);
+    until_judged(pollers, healthy, healthy).await;
+}
+
+/// The shipped rules (sped up) over a collector, evaluated by an HA pair
+/// behind sidecars and a deduplicating Query: the poller reading Query, by
+/// `/api/v1/alerts` and by the `ALERTS` query, phase-locked on Query's
+/// `/api/v1/rules`, judges exactly as one reading a replica directly, and
+/// stays fresh when a replica dies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_judges_through_query_over_a_pair_as_through_prometheus() {
+    let collector = Collector::start(&["a", "b"]).await.unwrap();
+    let setup = Setup::fast(collector.addr());
+    let shared = TempDir::new("thanos-fast-rules").unwrap();
+    let rules = shared.path().join("rules.yaml");
+    std::fs::write(&rules, &setup.rules).unwrap();
+    let mut pair = Vec::new();
+    for name in ["a", "b"] {
+        let prometheus = Prometheus::start(&setup).await.unwrap();
+        thanos::set_external_labels(&prometheus, &[("cluster", "test"), ("replica", name)])
+            .await
+            .unwrap();
+        thanos::set_rule_file(&prometheus, &rules).await.unwrap();
+        let sidecar = Sidecar::start(&prometheus)
+            .await
+            .unwrap_or_else(|e| panic!("sidecar starts: {e}"));
+        pair.push((prometheus, sidecar));
+    }
+    let query = Query::start(
+        &[pair[0].1.grpc_addr(), pair[1].1.grpc_addr()],
+        &["replica"],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("query starts: {e}"));
+    let direct = poller_of(&pair[0].0.url(), "query");
+    let by_alerts = poller_of(&query.url(), "alerts");
+    let by_query = poller_of(&query.url(), "query");
+    let pollers = [
+        ("replica a", &direct),
+        ("query, alerts", &by_alerts),
+        ("query, ALERTS", &by_query),
+    ];
+    break_and_mend(&collector, &pollers).await;
+
+    // Replica b dies: Query answers from a, and the pollers of Query stay
+    // fresh through another break and mend.
+    pair[1].0.kill().await;
+    break_and_mend(&collector, &pollers).await;
+    for (name, poller) in &pollers[1..] {
+        assert_eq!(poller.view.borrow().stale_cause, None, "{name}");
+    }
+}
+
+/// The shipped rules evaluated by Thanos Ruler (querying the scraping
+/// Prometheus through a Query), read through a second Query over the
+/// ruler: the same verdicts in both source modes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_judges_what_thanos_ruler_evaluates() {
+    let collector = Collector::start(&["a", "b"]).await.unwrap();
+    let fast = Setup::fast(collector.addr());
+    let prometheus = Prometheus::start(&Setup {
+        rules: "groups: []\n".into(),
+        ..fast.clone()
+    })
+    .await
+    .unwrap();
+    thanos::set_external_labels(&prometheus, &[("cluster", "test"), ("replica", "a")])
+        .await
+        .unwrap();
+    let sidecar = Sidecar::start(&prometheus)
+        .await
+        .unwrap_or_else(|e| panic!("sidecar starts: {e}"));
+    let below = Query::start(&[sidecar.grpc_addr()], &["replica"])
+        .await
+        .unwrap_or_else(|e| panic!("query starts: {e}"));
+    let ruler = Ruler::start(
+        below.addr(),
+        &fast.rules,
+        Duration::from_secs(1),
+        &[("ruler", "r0")],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("ruler starts: {e}"));
+    let above = Query::start(&[ruler.grpc_addr()], &[])
+        .await
+        .unwrap_or_else(|e| panic!("query starts: {e}"));
+    let by_alerts = poller_of(&above.url(), "alerts");
+    let by_query = poller_of(&above.url(), "query");
+    break_and_mend(
+        &collector,
+        &[("ruler, alerts", &by_alerts), ("ruler, ALERTS", &by_query)],
+    )
+    .await;
 }

@@ -197,11 +197,13 @@ struct Each<'k> {
     shape: Shape,
 }
 
+/// A list that may be `null`: Thanos Query answers `"alerts": null` when
+/// no alert is active.
 impl<'de> DeserializeSeed<'de> for Each<'_> {
     type Value = Vec<ActiveAlert>;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(self)
+        d.deserialize_option(self)
     }
 }
 
@@ -210,6 +212,14 @@ impl<'de> Visitor<'de> for Each<'_> {
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a list of alerts")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
@@ -430,7 +440,8 @@ pub fn decode(body: &[u8]) -> Result<Vec<ActiveAlert>, DecodeError> {
 /// decodes every alert of every rule, which phase locking has no use for.
 #[derive(Deserialize)]
 struct RulesData {
-    groups: Vec<RulesGroup>,
+    /// `null` from Thanos Query when there are none.
+    groups: Option<Vec<RulesGroup>>,
 }
 
 #[derive(Deserialize)]
@@ -456,6 +467,7 @@ pub fn decode_rule_timings(body: &[u8], prefix: &str) -> Result<Vec<GroupTiming>
     let (data, _): (RulesData, _) = envelope(body, PhantomData)?;
     Ok(data
         .groups
+        .unwrap_or_default()
         .iter()
         .filter(|g| {
             g.rules
@@ -575,6 +587,15 @@ mod tests {
         assert_eq!(decode_alerts(late, &ours).unwrap().warnings, ["w"]);
         let none = br#"{"status":"success","warnings":null,"data":{"alerts":[]}}"#;
         assert_eq!(decode_alerts(none, &ours).unwrap(), Decoded::default());
+        // Thanos Query with no active alert.
+        let thanos = br#"{"status":"success","data":{"alerts":null}}"#;
+        assert_eq!(decode_alerts(thanos, &ours).unwrap(), Decoded::default());
+        let series = br#"{"status":"success","data":{"resultType":"vector","result":null}}"#;
+        assert_eq!(
+            decode_alert_series(series, &ours).unwrap(),
+            Decoded::default()
+        );
+        assert!(decode(br#"{"status":"success","data":{"alerts":7}}"#).is_err());
         assert!(matches!(
             decode(br#"{"data":{"alerts":[]}}"#),
             Err(DecodeError::Invalid(m)) if m.contains("no status")
@@ -612,5 +633,7 @@ mod tests {
         assert_eq!(timings[0].evaluation_ms, 13);
         assert_eq!(timings[0].last_evaluation_ms % 1000, 500);
         assert!(decode_rule_timings(b"[]", "Metric").is_err());
+        let none = br#"{"status":"success","data":{"groups":null}}"#;
+        assert_eq!(decode_rule_timings(none, "Metric").unwrap(), []);
     }
 }

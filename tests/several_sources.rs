@@ -1,0 +1,124 @@
+//! Two real Prometheus servers as the poller's sources (`prometheusUrl`
+//! with two URLs): an HA pair, one of which sees more than the other, as a
+//! replica does for a moment after the other evaluated, or as two rulers
+//! always do. The poller's view is what reconciles judge from, so the
+//! verdicts here are the conditions the controller would write.
+
+use std::time::{Duration, Instant};
+
+use alert_poller::health::{self, PipelineFacts, Status};
+use alert_poller::kind::Kind;
+use alert_poller::metrics::SourceResultLabels;
+use alert_poller_testbed::collector::{Collector, Component, Flow};
+use alert_poller_testbed::poller::{StandalonePoller, tuning};
+use alert_poller_testbed::prometheus::{Prometheus, Setup};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The verdict's status and reason for pipeline `name`, if any.
+fn verdict(poller: &StandalonePoller, name: &str) -> Option<(Status, String)> {
+    let view = poller.view.borrow().clone();
+    health::evaluate(PipelineFacts::new(Kind::Metric, name), view.knowledge())
+        .map(|v| (v.status, v.reason.to_owned()))
+}
+
+/// Waits until every pipeline of `want` is judged as given.
+async fn until(poller: &StandalonePoller, want: &[(&str, Status, &str)]) {
+    let started = Instant::now();
+    loop {
+        let now: Vec<_> = want
+            .iter()
+            .map(|(name, ..)| verdict(poller, name))
+            .collect();
+        let reached = want.iter().zip(&now).all(|((_, status, reason), v)| {
+            v.as_ref().is_some_and(|(s, r)| s == status && r == reason)
+        });
+        if reached {
+            return;
+        }
+        assert!(started.elapsed() < PATIENCE, "never {want:?}; now {now:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Requests of the poller to `prometheus` with `result`.
+fn requests(poller: &StandalonePoller, prometheus: &Prometheus, result: &str) -> u64 {
+    // The source label is the URL asked, as metrics show it.
+    let source = format!("{}api/v1/query", prometheus.url());
+    poller
+        .metrics
+        .source_requests
+        .get_or_create(&SourceResultLabels {
+            source,
+            result: result.into(),
+        })
+        .get()
+}
+
+/// Replica `a` sees pipeline `a` dropping data; replica `b` sees that and
+/// pipeline `b` dropping some. Killing either leaves the poller fresh on the
+/// other's answer; only when both are gone do pipelines turn Unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_survives_either_replica_and_counts_what_only_one_sees() {
+    let seen_by_a = Collector::start(&["a", "b"]).await.unwrap();
+    let seen_by_b = Collector::start(&["a", "b"]).await.unwrap();
+    for collector in [&seen_by_a, &seen_by_b] {
+        collector.set_flow(Component::Gateway, "a", Flow::AllDropped);
+    }
+    seen_by_b.set_flow(Component::Gateway, "b", Flow::SomeDropped);
+    let mut a = Prometheus::start(&Setup::fast(seen_by_a.addr()))
+        .await
+        .unwrap();
+    let mut b = Prometheus::start(&Setup::fast(seen_by_b.addr()))
+        .await
+        .unwrap();
+    let urls = format!("{},{}", a.url(), b.url());
+    let poller = StandalonePoller::start(tuning(&[
+        ("prometheusUrl", &urls),
+        ("minInterval", "200ms"),
+        ("maxInterval", "500ms"),
+        ("errorMaxInterval", "500ms"),
+        ("requestTimeout", "1s"),
+        ("connectTimeout", "500ms"),
+        ("staleAfter", "3s"),
+    ]));
+    let both_unhealthy = [
+        ("a", Status::False, "GatewayAllTelemetryDataDropped"),
+        ("b", Status::False, "GatewaySomeTelemetryDataDropped"),
+    ];
+    until(&poller, &both_unhealthy).await;
+
+    // Replica a dies: b answers for both, for longer than staleAfter.
+    a.kill().await;
+    let refused = requests(&poller, &a, "connect");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        requests(&poller, &a, "connect") > refused,
+        "a's failures are counted"
+    );
+    until(&poller, &both_unhealthy).await;
+    assert_eq!(poller.view.borrow().stale_cause, None);
+
+    // a is back and b dies: b's alert goes with it, a's answer stands.
+    a.restart().await.unwrap();
+    b.kill().await;
+    until(
+        &poller,
+        &[
+            ("a", Status::False, "GatewayAllTelemetryDataDropped"),
+            ("b", Status::True, "FlowHealthy"),
+        ],
+    )
+    .await;
+
+    // Neither answers: Unknown after staleAfter, the cause named.
+    a.kill().await;
+    until(
+        &poller,
+        &[
+            ("a", Status::Unknown, "GatewayProbingFailed"),
+            ("b", Status::Unknown, "GatewayProbingFailed"),
+        ],
+    )
+    .await;
+}
