@@ -58,12 +58,10 @@ impl Source {
         }
     }
 
-    /// The URL as metrics and logs show it.
+    /// The URL as configured, credentials removed: the `source` of the
+    /// metrics and log lines.
     fn shown(&self) -> String {
-        match &self.client {
-            Ok(c) => c.url().to_owned(),
-            Err(_) => redact(&self.settings.url),
-        }
+        redact(&self.settings.url)
     }
 }
 

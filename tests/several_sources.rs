@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use alert_poller::health::{self, PipelineFacts, Status};
 use alert_poller::kind::Kind;
-use alert_poller::metrics::SourceResultLabels;
+use alert_poller::metrics::{SourceLabels, SourceResultLabels};
 use alert_poller_testbed::collector::{Collector, Component, Flow};
+use alert_poller_testbed::fake_prometheus::{Answer, FakePrometheus};
 use alert_poller_testbed::poller::{StandalonePoller, tuning};
 use alert_poller_testbed::prometheus::{Prometheus, Setup};
 
@@ -43,8 +44,7 @@ async fn until(poller: &StandalonePoller, want: &[(&str, Status, &str)]) {
 
 /// Requests of the poller to `prometheus` with `result`.
 fn requests(poller: &StandalonePoller, prometheus: &Prometheus, result: &str) -> u64 {
-    // The source label is the URL asked, as metrics show it.
-    let source = format!("{}api/v1/query", prometheus.url());
+    let source = prometheus.url();
     poller
         .metrics
         .source_requests
@@ -121,4 +121,34 @@ async fn a_pair_survives_either_replica_and_counts_what_only_one_sees() {
         ],
     )
     .await;
+}
+
+/// A source that answers with warnings, as Thanos Query does for a partial
+/// response: the answer is used, and the warnings are counted for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warnings_of_a_partial_response_are_counted_per_source() {
+    let partial = FakePrometheus::start(Answer::Json(
+        r#"{"status":"success","warnings":["a store did not answer"],"data":{"resultType":"vector","result":[
+            {"metric":{"__name__":"ALERTS","alertname":"MetricGatewayThrottling","alertstate":"firing","pipeline_name":"a"},"value":[1,"1"]}]}}"#
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let whole = FakePrometheus::start(Answer::NoAlerts).await.unwrap();
+    let urls = format!("{},{}", partial.url(), whole.url());
+    let poller = StandalonePoller::start(tuning(&[
+        ("prometheusUrl", &urls),
+        ("minInterval", "200ms"),
+        ("maxInterval", "200ms"),
+    ]));
+    until(&poller, &[("a", Status::False, "GatewayThrottling")]).await;
+    let warnings = |url: String| {
+        poller
+            .metrics
+            .source_warnings
+            .get_or_create(&SourceLabels { source: url })
+            .get()
+    };
+    assert!(warnings(partial.url()) >= 1);
+    assert_eq!(warnings(whole.url()), 0);
 }
