@@ -197,7 +197,7 @@ async fn the_bearer_token_is_sent_and_never_shown() {
     );
     std::fs::remove_file(&token_file).unwrap();
     let error = c.alerts().await.unwrap_err();
-    assert_eq!(error.kind(), "token_file");
+    assert_eq!(error.kind(), "credential_file");
     assert!(error.to_string().contains(&path));
 }
 
