@@ -181,15 +181,16 @@ async fn rules_from_different_paths_are_not_deduplicated() {
     assert_eq!(alerts.len(), 2, "{alerts:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rulers_alert_reaches_query() {
-    let (_prometheus, sidecar) = replica("a", None).await;
+/// A Ruler evaluating `rules` (every second, external label ruler=r0)
+/// against a Query over `sidecar`, and a second Query over the ruler: the
+/// Query below, the Ruler and the Query above, in that order.
+async fn ruled(sidecar: &Sidecar, rules: &str) -> (Query, Ruler, Query) {
     let below = Query::start(&[sidecar.grpc_addr()], &["replica"])
         .await
         .unwrap_or_else(|e| panic!("query starts: {e}"));
     let ruler = Ruler::start(
         below.addr(),
-        RULER_ALWAYS_FIRING,
+        rules,
         Duration::from_secs(1),
         &[("ruler", "r0")],
     )
@@ -198,6 +199,13 @@ async fn a_rulers_alert_reaches_query() {
     let above = Query::start(&[ruler.grpc_addr()], &[])
         .await
         .unwrap_or_else(|e| panic!("query starts: {e}"));
+    (below, ruler, above)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rulers_alert_reaches_query() {
+    let (_prometheus, sidecar) = replica("a", None).await;
+    let (_below, ruler, above) = ruled(&sidecar, RULER_ALWAYS_FIRING).await;
 
     let alerts = until_firing(&above, "RulerTestAlwaysFiring", 1).await;
     assert_eq!(alerts.len(), 1, "{alerts:?}; ruler's log:\n{}", ruler.log());
@@ -357,20 +365,7 @@ async fn the_poller_judges_what_thanos_ruler_evaluates() {
     let sidecar = Sidecar::start(&prometheus)
         .await
         .unwrap_or_else(|e| panic!("sidecar starts: {e}"));
-    let below = Query::start(&[sidecar.grpc_addr()], &["replica"])
-        .await
-        .unwrap_or_else(|e| panic!("query starts: {e}"));
-    let ruler = Ruler::start(
-        below.addr(),
-        &fast.rules,
-        Duration::from_secs(1),
-        &[("ruler", "r0")],
-    )
-    .await
-    .unwrap_or_else(|e| panic!("ruler starts: {e}"));
-    let above = Query::start(&[ruler.grpc_addr()], &[])
-        .await
-        .unwrap_or_else(|e| panic!("query starts: {e}"));
+    let (_below, _ruler, above) = ruled(&sidecar, &fast.rules).await;
     let by_alerts = poller_of(&above.url(), "alerts");
     let by_query = poller_of(&above.url(), "query");
     break_and_mend(
