@@ -1,6 +1,7 @@
-//! The poll loop: the only place that talks to Prometheus.
+//! The poll loop: the only task that talks to Prometheus.
 //!
-//! One task asks for the alerts, turns the answer into a [`Snapshot`] and hands
+//! One task asks the [`Sources`] for the alerts (every configured URL at
+//! once, answers merged), turns the answer into a [`Snapshot`] and hands
 //! it to the [`PollState`], which decides what reconciles see (the
 //! [`PollView`]) and which pipelines to re-queue; this file does the I/O that
 //! follows from that: requests, metrics, logs and the channels. Reconciles read
