@@ -3,9 +3,9 @@
 #  - Prometheus from Debian's `prometheus` package (the tests start it themselves)
 #  - buildah from Debian, for the container image (scripts/image.sh)
 #  - the local control plane (kube-apiserver + etcd from Go modules),
-#    Prometheus 3 (from Go modules, for a second run of the Prometheus tests)
-#    and Thanos (sidecar, query, ruler: one binary from Go modules), cached
-#    under ${ALERT_POLLER_CACHE:-~/.cache/alert-poller}
+#    Prometheus 3 (from Go modules, for a second run of the Prometheus tests),
+#    Thanos (sidecar, query, ruler: one binary) and Grafana Mimir (from Go
+#    modules too), cached under ${ALERT_POLLER_CACHE:-~/.cache/alert-poller}
 #  - with --node, the one-node cluster too: Debian's containerd, runc,
 #    containernetworking-plugins and iptables, and kubelet, kube-proxy,
 #    kube-scheduler and kube-controller-manager from Go modules (cached)
@@ -66,6 +66,8 @@ step prometheus3 "Prometheus 3 (first build about 4 min, then cached)" \
 	bash tests/prometheus3/build.sh
 step thanos "Thanos (first build about 3 min, then cached)" \
 	bash tests/thanos/build.sh
+step mimir "Grafana Mimir (first build about 4 min, then cached)" \
+	bash tests/mimir/build.sh
 if $node; then
 	step node "the node: kubelet, kube-proxy, scheduler, controller-manager (first build about 6 min, then cached)" \
 		bash tests/node/build.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests, integration tests with a
 # real Prometheus (Debian's 2.x, then Prometheus 3 for the tests that start
-# one) and real Thanos, the end-to-end suite on a real kube-apiserver and etcd, and deploy/
+# one), real Thanos and real Mimir, the end-to-end suite on a real kube-apiserver and etcd, and deploy/
 # on a real one-node cluster (tests/node.rs; it needs root, and says so and
 # skips without).
 set -euo pipefail
@@ -17,7 +17,7 @@ prometheus3="$(bash tests/prometheus3/build.sh)"
 echo "test: the Prometheus tests again on $("$prometheus3" --version 2>&1 | head -n1)" >&2
 PROMETHEUS_BIN="$prometheus3" cargo test --locked \
 	--test poller_prometheus --test check_cli --test conformance_prometheus --test rules_prometheus \
-	--test several_sources --test thanos
+	--test several_sources --test thanos --test mimir
 # The push-vs-pull comparison in quick mode: a smoke test that both designs
 # see every injected change (the full report is experiments/, see README).
 cargo run --locked --quiet -p alert-poller-experiments --bin compare -- --quick --out target/compare-quick

@@ -9,7 +9,6 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use alert_poller::metrics::ResultLabels;
 use alert_poller_testbed::TempDir;
 use alert_poller_testbed::auth_gate::{AuthGate, Require, base64};
 use alert_poller_testbed::poller::{StandalonePoller, tuning};
@@ -63,16 +62,6 @@ fn sees_the_alert(poller: &StandalonePoller) -> bool {
         .snapshot
         .as_ref()
         .is_some_and(|s| s.firing() == 1)
-}
-
-fn polls(poller: &StandalonePoller, result: &str) -> u64 {
-    poller
-        .metrics
-        .polls
-        .get_or_create(&ResultLabels {
-            result: result.into(),
-        })
-        .get()
 }
 
 fn write(path: &Path, text: &str) {
@@ -233,7 +222,7 @@ async fn oauth2_tokens_are_fetched_renewed_and_replaced() {
 
     // Revoked tokens: Prometheus refuses the held one, and the same poll
     // fetches a new one and succeeds, so no poll fails.
-    let failed = polls(&poller, "http_status");
+    let failed = poller.polls("http_status");
     let before = idp.granted();
     accepted.lock().unwrap().clear();
     until("a token granted after the revocation", || {
@@ -242,7 +231,7 @@ async fn oauth2_tokens_are_fetched_renewed_and_replaced() {
     .await;
     let fresh = format!("Bearer granted-token-{}", idp.granted());
     until_only(&gate, &fresh).await;
-    assert_eq!(polls(&poller, "http_status"), failed, "no poll failed");
+    assert_eq!(poller.polls("http_status"), failed, "no poll failed");
 }
 
 /// Mimir's front, as far as a poller meets it: the Prometheus API under

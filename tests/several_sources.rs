@@ -4,42 +4,22 @@
 //! always do. The poller's view is what reconciles judge from, so the
 //! verdicts here are the conditions the controller would write.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use alert_poller::health::{self, PipelineFacts, Status};
-use alert_poller::kind::Kind;
+use alert_poller::health::Status;
 use alert_poller::metrics::{SourceLabels, SourceResultLabels};
 use alert_poller_testbed::collector::{Collector, Component, Flow};
 use alert_poller_testbed::fake_prometheus::{Answer, FakePrometheus};
-use alert_poller_testbed::poller::{StandalonePoller, tuning};
+use alert_poller_testbed::poller::{StandalonePoller, tuning, until_judged};
 use alert_poller_testbed::prometheus::{Prometheus, Setup};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// The verdict's status and reason for pipeline `name`, if any.
-fn verdict(poller: &StandalonePoller, name: &str) -> Option<(Status, String)> {
-    let view = poller.view.borrow().clone();
-    health::evaluate(PipelineFacts::new(Kind::Metric, name), view.knowledge())
-        .map(|v| (v.status, v.reason.to_owned()))
-}
-
-/// Waits until every pipeline of `want` is judged as given.
+/// Waits until the poller judges the pipelines of `want` as given.
 async fn until(poller: &StandalonePoller, want: &[(&str, Status, &str)]) {
-    let started = Instant::now();
-    loop {
-        let now: Vec<_> = want
-            .iter()
-            .map(|(name, ..)| verdict(poller, name))
-            .collect();
-        let reached = want.iter().zip(&now).all(|((_, status, reason), v)| {
-            v.as_ref().is_some_and(|(s, r)| s == status && r == reason)
-        });
-        if reached {
-            return;
-        }
-        assert!(started.elapsed() < PATIENCE, "never {want:?}; now {now:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_judged(&[("poller", poller)], want, PATIENCE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Requests of the poller to `prometheus` with `result`.

@@ -10,11 +10,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use alert_poller::health::{self, PipelineFacts, Status};
-use alert_poller::kind::Kind;
+use alert_poller::health::Status;
 use alert_poller_testbed::TempDir;
 use alert_poller_testbed::collector::{Collector, Component, Flow};
-use alert_poller_testbed::poller::{StandalonePoller, tuning};
+use alert_poller_testbed::poller::{StandalonePoller, tuning, until_judged};
 use alert_poller_testbed::prometheus::{Prometheus, Setup};
 use alert_poller_testbed::thanos::{self, Query, Ruler, Sidecar};
 use serde_json::Value;
@@ -237,33 +236,11 @@ async fn a_sidecar_that_does_not_come_up_is_reported_with_its_log() {
     assert!(error.contains("no external labels configured"), "{error}");
 }
 
-/// The poller's verdict for MetricPipeline `name`: status and reason.
-fn verdict(poller: &StandalonePoller, name: &str) -> Option<(Status, String)> {
-    let view = poller.view.borrow().clone();
-    health::evaluate(PipelineFacts::new(Kind::Metric, name), view.knowledge())
-        .map(|v| (v.status, v.reason.to_owned()))
-}
-
 /// Waits until every poller judges `a` and `b` as given.
-async fn until_judged(pollers: &[(&str, &StandalonePoller)], a: (Status, &str), b: (Status, &str)) {
-    let started = Instant::now();
-    loop {
-        let now: Vec<_> = pollers
-            .iter()
-            .map(|(name, p)| (*name, verdict(p, "a"), verdict(p, "b")))
-            .collect();
-        let is = |v: &Option<(Status, String)>, want: (Status, &str)| {
-            v.as_ref().is_some_and(|(s, r)| *s == want.0 && r == want.1)
-        };
-        if now.iter().all(|(_, va, vb)| is(va, a) && is(vb, b)) {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "never a={a:?} b={b:?} everywhere; now {now:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn until_both(pollers: &[(&str, &StandalonePoller)], a: (Status, &str), b: (Status, &str)) {
+    until_judged(pollers, &[("a", a.0, a.1), ("b", b.0, b.1)], PATIENCE * 2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A poller of `url` reading alerts from `source` (alerts or query).
@@ -285,16 +262,16 @@ fn poller_of(url: &str, source: &str) -> StandalonePoller {
 /// judges both pipelines the same way.
 async fn break_and_mend(collector: &Collector, pollers: &[(&str, &StandalonePoller)]) {
     let healthy = (Status::True, "FlowHealthy");
-    until_judged(pollers, healthy, healthy).await;
+    until_both(pollers, healthy, healthy).await;
     collector.set_flow(Component::Gateway, "a", Flow::AllDropped);
-    until_judged(
+    until_both(
         pollers,
         (Status::False, "GatewayAllTelemetryDataDropped"),
         healthy,
     )
     .await;
     collector.set_flow(Component::Gateway, "a", Flow::Healthy);
-    until_judged(pollers, healthy, healthy).await;
+    until_both(pollers, healthy, healthy).await;
 }
 
 /// The shipped rules (sped up) over a collector, evaluated by an HA pair

@@ -10,7 +10,6 @@ use std::process::{Child, Command, Output, Stdio};
 
 use std::time::{Duration, Instant};
 
-use alert_poller::metrics::ResultLabels;
 use alert_poller_testbed::TempDir;
 use alert_poller_testbed::poller::{StandalonePoller, tuning};
 
@@ -227,17 +226,7 @@ async fn a_client_certificate_is_presented_and_a_rotated_one_picked_up() {
         ("maxInterval", "200ms"),
         ("errorMaxInterval", "300ms"),
     ]));
-    // One counter at a time: the family's read guard must be gone before
-    // the next lookup may need to insert.
-    let count = |p: &StandalonePoller, result: &str| {
-        p.metrics
-            .polls
-            .get_or_create(&ResultLabels {
-                result: result.into(),
-            })
-            .get()
-    };
-    let failed = |p: &StandalonePoller| count(p, "transport") + count(p, "connect");
+    let failed = |p: &StandalonePoller| p.polls("transport") + p.polls("connect");
     let started = Instant::now();
     while failed(&poller) < 2 {
         assert!(

@@ -31,6 +31,7 @@ pub mod exposition;
 pub mod fake_prometheus;
 pub mod http;
 pub mod install;
+pub mod mimir;
 pub mod netns;
 pub mod node;
 pub mod poller;

@@ -4,13 +4,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use alert_poller::alerts::Affected;
 use alert_poller::config::Tuning;
-use alert_poller::metrics::Metrics;
+use alert_poller::health::{self, PipelineFacts, Status};
+use alert_poller::kind::Kind;
+use alert_poller::metrics::{Metrics, ResultLabels};
 use alert_poller::poller::{PollView, Poller};
 
 /// The defaults with `settings` (ConfigMap keys and values) applied.
@@ -56,5 +59,59 @@ impl StandalonePoller {
             tuning: tuning_tx,
             stop: stop.drop_guard(),
         }
+    }
+}
+
+impl StandalonePoller {
+    /// The condition a reconcile would write now for MetricPipeline `name`,
+    /// as status and reason; `None` before the first poll.
+    pub fn verdict(&self, name: &str) -> Option<(Status, String)> {
+        let view = self.view.borrow().clone();
+        health::evaluate(PipelineFacts::new(Kind::Metric, name), view.knowledge())
+            .map(|v| (v.status, v.reason.to_owned()))
+    }
+
+    /// Polls that ended with `result` (`success` or an error class).
+    pub fn polls(&self, result: &str) -> u64 {
+        self.metrics
+            .polls
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .get()
+    }
+}
+
+/// Waits until every named poller judges every MetricPipeline of `want`
+/// (name, status, reason) as given. After `patience`, the verdicts of the
+/// moment, for the caller's failure message.
+pub async fn until_judged(
+    pollers: &[(&str, &StandalonePoller)],
+    want: &[(&str, Status, &str)],
+    patience: Duration,
+) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        let mut reached = true;
+        let mut now = Vec::new();
+        for (poller_name, poller) in pollers {
+            for (pipeline, status, reason) in want {
+                let verdict = poller.verdict(pipeline);
+                reached &= verdict
+                    .as_ref()
+                    .is_some_and(|(s, r)| s == status && r == reason);
+                now.push(format!("{poller_name}: {pipeline} {verdict:?}"));
+            }
+        }
+        if reached {
+            return Ok(());
+        }
+        if started.elapsed() > patience {
+            return Err(format!(
+                "not within {patience:?}: {want:?}; now {}",
+                now.join(", ")
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

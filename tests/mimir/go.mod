@@ -326,28 +326,28 @@ require (
 // require lines name. The lines below repeat Mimir's replaces, one for one;
 // when moving to another Mimir commit, compare them with that commit's go.mod.
 replace (
+	// The same module at another commit: the branch of Grafana's faster
+	// regexp package that Mimir builds with, not the one its require names.
+	github.com/grafana/regexp => github.com/grafana/regexp v0.0.0-20250905101755-5eb4f3acbf71
+
+	// Grafana's fork of the gossip library behind Mimir's hash rings.
+	github.com/hashicorp/memberlist => github.com/grafana/memberlist v0.3.1-0.20251126142931-6f9f62ab6f86
+
+	// Forks waiting for upstream pull requests: content negotiation and
+	// OpenTracing middleware for gRPC and HTTP.
+	github.com/munnerz/goautoneg => github.com/grafana/goautoneg v0.0.0-20240607115440-f335c04c58ce
+	github.com/opentracing-contrib/go-grpc => github.com/charleskorn/go-grpc v0.0.0-20231024023642-e9298576254f
+	github.com/opentracing-contrib/go-stdlib => github.com/grafana/opentracing-contrib-go-stdlib v0.0.0-20230509071955-f410e79da956
+
+	// Mimir's own copy of the OTLP-to-Prometheus name translation.
+	github.com/prometheus/otlptranslator => github.com/grafana/mimir-otlptranslator v0.0.0-20251017074411-ea1e8f863e1d
+
 	// Mimir requires github.com/prometheus/prometheus v1.99.0, a 2022 tag
 	// that stands for nothing but this line: the code comes from Mimir's
 	// fork (PromQL engine, TSDB and rule manager with Mimir-only changes).
 	github.com/prometheus/prometheus => github.com/grafana/mimir-prometheus v1.8.2-0.20260421065545-af7900704075
 
-	// Grafana's fork of the gossip library behind Mimir's hash rings.
-	github.com/hashicorp/memberlist => github.com/grafana/memberlist v0.3.1-0.20251126142931-6f9f62ab6f86
-
-	// A YAML v3 with two upstream pull requests applied, which Mimir's
-	// configuration parsing relies on.
+	// Grafana's YAML v3: upstream with two of its open pull requests merged.
 	go.yaml.in/yaml/v3 => github.com/grafana/go-yaml/v3 v3.0.0-20260130164322-e3c24e8f4c87
-
-	// The same module at another commit: the branch of Grafana's faster
-	// regexp package that Mimir builds with, not the one its require names.
-	github.com/grafana/regexp => github.com/grafana/regexp v0.0.0-20250905101755-5eb4f3acbf71
-
-	// Forks waiting for upstream pull requests: content negotiation and
-	// OpenTracing middleware for HTTP and gRPC.
-	github.com/munnerz/goautoneg => github.com/grafana/goautoneg v0.0.0-20240607115440-f335c04c58ce
-	github.com/opentracing-contrib/go-stdlib => github.com/grafana/opentracing-contrib-go-stdlib v0.0.0-20230509071955-f410e79da956
-	github.com/opentracing-contrib/go-grpc => github.com/charleskorn/go-grpc v0.0.0-20231024023642-e9298576254f
-
-	// Mimir's own copy of the OTLP-to-Prometheus name translation.
-	github.com/prometheus/otlptranslator => github.com/grafana/mimir-otlptranslator v0.0.0-20251017074411-ea1e8f863e1d
 )
+
