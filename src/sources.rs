@@ -215,11 +215,6 @@ impl Sources {
         .flatten()
         .collect()
     }
-
-    /// The sources' URLs as logs show them.
-    pub fn urls(&self) -> Vec<String> {
-        self.sources.iter().map(Source::shown).collect()
-    }
 }
 
 /// One source's answer: its timing first when the query needs it to bound
