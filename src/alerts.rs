@@ -153,8 +153,9 @@ pub struct Snapshot {
     alerts: BTreeMap<LabelSet, (Kind, Scope)>,
     /// Rule names (prefix stripped) firing for every pipeline of a kind.
     unscoped: BTreeMap<Kind, BTreeSet<String>>,
-    /// Rule names firing per pipeline.
-    scoped: BTreeMap<(Kind, String), BTreeSet<String>>,
+    /// Rule names firing per pipeline, by kind, then pipeline: nested so
+    /// that a lookup by `&str` allocates nothing (a poll does one per alert).
+    scoped: BTreeMap<Kind, BTreeMap<String, BTreeSet<String>>>,
     /// Pending alerts of the watched kinds: reported in metrics, never acted upon.
     pending: usize,
 }
@@ -180,7 +181,13 @@ impl Snapshot {
             let rule = matcher.rule(&alert.labels).unwrap_or_default();
             let rules = match &scope {
                 Scope::All => snapshot.unscoped.entry(kind).or_default(),
-                Scope::Pipeline(name) => snapshot.scoped.entry((kind, name.clone())).or_default(),
+                Scope::Pipeline(name) => {
+                    let pipelines = snapshot.scoped.entry(kind).or_default();
+                    if !pipelines.contains_key(name.as_str()) {
+                        pipelines.insert(name.clone(), BTreeSet::new());
+                    }
+                    pipelines.get_mut(name.as_str()).expect("inserted above")
+                }
             };
             // Many alerts share a rule (one per pod, say): its name is
             // copied only the first time.
@@ -212,7 +219,8 @@ impl Snapshot {
         let unscoped = self.unscoped.get(&kind).into_iter().flatten();
         let scoped = self
             .scoped
-            .get(&(kind, pipeline.to_owned()))
+            .get(&kind)
+            .and_then(|pipelines| pipelines.get(pipeline))
             .into_iter()
             .flatten();
         unscoped.chain(scoped).map(String::as_str)
