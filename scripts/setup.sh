@@ -64,9 +64,9 @@ step controlplane "control plane (kube-apiserver + etcd; first build about 10 mi
 	bash tests/controlplane/build.sh
 step prometheus3 "Prometheus 3 (first build about 4 min, then cached)" \
 	bash tests/prometheus3/build.sh
-step thanos "Thanos (first build about 3 min, then cached)" \
+step thanos "Thanos (first build about 4 min, then cached)" \
 	bash tests/thanos/build.sh
-step mimir "Grafana Mimir (first build about 4 min, then cached)" \
+step mimir "Grafana Mimir (first build about 5 min, then cached)" \
 	bash tests/mimir/build.sh
 if $node; then
 	step node "the node: kubelet, kube-proxy, scheduler, controller-manager (first build about 6 min, then cached)" \
