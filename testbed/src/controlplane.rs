@@ -26,25 +26,7 @@ pub enum ControlPlaneError {
 
 /// Builds (or finds cached) the control-plane binary and returns its path.
 pub fn build() -> Result<PathBuf, ControlPlaneError> {
-    let script = super::repo_root().join("tests/controlplane/build.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| ControlPlaneError::Build(e.to_string()))?;
-    if !out.status.success() {
-        return Err(ControlPlaneError::Build(format!("exit {}", out.status)));
-    }
-    let path = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_owned();
-    if path.is_empty() {
-        return Err(ControlPlaneError::Build("build.sh printed no path".into()));
-    }
-    Ok(PathBuf::from(path))
+    super::go_build("controlplane").map_err(ControlPlaneError::Build)
 }
 
 /// A running control plane.

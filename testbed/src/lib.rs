@@ -52,6 +52,26 @@ pub fn repo_root() -> &'static Path {
         .expect("the test bed lives in the workspace")
 }
 
+/// Runs `tests/<program>/build.sh`, one of the tests' Go builds (cached by
+/// tests/go/cached-build.sh, so a call after the first takes milliseconds),
+/// and returns the path it prints. Its progress goes to this process's stderr.
+pub fn go_build(program: &str) -> Result<PathBuf, String> {
+    let script = repo_root().join("tests").join(program).join("build.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!("{} failed: {}", script.display(), out.status));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match stdout.lines().last().map(str::trim) {
+        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+        _ => Err(format!("{} printed no path", script.display())),
+    }
+}
+
 /// A free TCP port on 127.0.0.1. Another process could take it before it is
 /// used; on a test machine that race is rare enough.
 pub fn free_port() -> u16 {

@@ -94,24 +94,10 @@ pub fn binary() -> Result<PathBuf, MimirError> {
         return Ok(PathBuf::from(path));
     }
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BUILT.get_or_init(build).clone().map_err(MimirError::Build)
-}
-
-fn build() -> Result<PathBuf, String> {
-    let script = super::repo_root().join("tests/mimir/build.sh");
-    let out = std::process::Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    if !out.status.success() {
-        return Err(format!("{} failed: {}", script.display(), out.status));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    match stdout.lines().last().map(str::trim) {
-        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
-        _ => Err("build.sh printed no path".into()),
-    }
+    BUILT
+        .get_or_init(|| super::go_build("mimir"))
+        .clone()
+        .map_err(MimirError::Build)
 }
 
 fn http_client() -> reqwest::Client {

@@ -122,25 +122,7 @@ fn which(program: &str) -> Option<PathBuf> {
 
 /// Builds (or finds cached) the node's binaries; returns their directory.
 pub fn build() -> Result<PathBuf, NodeError> {
-    let script = super::repo_root().join("tests/node/build.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| NodeError::Build(e.to_string()))?;
-    if !out.status.success() {
-        return Err(NodeError::Build(format!("exit {}", out.status)));
-    }
-    let dir = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_owned();
-    if dir.is_empty() {
-        return Err(NodeError::Build("build.sh printed no directory".into()));
-    }
-    Ok(PathBuf::from(dir))
+    super::go_build("node").map_err(NodeError::Build)
 }
 
 /// The host-wide kernel settings kubelet changes (pkg/kubelet/cm
