@@ -72,6 +72,49 @@ pub fn go_build(program: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// An HTTP client for the test bed's own requests, the crypto provider
+/// installed first (see `alert_poller::tls`).
+pub fn http_client() -> prometheus_http_query::reqwest::Client {
+    alert_poller::prometheus::install_crypto_provider();
+    prometheus_http_query::reqwest::Client::new()
+}
+
+/// Polls `url` until it answers 2xx; an error when `child` exits first
+/// ("exited: …") or `limit` passes (the last answer, status and body, or
+/// "never answered"): the readiness wait of every process the test bed
+/// starts from a Go build.
+pub async fn until_ready(
+    child: &mut tokio::process::Child,
+    url: &str,
+    limit: std::time::Duration,
+) -> Result<(), String> {
+    let client = http_client();
+    let started = std::time::Instant::now();
+    let mut last = "never answered".to_owned();
+    while started.elapsed() < limit {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited: {status}"));
+        }
+        match client.get(url).send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => {
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default();
+                last = format!("last answer {status}: {}", body.trim());
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(last)
+}
+
+/// The last `n` lines of `text`, for failure messages quoting a log.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// A free TCP port on 127.0.0.1. Another process could take it before it is
 /// used; on a test machine that race is rare enough.
 pub fn free_port() -> u16 {

@@ -100,11 +100,6 @@ pub fn binary() -> Result<PathBuf, MimirError> {
         .map_err(MimirError::Build)
 }
 
-fn http_client() -> reqwest::Client {
-    alert_poller::prometheus::install_crypto_provider();
-    reqwest::Client::new()
-}
-
 /// Mimir's configuration file: everything on loopback and on local disk
 /// under `dir`, rings kept in memory (one process needs no gossip), and
 /// the waits that suit a cluster of many replicas cut to nothing.
@@ -242,38 +237,16 @@ impl Mimir {
             dir,
             forwarders: Mutex::new(Vec::new()),
         };
-        if let Err(why) = mimir.wait_ready(READY_LIMIT).await {
+        let ready = format!("{}/ready", mimir.url());
+        if let Err(why) = super::until_ready(&mut mimir.child, &ready, READY_LIMIT).await {
             return Err(MimirError::NotReady {
                 binary: binary.display().to_string(),
                 limit: READY_LIMIT,
                 why,
-                log: mimir.log_tail(LOG_TAIL),
+                log: super::last_lines(&mimir.log(), LOG_TAIL),
             });
         }
         Ok(mimir)
-    }
-
-    async fn wait_ready(&mut self, limit: Duration) -> Result<(), String> {
-        let client = http_client();
-        let ready = format!("{}/ready", self.url());
-        let started = Instant::now();
-        let mut last = "never answered".to_owned();
-        while started.elapsed() < limit {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("exited: {status}"));
-            }
-            match client.get(&ready).send().await {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) => {
-                    let status = r.status();
-                    let body = r.text().await.unwrap_or_default();
-                    last = format!("last answer {status}: {}", body.trim());
-                }
-                Err(_) => {}
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(last)
     }
 
     /// Base URL, without a trailing slash: `http://127.0.0.1:PORT`.
@@ -303,7 +276,7 @@ impl Mimir {
         if let Some((_, addr, _)) = self.forwarders().iter().find(|(t, _, _)| t == tenant) {
             return Ok(url(*addr));
         }
-        let client = http_client();
+        let client = super::http_client();
         let (push, tenant_owned) = (self.remote_write_url(), tenant.to_owned());
         let (addr, stop) = http::serve(move |req: Request<Incoming>| {
             let (client, push, tenant) = (client.clone(), push.clone(), tenant_owned.clone());
@@ -338,7 +311,7 @@ impl Mimir {
             self.prometheus_url(),
             path_and_query.trim_start_matches('/')
         );
-        let mut request = http_client().get(&url);
+        let mut request = super::http_client().get(&url);
         if let Some(tenant) = tenant {
             request = request.header(TENANT_HEADER, tenant);
         }
@@ -421,7 +394,7 @@ impl Mimir {
             url: url.to_string(),
             message,
         };
-        let mut request = http_client()
+        let mut request = super::http_client()
             .request(method.clone(), url.clone())
             .header(TENANT_HEADER, tenant);
         if let Some(body) = body {
@@ -445,7 +418,7 @@ impl Mimir {
         namespace: &str,
     ) -> Result<Vec<String>, MimirError> {
         let url = self.rules_config_url(&[namespace]);
-        let response = http_client()
+        let response = super::http_client()
             .get(url.clone())
             .header(TENANT_HEADER, tenant)
             .send()
@@ -534,12 +507,6 @@ impl Mimir {
     /// Mimir's log, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("mimir.log")).unwrap_or_default()
-    }
-
-    fn log_tail(&self, n: usize) -> String {
-        let log = self.log();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 }
 

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prometheus_http_query::reqwest;
 use serde_norway::{Mapping, Value};
@@ -78,11 +78,6 @@ fn ms(d: Duration) -> String {
     format!("{}ms", d.as_millis())
 }
 
-fn http_client() -> reqwest::Client {
-    alert_poller::prometheus::install_crypto_provider();
-    reqwest::Client::new()
-}
-
 /// One running Thanos component.
 #[derive(Debug)]
 struct Process {
@@ -125,51 +120,27 @@ impl Process {
             grpc,
             dir,
         };
-        if let Err(why) = process.wait_ready(READY_LIMIT).await {
+        let ready = format!("http://{}/-/ready", process.http);
+        if let Err(why) = super::until_ready(&mut process.child, &ready, READY_LIMIT).await {
             return Err(ThanosError::NotReady {
                 binary: binary.display().to_string(),
                 component,
                 limit: READY_LIMIT,
                 why,
-                log: process.log_tail(LOG_TAIL),
+                log: super::last_lines(&process.log(), LOG_TAIL),
             });
         }
         Ok(process)
     }
 
-    async fn wait_ready(&mut self, limit: Duration) -> Result<(), String> {
-        let client = http_client();
-        let ready = format!("http://{}/-/ready", self.http);
-        let started = Instant::now();
-        let mut last = "never answered".to_owned();
-        while started.elapsed() < limit {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("exited: {status}"));
-            }
-            match client.get(&ready).send().await {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) => last = format!("last answer {}", r.status()),
-                Err(_) => {}
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(last)
-    }
-
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("thanos.log")).unwrap_or_default()
-    }
-
-    fn log_tail(&self, n: usize) -> String {
-        let log = self.log();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 }
 
 /// Prometheus' command-line flags, from `/api/v1/status/flags`.
 async fn prometheus_flags(url: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
-    let answer: serde_json::Value = http_client()
+    let answer: serde_json::Value = super::http_client()
         .get(format!("{url}api/v1/status/flags"))
         .send()
         .await
@@ -218,7 +189,7 @@ pub async fn edit_prometheus_config(
     edit(root);
     let text = serde_norway::to_string(&config).map_err(|e| fail(e.to_string()))?;
     std::fs::write(&file, text)?;
-    let response = http_client()
+    let response = super::http_client()
         .post(format!("{url}-/reload"))
         .send()
         .await
@@ -375,7 +346,7 @@ impl Query {
         &self,
         path_and_query: &str,
     ) -> Result<serde_json::Value, reqwest::Error> {
-        http_client()
+        super::http_client()
             .get(format!(
                 "{}{}",
                 self.url(),
