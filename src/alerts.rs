@@ -38,13 +38,14 @@ pub struct ActiveAlert {
     pub state: AlertState,
 }
 
-/// Which pipelines an alert is about.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Scope {
+/// Which pipelines an alert is about; the name is borrowed from the alert's
+/// labels, so classifying ten thousand alerts allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope<'a> {
     /// The alert has no `pipeline_name`: it concerns every pipeline of the kind.
     All,
     /// The alert concerns the named pipeline only.
-    Pipeline(String),
+    Pipeline(&'a str),
 }
 
 /// Decides whether an alert is about one pipeline kind, and about which of
@@ -90,7 +91,7 @@ impl Matcher {
     /// `pipeline_name` concerns every pipeline of the kind, whatever its
     /// `pipeline_type`; only a scoped alert must carry our `pipeline_type`
     /// exactly, if it carries one at all.
-    pub fn scope(&self, labels: &LabelSet) -> Option<Scope> {
+    pub fn scope<'a>(&self, labels: &'a LabelSet) -> Option<Scope<'a>> {
         if !self.takes_name(labels.get(ALERTNAME_LABEL)?) {
             return None;
         }
@@ -103,7 +104,7 @@ impl Matcher {
         {
             return None;
         }
-        Some(Scope::Pipeline(pipeline.to_owned()))
+        Some(Scope::Pipeline(pipeline))
     }
 
     /// The rule name without the kind prefix (`GatewayAllDataDropped`), which is
@@ -139,7 +140,10 @@ pub fn union(answers: Vec<Vec<ActiveAlert>>) -> Vec<ActiveAlert> {
 
 /// Which kind an alert is about and its scope there: the first matcher that
 /// takes it. The kinds' prefixes do not overlap, so at most one does.
-fn classify<'m>(matchers: &'m [Matcher], labels: &LabelSet) -> Option<(&'m Matcher, Scope)> {
+fn classify<'m, 'a>(
+    matchers: &'m [Matcher],
+    labels: &'a LabelSet,
+) -> Option<(&'m Matcher, Scope<'a>)> {
     matchers.iter().find_map(|m| Some((m, m.scope(labels)?)))
 }
 
@@ -148,9 +152,10 @@ fn classify<'m>(matchers: &'m [Matcher], labels: &LabelSet) -> Option<(&'m Match
 /// pipeline X of kind K?" (by scope).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    /// Identity (the full, sorted label set) to kind and scope. Only firing
-    /// alerts are here.
-    alerts: BTreeMap<LabelSet, (Kind, Scope)>,
+    /// The firing alerts of the watched kinds, sorted by identity (the full
+    /// label set), each once. A sorted list rather than a tree: it is built
+    /// once per poll and then only walked, by [`Snapshot::diff`].
+    alerts: Vec<Firing>,
     /// Rule names (prefix stripped) firing for every pipeline of a kind.
     unscoped: BTreeMap<Kind, BTreeSet<String>>,
     /// Rule names firing per pipeline, by kind, then pipeline: nested so
@@ -158,6 +163,25 @@ pub struct Snapshot {
     scoped: BTreeMap<Kind, BTreeMap<String, BTreeSet<String>>>,
     /// Pending alerts of the watched kinds: reported in metrics, never acted upon.
     pending: usize,
+}
+
+/// One firing alert of a snapshot: its identity, and what [`Snapshot::diff`]
+/// needs to say whom its change affects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Firing {
+    labels: LabelSet,
+    kind: Kind,
+    /// Whether it names a pipeline; the name stays in `labels`.
+    scoped: bool,
+}
+
+impl Firing {
+    fn scope(&self) -> Scope<'_> {
+        match self.labels.get(PIPELINE_NAME_LABEL) {
+            Some(name) if self.scoped => Scope::Pipeline(name),
+            _ => Scope::All,
+        }
+    }
 }
 
 impl Snapshot {
@@ -179,14 +203,14 @@ impl Snapshot {
             }
             let kind = matcher.kind;
             let rule = matcher.rule(&alert.labels).unwrap_or_default();
-            let rules = match &scope {
+            let rules = match scope {
                 Scope::All => snapshot.unscoped.entry(kind).or_default(),
                 Scope::Pipeline(name) => {
                     let pipelines = snapshot.scoped.entry(kind).or_default();
-                    if !pipelines.contains_key(name.as_str()) {
-                        pipelines.insert(name.clone(), BTreeSet::new());
+                    if !pipelines.contains_key(name) {
+                        pipelines.insert(name.to_owned(), BTreeSet::new());
                     }
-                    pipelines.get_mut(name.as_str()).expect("inserted above")
+                    pipelines.get_mut(name).expect("inserted above")
                 }
             };
             // Many alerts share a rule (one per pod, say): its name is
@@ -194,8 +218,18 @@ impl Snapshot {
             if !rules.contains(rule) {
                 rules.insert(rule.to_owned());
             }
-            snapshot.alerts.insert(alert.labels, (kind, scope));
+            let scoped = matches!(scope, Scope::Pipeline(_));
+            snapshot.alerts.push(Firing {
+                labels: alert.labels,
+                kind,
+                scoped,
+            });
         }
+        // Two sources may both report an alert; it is one alert.
+        snapshot
+            .alerts
+            .sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        snapshot.alerts.dedup_by(|a, b| a.labels == b.labels);
         snapshot
     }
 
@@ -240,18 +274,18 @@ impl Snapshot {
                 (None, None) => break,
                 (Some(_), None) => Ordering::Less,
                 (None, Some(_)) => Ordering::Greater,
-                (Some((a, _)), Some((b, _))) => a.cmp(b),
+                (Some(a), Some(b)) => a.labels.cmp(&b.labels),
             };
             match order {
                 Ordering::Less => {
-                    let (_, (kind, scope)) = now.next().expect("peeked");
+                    let alert = now.next().expect("peeked");
                     diff.added += 1;
-                    diff.affected.add(*kind, scope);
+                    diff.affected.add(alert.kind, alert.scope());
                 }
                 Ordering::Greater => {
-                    let (_, (kind, scope)) = before.next().expect("peeked");
+                    let alert = before.next().expect("peeked");
                     diff.removed += 1;
-                    diff.affected.add(*kind, scope);
+                    diff.affected.add(alert.kind, alert.scope());
                 }
                 Ordering::Equal => {
                     now.next();
@@ -320,7 +354,7 @@ impl Affected {
         self.0.iter().map(|(k, t)| (*k, t))
     }
 
-    fn add(&mut self, kind: Kind, scope: &Scope) {
+    fn add(&mut self, kind: Kind, scope: Scope<'_>) {
         let targets = self
             .0
             .entry(kind)
@@ -328,7 +362,9 @@ impl Affected {
         match (scope, targets) {
             (Scope::All, targets) => *targets = Targets::All,
             (Scope::Pipeline(name), Targets::Pipelines(names)) => {
-                names.insert(name.clone());
+                if !names.contains(name) {
+                    names.insert(name.to_owned());
+                }
             }
             (Scope::Pipeline(_), Targets::All) => {}
         }
@@ -424,7 +460,7 @@ mod tests {
     fn scope_follows_the_matching_rules() {
         let m = Matcher::for_kind(Kind::Metric);
         let labels = |pairs: &[(&str, &str)]| firing(pairs).labels;
-        type Case<'a> = (&'a [(&'a str, &'a str)], Option<Scope>);
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<Scope<'a>>);
         let cases: &[Case] = &[
             (
                 &[("alertname", "MetricGatewayThrottling")],
