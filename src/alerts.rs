@@ -471,7 +471,7 @@ mod tests {
                     ("alertname", "MetricGatewayThrottling"),
                     ("pipeline_name", "a"),
                 ],
-                Some(Scope::Pipeline("a".into())),
+                Some(Scope::Pipeline("a")),
             ),
             (
                 &[
@@ -479,7 +479,7 @@ mod tests {
                     ("pipeline_name", "a"),
                     ("pipeline_type", "metricpipeline"),
                 ],
-                Some(Scope::Pipeline("a".into())),
+                Some(Scope::Pipeline("a")),
             ),
             (
                 &[

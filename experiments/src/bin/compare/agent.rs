@@ -380,9 +380,9 @@ fn notified(alerts: &[Notified], matchers: &[Matcher], pipelines: &[Pipeline]) -
     pipelines
         .iter()
         .filter(|p| {
-            scopes.get(&p.kind).is_some_and(|s| {
-                s.contains(&Scope::All) || s.contains(&Scope::Pipeline(p.name.clone()))
-            })
+            scopes
+                .get(&p.kind)
+                .is_some_and(|s| s.contains(&Scope::All) || s.contains(&Scope::Pipeline(&p.name)))
         })
         .cloned()
         .collect()
