@@ -8,9 +8,14 @@
 //! schedule would poll, it names the moment to poll instead. The adaptive
 //! schedule still decides how many ticks to skip while nothing changes.
 
+use std::collections::BTreeMap;
+
 /// When one rule group is evaluated, in Unix milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupTiming {
+    /// Which group (its file and name, hashed): readings of the same group
+    /// are put together by it.
+    pub group: u64,
     /// Start of the last evaluation.
     pub last_evaluation_ms: i64,
     /// Time between evaluations.
@@ -19,8 +24,92 @@ pub struct GroupTiming {
     pub evaluation_ms: i64,
 }
 
-/// Extra wait after an evaluation's end, so the poll does not race it.
-pub const MARGIN_MS: i64 = 25;
+/// Extra wait after an evaluation's expected end, so the poll does not
+/// race it. Small, because the expected end is no longer one reading's word
+/// (see [`Readings`]): the evaluation time is the median of several, and
+/// the slot the earliest start seen.
+pub const MARGIN_MS: i64 = 10;
+
+/// How many readings of a group the estimate rests on.
+pub const READINGS: usize = 5;
+
+/// The last few timing readings of each rule group.
+///
+/// One reading can be taken while Prometheus is busy: its evaluation then
+/// started late and took long, and a schedule built on it polls late for as
+/// long as it is trusted (the experiments showed +30 ms for five minutes
+/// after such a reading). Several readings give a steadier picture: an
+/// evaluation starts at its slot or after it, never before, so the earliest
+/// start seen is nearest to the slot; and the median duration is not moved
+/// by one slow evaluation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Readings {
+    /// Per group, oldest first.
+    groups: BTreeMap<u64, Vec<GroupTiming>>,
+}
+
+impl Readings {
+    /// Adds one read of `/api/v1/rules`. A group missing from it is gone,
+    /// and a group whose interval changed starts afresh: its slots moved.
+    pub fn record(&mut self, read: &[GroupTiming]) {
+        self.groups
+            .retain(|group, _| read.iter().any(|g| g.group == *group));
+        for timing in read {
+            let history = self.groups.entry(timing.group).or_default();
+            match history.last() {
+                Some(last) if last.interval_ms != timing.interval_ms => history.clear(),
+                // The same evaluation read again says nothing new.
+                Some(last) if last.last_evaluation_ms == timing.last_evaluation_ms => continue,
+                _ => {}
+            }
+            history.push(*timing);
+            if history.len() > READINGS {
+                history.remove(0);
+            }
+        }
+    }
+
+    /// Whether no group has been read.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// One timing per group, from its readings.
+    pub fn estimate(&self) -> Vec<GroupTiming> {
+        self.groups.values().filter_map(|h| estimate(h)).collect()
+    }
+}
+
+/// The newest reading, moved to the earliest phase any reading showed, with
+/// the median evaluation time.
+fn estimate(history: &[GroupTiming]) -> Option<GroupTiming> {
+    let newest = *history.last()?;
+    let interval = newest.interval_ms;
+    if interval <= 0 {
+        return Some(newest);
+    }
+    // Each reading's start against the newest one's, on the interval's
+    // circle: within half an interval either way.
+    let earliest = history
+        .iter()
+        .map(|g| {
+            let ahead = (g.last_evaluation_ms - newest.last_evaluation_ms).rem_euclid(interval);
+            if ahead > interval / 2 {
+                ahead - interval
+            } else {
+                ahead
+            }
+        })
+        .min()
+        .unwrap_or(0);
+    let mut durations: Vec<i64> = history.iter().map(|g| g.evaluation_ms).collect();
+    durations.sort_unstable();
+    Some(GroupTiming {
+        last_evaluation_ms: newest.last_evaluation_ms + earliest,
+        evaluation_ms: durations[durations.len() / 2],
+        ..newest
+    })
+}
 
 /// The first moment at or after `due_ms` that lies just after the end of an
 /// evaluation of one of the groups; `None` when no group has a usable interval.
@@ -58,32 +147,37 @@ mod tests {
     use super::*;
 
     const G: GroupTiming = GroupTiming {
+        group: 1,
         last_evaluation_ms: 10_000,
         interval_ms: 1_000,
         evaluation_ms: 5,
     };
 
+    /// Where a poll goes: `ms` after an evaluation's end.
+    const M: i64 = MARGIN_MS;
+
     #[test]
     fn polls_land_just_after_an_evaluation() {
-        // Evaluations end at ...,10_005, 11_005, ...; polls go 25 ms later.
-        assert_eq!(next_poll(&[G], 10_500), Some(11_030));
-        assert_eq!(next_poll(&[G], 11_030), Some(11_030));
-        assert_eq!(next_poll(&[G], 11_031), Some(12_030));
+        // Evaluations end at ...,10_005, 11_005, ...; polls go M ms later.
+        assert_eq!(next_poll(&[G], 10_500), Some(11_005 + M));
+        assert_eq!(next_poll(&[G], 11_005 + M), Some(11_005 + M));
+        assert_eq!(next_poll(&[G], 11_006 + M), Some(12_005 + M));
         // Long after the reading, the slots still line up.
-        assert_eq!(next_poll(&[G], 1_000_000), Some(1_000_030));
+        assert_eq!(next_poll(&[G], 1_000_000), Some(1_000_005 + M));
         // Before the reading too.
-        assert_eq!(next_poll(&[G], 9_100), Some(9_030 + 1_000));
+        assert_eq!(next_poll(&[G], 9_100), Some(10_005 + M));
     }
 
     #[test]
     fn the_earliest_group_wins() {
         let slow = GroupTiming {
+            group: 2,
             last_evaluation_ms: 10_400,
             interval_ms: 30_000,
             evaluation_ms: 100,
         };
-        // The slow group ends at 10_525, before the fast one at 11_030.
-        assert_eq!(next_poll(&[slow, G], 10_100), Some(10_525));
+        // The slow group ends at 10_500, before the fast one at 11_005.
+        assert_eq!(next_poll(&[slow, G], 10_100), Some(10_500 + M));
         assert_eq!(next_poll(&[], 10_100), None);
         let broken = GroupTiming {
             interval_ms: 0,
@@ -97,18 +191,19 @@ mod tests {
         // Just polled after the evaluation ending at 11_005.
         let now = 11_080;
         let at = next_poll(&[G], due(now, 1_000, &[G])).unwrap();
-        assert_eq!(at, 12_030);
+        assert_eq!(at, 12_005 + M);
         // A 15 s delay skips ticks, as the adaptive schedule asks.
         let at = next_poll(&[G], due(now, 15_000, &[G])).unwrap();
-        assert_eq!(at, 26_030);
+        assert_eq!(at, 26_005 + M);
     }
 
     /// A virtual run: with a 30 s evaluation interval and a stable Prometheus,
     /// phase-locked polling makes at most one request per interval, each
-    /// 25 ms after an evaluation ends.
+    /// just after an evaluation ends.
     #[test]
     fn at_most_one_poll_per_interval_on_a_virtual_clock() {
         let g = GroupTiming {
+            group: 1,
             last_evaluation_ms: 0,
             interval_ms: 30_000,
             evaluation_ms: 40,
@@ -124,6 +219,92 @@ mod tests {
         for pair in polls.windows(2) {
             assert!(pair[1] - pair[0] >= 30_000, "{polls:?}");
         }
-        assert!(polls.iter().all(|p| p % 30_000 == 65), "{polls:?}");
+        assert!(polls.iter().all(|p| p % 30_000 == 40 + M), "{polls:?}");
+    }
+
+    /// A reading of group `group` at interval 1 s: an evaluation that
+    /// started `late` ms after the slot at `slot` and took `took` ms.
+    fn reading(group: u64, slot: i64, late: i64, took: i64) -> GroupTiming {
+        GroupTiming {
+            group,
+            last_evaluation_ms: slot + late,
+            interval_ms: 1_000,
+            evaluation_ms: took,
+        }
+    }
+
+    #[test]
+    fn several_readings_give_the_earliest_start_and_the_median_time() {
+        // (readings in order, expected start of the newest slot, expected time)
+        type Case = (Vec<GroupTiming>, Option<(i64, i64)>);
+        let cases: Vec<Case> = vec![
+            (vec![], None),
+            // One reading is taken at its word.
+            (vec![reading(1, 60_000, 3, 20)], Some((60_003, 20))),
+            // A busy moment: the newest started 30 ms late and took 50 ms;
+            // the calm readings before it keep the schedule where it was.
+            (
+                vec![
+                    reading(1, 60_000, 2, 20),
+                    reading(1, 120_000, 1, 22),
+                    reading(1, 180_000, 30, 50),
+                ],
+                Some((180_001, 22)),
+            ),
+            // The slot lies near a second's end: late starts cross it.
+            (
+                vec![reading(1, 60_995, 4, 9), reading(1, 120_995, 1, 7)],
+                Some((120_996, 9)),
+            ),
+            // The same evaluation read twice counts once.
+            (
+                vec![
+                    reading(1, 60_000, 1, 10),
+                    reading(1, 61_000, 1, 30),
+                    reading(1, 61_000, 1, 30),
+                ],
+                Some((61_001, 30)),
+            ),
+            // Only the last READINGS count: an old early start is forgotten.
+            (
+                std::iter::once(reading(1, 0, 0, 5))
+                    .chain((1..=READINGS as i64).map(|i| reading(1, i * 60_000, 8, 5)))
+                    .collect(),
+                Some((READINGS as i64 * 60_000 + 8, 5)),
+            ),
+        ];
+        for (read, expected) in cases {
+            let mut readings = Readings::default();
+            for r in &read {
+                readings.record(&[*r]);
+            }
+            let got = readings
+                .estimate()
+                .first()
+                .map(|g| (g.last_evaluation_ms, g.evaluation_ms));
+            assert_eq!(got, expected, "{read:?}");
+        }
+    }
+
+    #[test]
+    fn a_group_that_goes_or_changes_its_interval_starts_afresh() {
+        let mut readings = Readings::default();
+        readings.record(&[reading(1, 60_000, 0, 5), reading(2, 60_500, 0, 5)]);
+        readings.record(&[reading(1, 120_000, 40, 90)]);
+        // Group 2 is gone; group 1 keeps both readings.
+        assert_eq!(
+            readings.estimate(),
+            [GroupTiming {
+                last_evaluation_ms: 120_000,
+                evaluation_ms: 90,
+                ..reading(1, 0, 0, 0)
+            }]
+        );
+        let slower = GroupTiming {
+            interval_ms: 30_000,
+            ..reading(1, 180_000, 40, 90)
+        };
+        readings.record(&[slower]);
+        assert_eq!(readings.estimate(), [slower]);
     }
 }

@@ -15,14 +15,16 @@ use futures::future::join_all;
 use crate::alerts::union;
 use crate::config::Tuning;
 use crate::metrics::{Metrics, SourceLabels, SourceResultLabels};
-use crate::phase::GroupTiming;
+use crate::phase::{GroupTiming, Readings};
 use crate::prometheus::{
     AlertSource, AlertsResponse, ClientSettings, PollError, PrometheusClient, redact,
     series_max_age,
 };
 
-/// How long rule-group timing is trusted before it is read again.
-const TIMING_MAX_AGE: Duration = Duration::from_secs(300);
+/// How long a rule-group timing reading stands before the next is taken.
+/// Readings add up (`phase::Readings`), so the estimate rests on the last
+/// few minutes: about one request a minute on top of the polls.
+const TIMING_MAX_AGE: Duration = Duration::from_secs(60);
 /// How soon an unusable timing reading is tried again.
 const TIMING_RETRY: Duration = Duration::from_secs(5);
 
@@ -30,8 +32,8 @@ const TIMING_RETRY: Duration = Duration::from_secs(5);
 struct Source {
     settings: ClientSettings,
     client: Result<PrometheusClient, String>,
-    /// Rule-group timing and when it was read.
-    timings: Option<(Vec<GroupTiming>, Instant)>,
+    /// Rule-group timing readings, and when the last was taken.
+    timings: Option<(Readings, Instant)>,
     /// A failed request may be a restart, which moves the phase and may
     /// change the rules: the timing is read afresh once the source answers
     /// again. Not before: while it is down that would double the requests,
@@ -246,14 +248,16 @@ async fn poll_one(
     answer
 }
 
-/// The source's rule-group timing, read from `/api/v1/rules` when missing
-/// or old (every 5 minutes; soon again after an empty or failed reading).
+/// The source's rule-group timing, estimated from its last readings of
+/// `/api/v1/rules`; a reading is taken when the last is a minute old, and
+/// soon again after an empty or failed one, which also drops the history
+/// (the timing is unknown, so polling is unlocked until it is read).
 async fn rule_timings(source: &mut Source, tuning: &Tuning, metrics: &Metrics) -> Vec<GroupTiming> {
     let Ok(client) = &source.client else {
         return Vec::new();
     };
-    let expired = |(groups, read): &(Vec<GroupTiming>, Instant)| {
-        let max_age = if groups.is_empty() {
+    let expired = |(readings, read): &(Readings, Instant)| {
+        let max_age = if readings.is_empty() {
             TIMING_RETRY
         } else {
             TIMING_MAX_AGE
@@ -262,11 +266,18 @@ async fn rule_timings(source: &mut Source, tuning: &Tuning, metrics: &Metrics) -
     };
     if source.timings.as_ref().is_none_or(expired) {
         metrics.rule_timing_reads.inc();
-        let groups = match client.rule_timings(&tuning.alert_name_prefix).await {
+        let prefixes: Vec<String> = tuning
+            .matchers()
+            .into_iter()
+            .map(|m| m.alertname_prefix)
+            .collect();
+        let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+        let groups = match client.rule_timings(&prefixes).await {
             Ok(groups) => {
                 tracing::debug!(
                     url = client.url(),
                     groups = groups.len(),
+                    slowest_evaluation_ms = groups.iter().map(|g| g.evaluation_ms).max(),
                     "rule evaluation timing read"
                 );
                 groups
@@ -282,11 +293,13 @@ async fn rule_timings(source: &mut Source, tuning: &Tuning, metrics: &Metrics) -
                 Vec::new()
             }
         };
-        source.timings = Some((groups, Instant::now()));
+        let mut readings = source.timings.take().map(|(r, _)| r).unwrap_or_default();
+        readings.record(&groups);
+        source.timings = Some((readings, Instant::now()));
     }
     source
         .timings
         .as_ref()
-        .map(|(g, _)| g.clone())
+        .map(|(readings, _)| readings.estimate())
         .unwrap_or_default()
 }

@@ -101,14 +101,14 @@ proptest! {
     #[test]
     fn decode_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         let _ = decode(&bytes);
-        let _ = decode_rule_timings(&bytes, "Metric");
+        let _ = decode_rule_timings(&bytes, &["Metric"]);
     }
 
     #[test]
     fn decode_never_panics_on_json(value in json()) {
         let body = serde_json::to_vec(&value).unwrap();
         let _ = decode(&body);
-        let _ = decode_rule_timings(&body, "Metric");
+        let _ = decode_rule_timings(&body, &["Metric"]);
     }
 
     #[test]

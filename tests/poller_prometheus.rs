@@ -518,7 +518,7 @@ async fn a_resolved_alert_does_not_linger_in_the_series_after_a_restart() {
     .await;
     let bound = series_max_age(
         &client
-            .rule_timings("Metric")
+            .rule_timings(&["Metric"])
             .await
             .expect("the rule timing reads"),
     )

@@ -269,11 +269,11 @@ impl PrometheusClient {
         })
     }
 
-    /// When the rule groups holding alerts named `prefix…` are evaluated,
-    /// for phase-locked polling (`/api/v1/rules?type=alert`).
-    pub async fn rule_timings(&self, prefix: &str) -> Result<Vec<GroupTiming>, PollError> {
+    /// When the rule groups holding alerts named with one of `prefixes` are
+    /// evaluated, for phase-locked polling (`/api/v1/rules?type=alert`).
+    pub async fn rule_timings(&self, prefixes: &[&str]) -> Result<Vec<GroupTiming>, PollError> {
         let (status, body) = self.fetch(self.rules_url.clone()).await?;
-        decode_rule_timings(&body, prefix).map_err(|e| decode_error(status, e))
+        decode_rule_timings(&body, prefixes).map_err(|e| decode_error(status, e))
     }
 
     /// One GET with the headers and credentials, the status rules and the

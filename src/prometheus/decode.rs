@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::marker::PhantomData;
 
 use k8s_openapi::jiff::Timestamp;
@@ -451,6 +452,10 @@ struct RulesData {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RulesGroup {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    file: String,
     interval: f64,
     #[serde(default)]
     evaluation_time: f64,
@@ -466,8 +471,12 @@ struct RuleName {
 }
 
 /// Decodes `/api/v1/rules` into the timing of the groups that hold alerts
-/// named `prefix…`. Groups never evaluated yet are left out. Pure.
-pub fn decode_rule_timings(body: &[u8], prefix: &str) -> Result<Vec<GroupTiming>, DecodeError> {
+/// whose name starts with one of `prefixes` (one per watched kind). Groups
+/// never evaluated yet are left out. Pure.
+pub fn decode_rule_timings(
+    body: &[u8],
+    prefixes: &[&str],
+) -> Result<Vec<GroupTiming>, DecodeError> {
     let (data, _): (RulesData, _) = envelope(body, PhantomData)?;
     Ok(data
         .groups
@@ -476,12 +485,16 @@ pub fn decode_rule_timings(body: &[u8], prefix: &str) -> Result<Vec<GroupTiming>
         .filter(|g| {
             g.rules
                 .iter()
-                .any(|r| r.kind == "alerting" && r.name.starts_with(prefix))
+                .any(|r| r.kind == "alerting" && prefixes.iter().any(|p| r.name.starts_with(p)))
         })
         .filter_map(|g| {
             let last: Timestamp = g.last_evaluation.parse().ok()?;
+            // Prometheus tells groups apart by file and name.
+            let mut group = DefaultHasher::new();
+            (&g.file, &g.name).hash(&mut group);
             // Prometheus reports a group not yet evaluated at the zero time.
             (last.as_second() > 0).then(|| GroupTiming {
+                group: group.finish(),
                 last_evaluation_ms: last.as_millisecond(),
                 interval_ms: (g.interval * 1000.0).round() as i64,
                 evaluation_ms: (g.evaluation_time * 1000.0).ceil() as i64,
@@ -636,13 +649,18 @@ mod tests {
              "rules":[{"state":"inactive","name":"TraceGatewayThrottling","query":"up == 0",
                "duration":0,"labels":{},"annotations":{},"alerts":[],"health":"ok",
                "evaluationTime":0.001,"lastEvaluation":"2026-11-27T10:00:01Z","type":"alerting"}]}]}}"#;
-        let timings = decode_rule_timings(body, "Metric").unwrap();
+        let timings = decode_rule_timings(body, &["Metric"]).unwrap();
         assert_eq!(timings.len(), 1);
         assert_eq!(timings[0].interval_ms, 30_000);
         assert_eq!(timings[0].evaluation_ms, 13);
         assert_eq!(timings[0].last_evaluation_ms % 1000, 500);
-        assert!(decode_rule_timings(b"[]", "Metric").is_err());
+        // A kind whose rules sit in a group of their own brings that group.
+        let both = decode_rule_timings(body, &["Metric", "Trace"]).unwrap();
+        assert_eq!(both.len(), 2);
+        assert_ne!(both[0].group, both[1].group);
+        assert_eq!(both[0], timings[0]);
+        assert!(decode_rule_timings(b"[]", &["Metric"]).is_err());
         let none = br#"{"status":"success","data":{"groups":null}}"#;
-        assert_eq!(decode_rule_timings(none, "Metric").unwrap(), []);
+        assert_eq!(decode_rule_timings(none, &["Metric"]).unwrap(), []);
     }
 }

@@ -158,6 +158,7 @@ mod tests {
             r#"ALERTS{alertname=~"(?:Metric).*"} unless (time() - timestamp(ALERTS{alertname=~"(?:Metric).*"}) > 61.500)"#
         );
         let group = |interval_ms, evaluation_ms| GroupTiming {
+            group: 0,
             last_evaluation_ms: 0,
             interval_ms,
             evaluation_ms,

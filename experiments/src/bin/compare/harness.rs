@@ -77,6 +77,7 @@ impl AgentProcess {
             .arg(serde_json::to_string(config)?)
             .arg("--report")
             .arg(&report)
+            .env("COMPARE_DESIGN", &spec.label)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
@@ -157,6 +158,16 @@ pub async fn agent_main(config: &str, report: &Path) -> ExitCode {
         }
     };
     alert_poller::prometheus::install_crypto_provider();
+    // Silent unless RUST_LOG asks: then the design's poller logs to the
+    // run's stderr, each line starting with the design, for a look at why a
+    // figure is what it is.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let design = std::env::var("COMPARE_DESIGN").unwrap_or_default();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(move || Prefixed(design.clone(), std::io::stderr()))
+            .init();
+    }
     let stop = tokio_util::sync::CancellationToken::new();
     let signal_stop = stop.clone();
     tokio::spawn(async move {
@@ -391,4 +402,20 @@ pub async fn run_solo(run: &SoloRun) -> Result<SoloOutcome> {
         a.stop()?;
     }
     Ok(outcome)
+}
+
+/// A log writer that starts each line with the design's label.
+struct Prefixed(String, std::io::Stderr);
+
+impl std::io::Write for Prefixed {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let mut out = self.1.lock();
+        out.write_all(format!("{} ", self.0).as_bytes())?;
+        out.write_all(line)?;
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.1.flush()
+    }
 }
