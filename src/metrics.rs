@@ -91,6 +91,7 @@ pub struct Metrics {
     pub config_reloads: Family<ResultLabels, Counter>,
     pub leader: Gauge,
     pub rule_timing_reads: Counter,
+    pub phase_rechecks: Counter,
 }
 
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -122,6 +123,7 @@ impl Metrics {
             config_reloads: Family::default(),
             leader: Gauge::default(),
             rule_timing_reads: Counter::default(),
+            phase_rechecks: Counter::default(),
         };
         let r = &mut registry;
         r.register(
@@ -224,6 +226,11 @@ impl Metrics {
             "rule_timing_reads",
             "Reads of /api/v1/rules for phase-locked polling",
             m.rule_timing_reads.clone(),
+        );
+        r.register(
+            "phase_rechecks",
+            "Phase-locked polls asked again because they may have read a rule group halfway through its evaluation",
+            m.phase_rechecks.clone(),
         );
         m.config_valid.set(1);
         (m, registry)

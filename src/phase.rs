@@ -129,6 +129,52 @@ pub fn next_poll(groups: &[GroupTiming], due_ms: i64) -> Option<i64> {
         .min()
 }
 
+/// From this evaluation interval up, a phase-locked poll is checked against
+/// a timing reading taken after its answer (one more request per poll). A
+/// poll that raced an evaluation would otherwise see its changes one whole
+/// interval late: 30 s at telemetry-manager's interval, against a second
+/// at 1 s, where the check would double the requests for little.
+pub const RECHECK_FROM_INTERVAL_MS: i64 = 5_000;
+
+/// What a timing reading taken after a poll's answer says of that answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recheck {
+    /// An evaluation ended after the poll was sent (the poll raced it, or
+    /// came before it): the answer may lack some of its changes, and the
+    /// evaluation has ended now, so ask again at once.
+    AskAgain,
+    /// An evaluation was due before the poll was sent and had not ended by
+    /// the reading (it started late, or runs long): read the timing again at
+    /// this Unix ms, when it should have.
+    WaitUntil(i64),
+}
+
+/// Whether the answer to a poll sent at `sent_ms` holds the whole last
+/// evaluation of every group, judged by `groups`, a reading taken after
+/// that answer came (it shows the last evaluation that had ended by then).
+/// `None`: it does. Groups evaluated more often than
+/// [`RECHECK_FROM_INTERVAL_MS`] are left out. Pure, so it is table-tested.
+pub fn recheck(groups: &[GroupTiming], sent_ms: i64, now_ms: i64) -> Option<Recheck> {
+    let mut wait_until = None;
+    for g in groups
+        .iter()
+        .filter(|g| g.interval_ms >= RECHECK_FROM_INTERVAL_MS)
+    {
+        let (start, took) = (g.last_evaluation_ms, g.evaluation_ms.max(0));
+        if start + took > sent_ms {
+            return Some(Recheck::AskAgain);
+        }
+        let due = start + g.interval_ms;
+        if sent_ms >= due {
+            // It should take as long as the last one; if that has passed,
+            // as long again as it has run so far, so waits grow.
+            let at = (due + took + MARGIN_MS).max(now_ms + (now_ms - due).max(MARGIN_MS));
+            wait_until = wait_until.max(Some(at));
+        }
+    }
+    wait_until.map(Recheck::WaitUntil)
+}
+
 /// The moment the adaptive schedule's `delay_ms` (from `now_ms`) asks for,
 /// moved earlier by half a tick at most, so that a delay of exactly one
 /// interval lands on the next evaluation instead of skipping it.
@@ -306,5 +352,61 @@ mod tests {
         };
         readings.record(&[slower]);
         assert_eq!(readings.estimate(), [slower]);
+    }
+
+    #[test]
+    fn a_poll_that_raced_an_evaluation_is_asked_again() {
+        use Recheck::{AskAgain, WaitUntil};
+        // A 30 s group whose last evaluation started at 60_000 and took 200 ms.
+        let g = GroupTiming {
+            group: 1,
+            last_evaluation_ms: 60_000,
+            interval_ms: 30_000,
+            evaluation_ms: 200,
+        };
+        let fast = GroupTiming {
+            interval_ms: 1_000,
+            ..g
+        };
+        let other = GroupTiming {
+            group: 2,
+            last_evaluation_ms: 61_000,
+            evaluation_ms: 400,
+            ..g
+        };
+        // (groups, sent, read at, expected)
+        let cases: &[(&[GroupTiming], i64, i64, Option<Recheck>)] = &[
+            // Sent after the evaluation ended, before the next was due: whole.
+            (&[g], 60_200, 60_210, None),
+            (&[g], 89_999, 90_005, None),
+            // Sent while it ran, or before it: it has ended now, ask again.
+            (&[g], 60_000, 60_250, Some(AskAgain)),
+            (&[g], 60_199, 60_250, Some(AskAgain)),
+            (&[g], 59_000, 60_250, Some(AskAgain)),
+            // The next was due before the send and had not ended by the
+            // reading: read again when it should have ended...
+            (&[g], 90_000, 90_020, Some(WaitUntil(90_200 + M))),
+            // ...or, that moment gone, after as long again as it has run.
+            (&[g], 90_100, 90_300, Some(WaitUntil(90_600))),
+            (&[g], 90_100, 90_201, Some(WaitUntil(90_201 + 201))),
+            // A fast group is not checked: a late read costs it a second.
+            (&[fast], 60_100, 60_150, None),
+            // Several groups: any one raced asks again; else the latest wait.
+            (&[g, other], 60_500, 60_600, Some(AskAgain)),
+            (
+                &[g, other],
+                91_500,
+                91_510,
+                Some(WaitUntil(91_510 + (91_510 - 90_000))),
+            ),
+            (&[], 60_100, 60_150, None),
+        ];
+        for (groups, sent, now, expected) in cases {
+            assert_eq!(
+                recheck(groups, *sent, *now),
+                *expected,
+                "sent at {sent}, read at {now}"
+            );
+        }
     }
 }

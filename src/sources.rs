@@ -8,14 +8,14 @@
 //! because two replicas evaluate at different moments.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::join_all;
 
 use crate::alerts::union;
 use crate::config::Tuning;
 use crate::metrics::{Metrics, SourceLabels, SourceResultLabels};
-use crate::phase::{GroupTiming, Readings};
+use crate::phase::{self, GroupTiming, Readings};
 use crate::prometheus::{
     AlertSource, AlertsResponse, ClientSettings, PollError, PrometheusClient, redact,
     series_max_age,
@@ -58,6 +58,19 @@ impl Source {
             timings: None,
             timings_outdated: false,
         }
+    }
+
+    /// Whether a phase-locked poll of this source is checked against a
+    /// fresh timing reading: only where a group is evaluated slowly enough
+    /// for a late read to cost much (`phase::RECHECK_FROM_INTERVAL_MS`).
+    fn rechecks_polls(&self, tuning: &Tuning) -> bool {
+        tuning.phase_lock
+            && self.timings.as_ref().is_some_and(|(readings, _)| {
+                readings
+                    .estimate()
+                    .iter()
+                    .any(|g| g.interval_ms >= phase::RECHECK_FROM_INTERVAL_MS)
+            })
     }
 
     /// The URL as configured, credentials removed: the `source` of the
@@ -220,23 +233,53 @@ impl Sources {
 }
 
 /// One source's answer: its timing first when the query needs it to bound
-/// the samples' age.
+/// the samples' age. Phase-locked on slow groups, the answer is checked
+/// against a timing reading taken after it, and asked for again when it
+/// may have raced an evaluation (`phase::recheck`).
 async fn poll_one(
     source: &mut Source,
     tuning: &Tuning,
     metrics: &Metrics,
 ) -> Result<AlertsResponse, PollError> {
-    if source.client.is_err() {
-        return Err(PollError::Client(
-            source.client.as_ref().err().cloned().unwrap_or_default(),
-        ));
-    }
+    let client = match &source.client {
+        Ok(client) => client.clone(),
+        Err(error) => return Err(PollError::Client(error.clone())),
+    };
     let max_age = match tuning.alert_source {
         AlertSource::Query => series_max_age(&rule_timings(source, tuning, metrics).await),
         AlertSource::Alerts => None,
     };
-    let client = source.client.as_ref().expect("checked above");
-    let answer = client.alerts_of_ours(max_age).await;
+    let sent_ms = unix_ms();
+    let mut answer = client.alerts_of_ours(max_age).await;
+    let mut reads = 0;
+    while answer.is_ok() && reads < MAX_RECHECK_READS && source.rechecks_polls(tuning) {
+        reads += 1;
+        let reading = read_timings(source, tuning, metrics).await;
+        match phase::recheck(&reading, sent_ms, unix_ms()) {
+            None => break,
+            Some(phase::Recheck::AskAgain) => {
+                metrics.phase_rechecks.inc();
+                tracing::debug!(
+                    url = client.url(),
+                    "the poll may have read a rule group halfway through its evaluation; asking again"
+                );
+                // Asked after a reading that shows the evaluation ended, the
+                // answer is whole; not checked again, so a clock that is
+                // off costs one request per poll, not a loop of them.
+                answer = client.alerts_of_ours(max_age).await;
+                break;
+            }
+            Some(phase::Recheck::WaitUntil(at_ms)) => {
+                let wait = (at_ms - unix_ms()).clamp(0, RECHECK_MAX_WAIT_MS);
+                tracing::debug!(
+                    url = client.url(),
+                    wait_ms = wait,
+                    "a rule evaluation due before the poll has not ended; waiting for it"
+                );
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+        }
+    }
     match &answer {
         Ok(_) => {
             if std::mem::take(&mut source.timings_outdated) {
@@ -248,14 +291,25 @@ async fn poll_one(
     answer
 }
 
+/// How many timing readings one poll's check may take while it waits for
+/// an evaluation to end: waits double, so five cover an evaluation that
+/// runs about 30 times longer than the last.
+const MAX_RECHECK_READS: usize = 5;
+/// The longest single wait for an evaluation to end.
+const RECHECK_MAX_WAIT_MS: i64 = 5_000;
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
+}
+
 /// The source's rule-group timing, estimated from its last readings of
 /// `/api/v1/rules`; a reading is taken when the last is a minute old, and
 /// soon again after an empty or failed one, which also drops the history
 /// (the timing is unknown, so polling is unlocked until it is read).
 async fn rule_timings(source: &mut Source, tuning: &Tuning, metrics: &Metrics) -> Vec<GroupTiming> {
-    let Ok(client) = &source.client else {
-        return Vec::new();
-    };
     let expired = |(readings, read): &(Readings, Instant)| {
         let max_age = if readings.is_empty() {
             TIMING_RETRY
@@ -265,41 +319,57 @@ async fn rule_timings(source: &mut Source, tuning: &Tuning, metrics: &Metrics) -
         read.elapsed() > max_age
     };
     if source.timings.as_ref().is_none_or(expired) {
-        metrics.rule_timing_reads.inc();
-        let prefixes: Vec<String> = tuning
-            .matchers()
-            .into_iter()
-            .map(|m| m.alertname_prefix)
-            .collect();
-        let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
-        let groups = match client.rule_timings(&prefixes).await {
-            Ok(groups) => {
-                tracing::debug!(
-                    url = client.url(),
-                    groups = groups.len(),
-                    slowest_evaluation_ms = groups.iter().map(|g| g.evaluation_ms).max(),
-                    "rule evaluation timing read"
-                );
-                groups
-            }
-            // Without phase locking the timing only bounds the query's
-            // sample age, and the alerts request will report a down source.
-            Err(error) if tuning.phase_lock => {
-                tracing::warn!(url = client.url(), %error, "cannot read rule evaluation timing; polling unlocked");
-                Vec::new()
-            }
-            Err(error) => {
-                tracing::debug!(url = client.url(), %error, "cannot read rule evaluation timing");
-                Vec::new()
-            }
-        };
-        let mut readings = source.timings.take().map(|(r, _)| r).unwrap_or_default();
-        readings.record(&groups);
-        source.timings = Some((readings, Instant::now()));
+        read_timings(source, tuning, metrics).await;
     }
     source
         .timings
         .as_ref()
         .map(|(readings, _)| readings.estimate())
         .unwrap_or_default()
+}
+
+/// Reads the timing of the groups holding alerts of any watched kind, adds
+/// it to the source's readings and returns it as read.
+async fn read_timings(source: &mut Source, tuning: &Tuning, metrics: &Metrics) -> Vec<GroupTiming> {
+    let Ok(client) = &source.client else {
+        return Vec::new();
+    };
+    metrics.rule_timing_reads.inc();
+    let prefixes: Vec<String> = tuning
+        .matchers()
+        .into_iter()
+        .map(|m| m.alertname_prefix)
+        .collect();
+    let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+    let groups = match client.rule_timings(&prefixes).await {
+        Ok(groups) => {
+            tracing::debug!(
+                url = client.url(),
+                groups = groups.len(),
+                slowest_evaluation_ms = groups.iter().map(|g| g.evaluation_ms).max(),
+                // Where in its interval each group started: a busy
+                // Prometheus starts late.
+                starts_ms = ?groups
+                    .iter()
+                    .map(|g| g.last_evaluation_ms.rem_euclid(g.interval_ms.max(1)))
+                    .collect::<Vec<_>>(),
+                "rule evaluation timing read"
+            );
+            groups
+        }
+        // Without phase locking the timing only bounds the query's
+        // sample age, and the alerts request will report a down source.
+        Err(error) if tuning.phase_lock => {
+            tracing::warn!(url = client.url(), %error, "cannot read rule evaluation timing; polling unlocked");
+            Vec::new()
+        }
+        Err(error) => {
+            tracing::debug!(url = client.url(), %error, "cannot read rule evaluation timing");
+            Vec::new()
+        }
+    };
+    let mut readings = source.timings.take().map(|(r, _)| r).unwrap_or_default();
+    readings.record(&groups);
+    source.timings = Some((readings, Instant::now()));
+    groups
 }

@@ -41,6 +41,19 @@ pub enum Answer {
     Huge { bytes: usize },
     /// Waits this long, then answers like `Json`.
     Slow(Duration, String),
+    /// 200 JSON with whatever the function gives for the path asked, when
+    /// it is asked: a server whose answers follow a script in time.
+    Scripted(Script),
+}
+
+/// The function behind [`Answer::Scripted`]: the path asked, to the body.
+#[derive(Clone)]
+pub struct Script(pub Arc<dyn Fn(&str) -> String + Send + Sync>);
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Script(..)")
+    }
 }
 
 impl Answer {
@@ -141,6 +154,7 @@ async fn respond(answer: Answer, path: String) -> Response<Body> {
     match answer {
         Answer::NoAlerts => json(empty_answer(&path).to_owned()),
         Answer::Json(body) => json(body),
+        Answer::Scripted(Script(script)) => json(script(&path)),
         Answer::Slow(delay, body) => {
             tokio::time::sleep(delay).await;
             json(body)

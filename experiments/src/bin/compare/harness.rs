@@ -42,6 +42,49 @@ pub struct Outcome {
     pub duration: Duration,
     /// Counts during the stable phase only.
     pub stable: Vec<Stable>,
+    /// When the run was made and from which code, so a report that mixes
+    /// saved runs says which figures came from which version.
+    pub provenance: Provenance,
+}
+
+/// When a run was recorded, and the commit it was built from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Provenance {
+    pub recorded_unix_ms: u64,
+    /// `git describe`-like: the commit, `-dirty` with uncommitted changes;
+    /// `None` for runs saved before this was recorded.
+    pub code: Option<String>,
+}
+
+impl Provenance {
+    /// Now, and the working tree's commit if it is a git checkout.
+    pub fn now() -> Provenance {
+        let git = |args: &[&str]| {
+            Command::new("git")
+                .args(args)
+                .stderr(Stdio::null())
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        };
+        let code = git(&["rev-parse", "--short", "HEAD"]).map(|commit| {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{commit}-dirty")
+            } else {
+                commit
+            }
+        });
+        Provenance {
+            recorded_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis() as u64,
+            code,
+        }
+    }
 }
 
 /// What a solo run measured over its stable phase.
@@ -165,6 +208,7 @@ pub async fn agent_main(config: &str, report: &Path) -> ExitCode {
         let design = std::env::var("COMPARE_DESIGN").unwrap_or_default();
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_ansi(false)
             .with_writer(move || Prefixed(design.clone(), std::io::stderr()))
             .init();
     }
@@ -343,6 +387,7 @@ pub async fn run_scenario(s: &Scenario) -> Result<Outcome> {
         prometheus_cpu,
         duration,
         stable,
+        provenance: Provenance::now(),
     })
 }
 

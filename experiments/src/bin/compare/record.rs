@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentReport;
-use crate::harness::{Outcome, SoloOutcome, Stable};
+use crate::harness::{Outcome, Provenance, SoloOutcome, Stable};
 use crate::scenarios::{SOLO_MEASURED, SOLO_NOISE, SOLO_PIPELINES, SOLO_SETTLE, Scenario, SoloRun};
 use crate::truth;
 
@@ -51,6 +51,9 @@ struct ChangeRecord {
 struct ScenarioRecord {
     fingerprint: String,
     recorded_unix_ms: u64,
+    /// The commit the run was built from; absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
     /// Each design's report under its label.
     reports: Vec<(String, AgentReport)>,
     truths: Vec<ChangeRecord>,
@@ -88,10 +91,11 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
     }
 }
 
-pub fn save_scenario(out: &Path, o: &Outcome, now_ms: u64) -> Result<()> {
+pub fn save_scenario(out: &Path, o: &Outcome) -> Result<()> {
     let record = ScenarioRecord {
         fingerprint: scenario_fingerprint(&o.scenario),
-        recorded_unix_ms: now_ms,
+        recorded_unix_ms: o.provenance.recorded_unix_ms,
+        code: o.provenance.code.clone(),
         reports: o
             .reports
             .iter()
@@ -152,6 +156,10 @@ pub fn load_scenario(out: &Path, s: &Scenario) -> Result<Option<Outcome>> {
         prometheus_cpu: record.prometheus_cpu,
         duration: record.duration,
         stable: record.stable,
+        provenance: Provenance {
+            recorded_unix_ms: record.recorded_unix_ms,
+            code: record.code,
+        },
     }))
 }
 
@@ -205,6 +213,10 @@ mod tests {
                 bytes: 4,
                 reconciles: 5,
             }],
+            provenance: Provenance {
+                recorded_unix_ms: 1_796_000_000_000,
+                code: Some("41f39a8".into()),
+            },
         }
     }
 
@@ -212,7 +224,7 @@ mod tests {
     fn a_saved_scenario_comes_back_whole_and_only_for_the_same_entry() {
         let dir = tempdir();
         let s = plan(true, &[]).0.remove(0);
-        save_scenario(&dir, &outcome(&s), 1).unwrap();
+        save_scenario(&dir, &outcome(&s)).unwrap();
         let back = load_scenario(&dir, &s).unwrap().expect("saved");
         assert_eq!(back.reports.len(), s.designs.len());
         assert_eq!(back.reports[2].0.label, s.designs[2].label);
@@ -221,6 +233,7 @@ mod tests {
         assert_eq!(back.truths[0].fired_ms, Some(1000));
         assert_eq!(back.duration, Duration::from_millis(61_500));
         assert_eq!(back.stable[0].reconciles, 5);
+        assert_eq!(back.provenance, outcome(&s).provenance);
 
         // Another tuning of the same name is another experiment.
         let mut changed = s.clone();

@@ -660,6 +660,7 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
         md.push_str(&summary_table(untagged));
     }
     solo_section(&mut md, r.solo);
+    runs_section(&mut md, r.outcomes);
 
     md.push_str("\n## Missed changes and failed runs\n\n");
     let missed = missed(r.outcomes);
@@ -692,6 +693,27 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
     );
     std::fs::write(out.join("report.md"), md)?;
     crate::plot::render(out)
+}
+
+/// When each scenario ran and from which commit: `--resume` keeps saved
+/// runs, so one report can hold figures of several versions.
+fn runs_section(md: &mut String, outcomes: &[Outcome]) {
+    if outcomes.is_empty() {
+        return;
+    }
+    md.push_str("\n## Runs\n\n| scenario | recorded (UTC) | code |\n|---|---|---|\n");
+    let mut sorted: Vec<&Outcome> = outcomes.iter().collect();
+    sorted.sort_by_key(|o| o.provenance.recorded_unix_ms);
+    for o in sorted {
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(o.provenance.recorded_unix_ms);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            o.scenario.name,
+            humantime::format_rfc3339_seconds(at),
+            o.provenance.code.as_deref().unwrap_or("not recorded")
+        );
+    }
 }
 
 #[cfg(test)]
@@ -738,6 +760,7 @@ mod tests {
     fn outcome() -> Outcome {
         let scenario = crate::scenarios::plan(true, &[]).0.remove(0);
         Outcome {
+            provenance: crate::harness::Provenance::default(),
             stable: vec![Stable {
                 label: "a".into(),
                 requests: 30,

@@ -120,7 +120,7 @@ pub async fn all(scenarios: &[Scenario], solos: &[SoloRun], opts: &Options<'_>) 
         let result = if i < scenarios.len() {
             harness::run_scenario(&scenarios[i]).await.map(|o| {
                 if let Some(out) = opts.save {
-                    keep(record::save_scenario(out, &o, unix_ms()));
+                    keep(record::save_scenario(out, &o));
                 }
                 runs.outcomes.push(o);
             })
