@@ -21,10 +21,18 @@ use crate::prometheus::{
     series_max_age,
 };
 
-/// How long a rule-group timing reading stands before the next is taken.
-/// Readings add up (`phase::Readings`), so the estimate rests on the last
-/// few minutes: about one request a minute on top of the polls.
+/// How long a rule-group timing reading stands before the next is taken
+/// while phase-locked. Readings add up (`phase::Readings`), so the estimate
+/// rests on the last few minutes: about one request a minute on top of the
+/// polls.
 const TIMING_MAX_AGE: Duration = Duration::from_secs(60);
+/// The same when not phase-locked, where the timing only bounds the
+/// query's sample age by the groups' intervals, which rarely change. Before
+/// Prometheus 2.49 the answer holds every rule's active alerts, other
+/// teams' included, so it is not read more often than it must be: at 10 000
+/// other alerts, reading it every minute raised the controller's peak RSS
+/// from 30.5 to 34-37 MiB in the load run.
+const TIMING_MAX_AGE_UNLOCKED: Duration = Duration::from_secs(300);
 /// How soon an unusable timing reading is tried again.
 const TIMING_RETRY: Duration = Duration::from_secs(5);
 
@@ -306,15 +314,18 @@ fn unix_ms() -> i64 {
 }
 
 /// The source's rule-group timing, estimated from its last readings of
-/// `/api/v1/rules`; a reading is taken when the last is a minute old, and
+/// `/api/v1/rules`; a reading is taken when the last is a minute old (five
+/// when not phase-locked), and
 /// soon again after an empty or failed one, which also drops the history
 /// (the timing is unknown, so polling is unlocked until it is read).
 async fn rule_timings(source: &mut Source, tuning: &Tuning, metrics: &Metrics) -> Vec<GroupTiming> {
     let expired = |(readings, read): &(Readings, Instant)| {
         let max_age = if readings.is_empty() {
             TIMING_RETRY
-        } else {
+        } else if tuning.phase_lock {
             TIMING_MAX_AGE
+        } else {
+            TIMING_MAX_AGE_UNLOCKED
         };
         read.elapsed() > max_age
     };

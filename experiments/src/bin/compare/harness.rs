@@ -57,8 +57,10 @@ pub struct Provenance {
 }
 
 impl Provenance {
-    /// Now, and the working tree's commit if it is a git checkout.
-    pub fn now() -> Provenance {
+    /// The working tree's commit, if it is a git checkout. Taken when a run
+    /// starts, so that editing the tree during an hour-long run does not
+    /// mark it as made from uncommitted code.
+    pub fn code() -> Option<String> {
         let git = |args: &[&str]| {
             Command::new("git")
                 .args(args)
@@ -68,7 +70,7 @@ impl Provenance {
                 .filter(|o| o.status.success())
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         };
-        let code = git(&["rev-parse", "--short", "HEAD"]).map(|commit| {
+        git(&["rev-parse", "--short", "HEAD"]).map(|commit| {
             let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
                 .is_some_and(|s| !s.is_empty());
             if dirty {
@@ -76,7 +78,11 @@ impl Provenance {
             } else {
                 commit
             }
-        });
+        })
+    }
+
+    /// A run of `code`, recorded now.
+    pub fn recorded_now(code: Option<String>) -> Provenance {
         Provenance {
             recorded_unix_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -311,6 +317,7 @@ fn prometheus3() -> Result<String> {
 /// Runs one scenario: the designs side by side on one bed, each fault
 /// broken and mended in turn, then the stable phase.
 pub async fn run_scenario(s: &Scenario) -> Result<Outcome> {
+    let code = Provenance::code();
     let listens = listens(&s.designs);
     let bed = Bed::start(&BedSetup {
         pipelines: s.pipelines,
@@ -387,7 +394,7 @@ pub async fn run_scenario(s: &Scenario) -> Result<Outcome> {
         prometheus_cpu,
         duration,
         stable,
-        provenance: Provenance::now(),
+        provenance: Provenance::recorded_now(code),
     })
 }
 
