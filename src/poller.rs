@@ -238,10 +238,7 @@ impl Poller {
 /// The adaptive delay moved to just after the next rule evaluation it
 /// reaches; unchanged while no timing is known.
 fn phase_locked(groups: &[phase::GroupTiming], delay: Duration) -> Duration {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as i64;
+    let now_ms = crate::sources::unix_ms();
     let due = phase::due(now_ms, delay.as_millis() as i64, groups);
     match phase::next_poll(groups, due) {
         Some(at) => Duration::from_millis((at - now_ms).max(0) as u64),

@@ -306,7 +306,9 @@ const MAX_RECHECK_READS: usize = 5;
 /// The longest single wait for an evaluation to end.
 const RECHECK_MAX_WAIT_MS: i64 = 5_000;
 
-fn unix_ms() -> i64 {
+/// The wall clock in Unix ms: the clock Prometheus' rule timing is read
+/// in, so phase locking measures on it.
+pub(crate) fn unix_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
