@@ -202,6 +202,26 @@ impl Setting for Words {
     }
 }
 
+/// What the controller does with its verdicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Writes the condition (where no other writer keeps the same type).
+    Write,
+    /// Writes nothing and compares its verdicts with the condition another
+    /// writer keeps: push against pull, measured in a live cluster.
+    Shadow,
+}
+
+impl Setting for Mode {
+    fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim() {
+            "write" => Ok(Mode::Write),
+            "shadow" => Ok(Mode::Shadow),
+            _ => Err("must be write (set the condition) or shadow (compare only)".to_owned()),
+        }
+    }
+}
+
 /// A size in bytes, written plain (`1048576`) or with a binary suffix (`16Mi`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bytes(pub u64);
@@ -355,7 +375,9 @@ tunables! {
     stale_after: Duration = ("staleAfter", "stale-after", "ALERT_POLLER_STALE_AFTER", "2m");
     /// Every pipeline is re-checked this often (jittered by up to a tenth), so a condition of ours that another writer changed or deleted is restored even if its event was missed.
     resync_interval: Duration = ("resyncInterval", "resync-interval", "ALERT_POLLER_RESYNC_INTERVAL", "5m");
-    /// Type of the condition written on each pipeline, of every kind.
+    /// What becomes of each verdict: write (set conditionType on the pipeline) or shadow (write nothing; compare with the conditionType condition another writer keeps, such as telemetry-manager, and report agreement and who saw each transition first as metrics).
+    mode: Mode = ("mode", "mode", "ALERT_POLLER_MODE", "write");
+    /// Type of the condition written on each pipeline, of every kind (in shadow mode: the type compared with).
     condition_type: String = ("conditionType", "condition-type", "ALERT_POLLER_CONDITION_TYPE", crate::health::DEFAULT_CONDITION_TYPE);
     /// Alerts whose name starts with this are about MetricPipelines.
     alert_name_prefix: String = ("alertNamePrefix", "alert-name-prefix", "ALERT_POLLER_ALERT_NAME_PREFIX", "Metric");
@@ -737,6 +759,7 @@ mod tests {
                 ("connectTimeout", "1s"),
                 ("staleAfter", "10m"),
                 ("conditionType", "example.com/FlowHealthy"),
+                ("mode", "shadow"),
                 ("alertNamePrefix", "Custom"),
                 ("maxResponseBytes", "512Ki"),
                 ("bearerTokenFile", "/var/run/token"),
@@ -756,6 +779,7 @@ mod tests {
         assert_eq!(t.connect_timeout, Duration::from_secs(1));
         assert_eq!(t.stale_after, Duration::from_secs(600));
         assert_eq!(t.condition_type, "example.com/FlowHealthy");
+        assert_eq!(t.mode, Mode::Shadow);
         assert_eq!(t.matchers()[0].alertname_prefix, "Custom");
         assert_eq!(t.matchers()[1].alertname_prefix, "Trace");
         assert_eq!(t.max_response_bytes, Bytes(512 * 1024));
@@ -787,6 +811,7 @@ mod tests {
                 ("prometheusUrl", "ftp://x"),
                 ("maxResponseBytes", "12MB"),
                 ("insecureSkipVerify", "yes"),
+                ("mode", "readonly"),
             ]))
             .unwrap_err();
         let keys: Vec<_> = err.0.iter().map(|e| e.key.as_str()).collect();
@@ -797,6 +822,7 @@ mod tests {
                 "insecureSkipVerify",
                 "maxResponseBytes",
                 "minInterval",
+                "mode",
                 "prometheusUrl"
             ]
         );

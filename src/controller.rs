@@ -15,7 +15,7 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
@@ -33,12 +33,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts::Targets;
 use crate::conditions;
-use crate::config::Tuning;
+use crate::config::{Mode, Tuning};
 use crate::health::{self, LogSpec, PipelineFacts, Status, Verdict};
 use crate::kind::Kind;
 use crate::metrics::Metrics;
+use crate::other_writers::{Decision, Ledger, Observed};
 use crate::poller::PollView;
 use crate::schema::{self, ListShape, Schema};
+use crate::shadow::{Comparison, Said, Side, Transition};
 
 /// Field manager of our status writes: under server-side apply it owns our
 /// condition entry and nothing else.
@@ -87,7 +89,8 @@ pub struct Context {
 }
 
 /// What the reconciles of one run share besides [`Context`]: the API of the
-/// chosen version and the list shape.
+/// chosen version and the list shape, and what we remember of the
+/// condition's other writer.
 struct Shared {
     ctx: Arc<Context>,
     resource_kind: Kind,
@@ -95,6 +98,10 @@ struct Shared {
     shape: watch::Receiver<ListShape>,
     resource: ApiResource,
     api: Api<DynamicObject>,
+    /// Our writes, and whom we leave the condition to (write mode).
+    ledger: Mutex<Ledger>,
+    /// Our verdicts against the other writer's condition (shadow mode).
+    comparison: Mutex<Comparison>,
 }
 
 /// `resync` plus up to a tenth of it, so that pipelines created together do
@@ -124,10 +131,11 @@ async fn reconcile(
 async fn reconcile_inner(pipeline: &DynamicObject, shared: &Shared) -> Result<(), ReconcileError> {
     let ctx = &shared.ctx;
     let name = pipeline.name_any();
-    let condition_type = ctx.tuning.borrow().condition_type.clone();
+    let (condition_type, mode) = {
+        let tuning = ctx.tuning.borrow();
+        (tuning.condition_type.clone(), tuning.mode)
+    };
     let view = ctx.view.borrow().clone();
-    // Before the first poll nothing is known; the poller re-queues everyone
-    // once it knows something.
     let kind = shared.resource_kind;
     let log = match kind {
         Kind::Log => crate::pipeline::log::spec_of(&pipeline.data),
@@ -138,14 +146,45 @@ async fn reconcile_inner(pipeline: &DynamicObject, shared: &Shared) -> Result<()
         name: &name,
         log,
     };
+    // Before the first poll nothing is known; the poller re-queues everyone
+    // once it knows something.
     let Some(verdict) = health::evaluate(facts, view.knowledge()) else {
         return Ok(());
     };
-    let Some((written, previous)) = write(shared, pipeline, &condition_type, &verdict).await?
-    else {
+    let current = conditions::find(conditions::raw_list(&pipeline.data), &condition_type);
+    if mode == Mode::Shadow {
+        compare(shared, &name, current.as_ref(), &verdict);
+        return Ok(());
+    }
+    match decide(
+        shared,
+        pipeline,
+        current.as_ref(),
+        &condition_type,
+        &verdict,
+    ) {
+        Decision::Write => {}
+        Decision::Nothing => return Ok(()),
+        Decision::Yield { writer, first_time } => {
+            let yielding = shared.ledger.lock().expect("ledger lock").yielding();
+            ctx.metrics.beside.record_yield(kind, yielding);
+            if first_time {
+                report_other_writer(shared, pipeline, &condition_type, &writer).await;
+            }
+            return Ok(());
+        }
+    }
+    let Some(written) = write(shared, pipeline, &condition_type, &verdict).await? else {
         return Ok(());
     };
-    let transition = previous.is_none_or(|c| c.status != written.status);
+    shared
+        .ledger
+        .lock()
+        .expect("ledger lock")
+        .wrote(&name, &verdict, written.version);
+    let transition = written
+        .previous
+        .is_none_or(|c| c.status != written.condition.status);
     ctx.metrics
         .record_status_write(shared.resource_kind, verdict.status.as_str());
     tracing::info!(
@@ -161,15 +200,126 @@ async fn reconcile_inner(pipeline: &DynamicObject, shared: &Shared) -> Result<()
     Ok(())
 }
 
+/// Whether to write, given what the object shows and what we wrote before.
+fn decide(
+    shared: &Shared,
+    pipeline: &DynamicObject,
+    current: Option<&Condition>,
+    condition_type: &str,
+    verdict: &Verdict,
+) -> Decision {
+    let due = conditions::plan(
+        condition_type,
+        current,
+        verdict,
+        pipeline.metadata.generation,
+        Timestamp::now(),
+    );
+    let observed = Observed {
+        current,
+        version: pipeline.metadata.resource_version.as_deref().unwrap_or(""),
+        managed_fields: pipeline.metadata.managed_fields.as_deref().unwrap_or(&[]),
+    };
+    shared.ledger.lock().expect("ledger lock").decide(
+        &pipeline.name_any(),
+        verdict,
+        observed,
+        due.is_none(),
+        FIELD_MANAGER,
+    )
+}
+
+/// Shadow mode: the verdict and the other writer's condition, compared and
+/// counted; nothing is written.
+fn compare(shared: &Shared, name: &str, current: Option<&Condition>, verdict: &Verdict) {
+    let now = Instant::now();
+    let theirs = current.map(|c| Said {
+        status: c.status.clone(),
+        reason: c.reason.clone(),
+    });
+    let ours = Said {
+        status: verdict.status.as_str().to_owned(),
+        reason: verdict.reason.to_owned(),
+    };
+    let (done, agreement) = {
+        let mut comparison = shared.comparison.lock().expect("comparison lock");
+        let mut done = comparison.observe(name, Side::Other, theirs, now);
+        done.extend(comparison.observe(name, Side::Poller, Some(ours), now));
+        (done, comparison.agreement())
+    };
+    let kind = shared.resource_kind;
+    for transition in &done {
+        match transition {
+            Transition::Both { first, lead } => tracing::info!(
+                pipeline = %name,
+                %kind,
+                first = first.as_str(),
+                lead_ms = lead.as_millis() as u64,
+                "shadow: both sides made the same change"
+            ),
+            Transition::Only { side } => tracing::info!(
+                pipeline = %name,
+                %kind,
+                side = side.as_str(),
+                "shadow: a change only one side made"
+            ),
+        }
+    }
+    shared.ctx.metrics.beside.record_transitions(kind, &done);
+    shared.ctx.metrics.beside.set_agreement(kind, agreement);
+}
+
+/// Says once, where an operator looks, that another writer keeps our
+/// condition type on this pipeline and that we leave it to it.
+async fn report_other_writer(
+    shared: &Shared,
+    pipeline: &DynamicObject,
+    condition_type: &str,
+    writer: &str,
+) {
+    let kind = shared.resource_kind.api_kind();
+    tracing::warn!(
+        pipeline = %pipeline.name_any(),
+        %kind,
+        %writer,
+        condition_type,
+        "another writer keeps this condition; leaving it, writing again only when the verdict changes"
+    );
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "ConditionKeptByOtherWriter".into(),
+        note: Some(format!(
+            "{writer} also writes {condition_type} on this {kind}; alert-poller leaves its writes standing and writes only when its own verdict changes. Beside telemetry-manager use mode: shadow (compare, never write) or a conditionType of alert-poller's own."
+        )),
+        action: "UpdateFlowHealth".into(),
+        secondary: None,
+    };
+    if let Err(error) = shared
+        .ctx
+        .recorder
+        .publish(&event, &pipeline.object_ref(&shared.resource))
+        .await
+    {
+        tracing::warn!(pipeline = %pipeline.name_any(), %error, "cannot record the event");
+    }
+}
+
+/// A successful write: what was written, what it replaced, and the
+/// object's resourceVersion after it.
+struct Written {
+    condition: Condition,
+    previous: Option<Condition>,
+    version: String,
+}
+
 /// Writes the condition the verdict asks for if it differs from the object's.
-/// Returns what was written and what it replaced, or `None` when nothing
-/// needed writing.
+/// Returns what was written, or `None` when nothing needed writing.
 async fn write(
     shared: &Shared,
     pipeline: &DynamicObject,
     condition_type: &str,
     verdict: &Verdict,
-) -> Result<Option<(Condition, Option<Condition>)>, ReconcileError> {
+) -> Result<Option<Written>, ReconcileError> {
     let name = pipeline.name_any();
     let kind = shared.resource_kind.api_kind();
     let write_error = |source| ReconcileError::StatusWrite {
@@ -229,7 +379,13 @@ async fn write(
             }
         };
         match result {
-            Ok(_) => return Ok(Some((condition, current))),
+            Ok(object) => {
+                return Ok(Some(Written {
+                    condition,
+                    previous: current,
+                    version: object.metadata.resource_version.unwrap_or_default(),
+                }));
+            }
             Err(kube::Error::Api(e)) if e.code == 409 => {
                 shared.ctx.metrics.status_write_conflicts.inc();
                 tracing::debug!(pipeline = %name, "status changed since read; re-reading");
@@ -395,6 +551,8 @@ pub async fn run(
         shape,
         resource: resource.clone(),
         api,
+        ledger: Mutex::default(),
+        comparison: Mutex::default(),
     });
     Controller::for_stream_with(pipelines, reader, resource)
         .with_config(ControllerConfig::default().concurrency(8))

@@ -7,13 +7,17 @@
 //! [`poller`] (the loop's I/O; [`poll_state`] decides staleness and what to
 //! re-queue) → [`controller`] (reconcile and status write), with [`health`]
 //! deciding the condition, [`conditions`] placing it among other writers'
-//! conditions, [`schema`] choosing the API version and write strategy, and
+//! conditions, [`other_writers`] leaving alone a condition of our type that
+//! another writer keeps (at most one write per verdict change), [`shadow`]
+//! comparing verdicts with that writer's condition instead of writing
+//! (`mode: shadow`; [`beside_metrics`] reports both), [`schema`] choosing the API version and write strategy, and
 //! [`schedule`] and [`phase`] deciding when to poll next. [`config`] defines
 //! the tuning and [`config_watch`] applies the ConfigMap at run time. The pure
-//! modules (`alerts`, `health`, `conditions`, `schedule`, `phase`,
-//! `poll_state`, `config`) do no I/O.
+//! modules (`alerts`, `health`, `conditions`, `other_writers`, `shadow`,
+//! `schedule`, `phase`, `poll_state`, `config`) do no I/O.
 
 pub mod alerts;
+pub mod beside_metrics;
 pub mod check;
 pub mod conditions;
 pub mod config;
@@ -24,6 +28,7 @@ pub mod kind;
 pub mod labels;
 pub mod leader;
 pub mod metrics;
+pub mod other_writers;
 pub mod phase;
 pub mod pipeline;
 pub mod poll_state;
@@ -32,5 +37,6 @@ pub mod prometheus;
 pub mod schedule;
 pub mod schema;
 pub mod server;
+pub mod shadow;
 pub mod sources;
 pub mod tls;

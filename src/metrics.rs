@@ -13,6 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::beside_metrics::BesideMetrics;
 use crate::kind::Kind;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -92,6 +93,8 @@ pub struct Metrics {
     pub leader: Gauge,
     pub rule_timing_reads: Counter,
     pub phase_rechecks: Counter,
+    /// Beside another writer of the condition, and shadow mode.
+    pub beside: BesideMetrics,
 }
 
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -124,6 +127,7 @@ impl Metrics {
             leader: Gauge::default(),
             rule_timing_reads: Counter::default(),
             phase_rechecks: Counter::default(),
+            beside: BesideMetrics::register(&mut registry),
         };
         let r = &mut registry;
         r.register(

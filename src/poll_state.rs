@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::alerts::{Affected, Diff, Matcher, Snapshot};
-use crate::config::Tuning;
+use crate::config::{Mode, Tuning};
 use crate::health::Knowledge;
 use crate::schedule::Outcome;
 
@@ -56,6 +56,9 @@ impl PollView {
 pub struct PollTuning {
     pub matchers: Vec<Matcher>,
     pub condition_type: String,
+    /// A change of mode re-queues everyone, as a new condition type does:
+    /// each pipeline is then judged under the new mode at once.
+    pub mode: Mode,
     pub stale_after: Duration,
 }
 
@@ -64,6 +67,7 @@ impl From<&Tuning> for PollTuning {
         Self {
             matchers: tuning.matchers(),
             condition_type: tuning.condition_type.clone(),
+            mode: tuning.mode,
             stale_after: tuning.stale_after,
         }
     }
@@ -228,7 +232,9 @@ impl PollState {
         if tuning.matchers != self.tuning.matchers {
             self.baseline = None;
         }
-        let requeue = if tuning.condition_type != self.tuning.condition_type {
+        let requeue = if tuning.condition_type != self.tuning.condition_type
+            || tuning.mode != self.tuning.mode
+        {
             Affected::everyone()
         } else {
             Affected::nobody()

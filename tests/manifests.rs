@@ -233,10 +233,6 @@ fn network_policy_admits_only_scrapes_of_the_metrics_port() {
         ingress[0]["ports"],
         serde_json::json!([{"port": 8080, "protocol": "TCP"}])
     );
-    assert!(
-        !ingress[0]["from"].as_array().unwrap().is_empty(),
-        "ingress has a source selector"
-    );
     let egress_ports: Vec<i64> = spec["egress"]
         .as_array()
         .unwrap()
@@ -254,6 +250,112 @@ fn network_policy_admits_only_scrapes_of_the_metrics_port() {
         [53, 53, 443, 6443, 9090],
         "DNS, API server, Prometheus only"
     );
+}
+
+/// `tests/fixtures/kyma/self-monitor.yaml` (the manager's policies, in our
+/// words) as JSON values.
+fn self_monitor_objects() -> Vec<Value> {
+    let yaml = std::fs::read_to_string(repo("tests/fixtures/kyma/self-monitor.yaml")).unwrap();
+    serde_norway::Deserializer::from_str(&yaml)
+        .map(|doc| {
+            serde_norway::from_value::<Value>(serde_norway::Value::deserialize(doc).unwrap())
+                .unwrap()
+        })
+        .collect()
+}
+
+/// deploy/'s pods reach the self-monitor as telemetry-manager creates it,
+/// through its policies and ours; a pod without the scraping label does
+/// not; and our egress admits nothing else on the way. The node test shows
+/// the same with a real enforcing engine.
+#[test]
+fn deploy_reaches_the_self_monitor_through_both_sides_policies() {
+    use alert_poller_testbed::netpol::{Connection, Pod, allows};
+    let objects = rendered();
+    let monitor = self_monitor_objects();
+    let mut policies: Vec<Value> = kind(&objects, "NetworkPolicy")
+        .into_iter()
+        .map(|p| {
+            let mut p = p.clone();
+            p["metadata"]["namespace"] = "alert-poller".into();
+            p
+        })
+        .collect();
+    policies.extend(kind(&monitor, "NetworkPolicy").into_iter().cloned());
+    let ours = Pod::from_deployment(kind(&objects, "Deployment")[0], "alert-poller");
+    let service = kind(&monitor, "Service")[0];
+    let labels = [
+        ("app.kubernetes.io/name", "telemetry-self-monitor"),
+        ("app.kubernetes.io/component", "monitor"),
+        ("app.kubernetes.io/part-of", "telemetry"),
+        ("app.kubernetes.io/managed-by", "telemetry-manager"),
+        ("kyma-project.io/module", "telemetry"),
+    ];
+    let self_monitor = Pod::new("kyma-system", &labels);
+    assert!(
+        alert_poller_testbed::netpol::selector_matches(
+            &serde_json::json!({"matchLabels": service["spec"]["selector"]}),
+            &self_monitor.labels
+        ),
+        "the stand-in's Service selects the self-monitor's pods"
+    );
+    let port = service["spec"]["ports"][0]["targetPort"].as_i64().unwrap();
+    let url = Tuning::defaults()
+        .with_overrides(&configmap_data(&objects))
+        .unwrap()
+        .prometheus_url
+        .to_string();
+    assert_eq!(
+        url, "http://telemetry-self-monitor.kyma-system:9090/",
+        "the shipped URL names the manager's Service"
+    );
+    let tcp = |from, to, port| Connection {
+        from,
+        to,
+        port,
+        protocol: "TCP",
+    };
+    let mut unlabelled = ours.clone();
+    unlabelled
+        .labels
+        .remove("networking.kyma-project.io/metrics-scraping");
+    let neighbour = Pod::new("kyma-system", &[("app.kubernetes.io/name", "manager")]);
+    let elsewhere = Pod::new("monitoring", &[("app.kubernetes.io/name", "prometheus")]);
+    // (what, connection, allowed)
+    let cases = [
+        (
+            "our pod polls the self-monitor",
+            tcp(&ours, &self_monitor, port),
+            true,
+        ),
+        (
+            "without the scraping label",
+            tcp(&unlabelled, &self_monitor, port),
+            false,
+        ),
+        (
+            "another port of the self-monitor",
+            tcp(&ours, &self_monitor, 8080),
+            false,
+        ),
+        (
+            "another pod in kyma-system",
+            tcp(&ours, &neighbour, port),
+            false,
+        ),
+        (
+            "a Prometheus elsewhere",
+            tcp(&ours, &elsewhere, port),
+            false,
+        ),
+    ];
+    for (what, c, allowed) in cases {
+        assert_eq!(allows(&policies, c), allowed, "{what}");
+    }
+}
+
+fn configmap_data(objects: &[Value]) -> BTreeMap<String, String> {
+    serde_json::from_value(kind(objects, "ConfigMap")[0]["data"].clone()).unwrap()
 }
 
 /// kube brings rustls with `ring`; a second provider (aws-lc-rs, which

@@ -7,11 +7,15 @@
 //!
 //! Kept: name, uid, resourceVersion and generation (identity, Events, the
 //! guarded write, `observedGeneration`), the conditions list (the write
-//! compares ours and, on an atomic list, writes everyone's back), and of a
+//! compares ours and, on an atomic list, writes everyone's back), who wrote
+//! the status and when (the managedFields entries of the status
+//! subresource without their field sets: that names another writer of our
+//! condition, see `other_writers`), and of a
 //! LogPipeline's spec the presence of the three fields its verdict depends
 //! on. Nothing is ever written from the cache but the conditions, so a
 //! trimmed spec cannot leak into the API server.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::DynamicObject;
 use serde_json::{Map, Value, json};
 
@@ -21,7 +25,19 @@ use crate::pipeline::log;
 /// Trims a pipeline of `kind` to what the controller reads.
 pub fn trim(kind: Kind, pipeline: &mut DynamicObject) {
     let metadata = &mut pipeline.metadata;
-    metadata.managed_fields = None;
+    metadata.managed_fields = metadata.managed_fields.take().map(|entries| {
+        entries
+            .into_iter()
+            .filter(|e| e.subresource.as_deref() == Some("status"))
+            .map(|e| ManagedFieldsEntry {
+                manager: e.manager,
+                operation: e.operation,
+                subresource: e.subresource,
+                time: e.time,
+                ..ManagedFieldsEntry::default()
+            })
+            .collect()
+    });
     metadata.annotations = None;
     metadata.labels = None;
     metadata.owner_references = None;
@@ -73,7 +89,11 @@ mod tests {
                 "name": "app", "uid": "u-1", "resourceVersion": "42", "generation": 3,
                 "labels": {"team": "a"},
                 "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}"},
-                "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
+                "managedFields": [
+                    {"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}},
+                    {"manager": "telemetry-manager", "operation": "Update", "subresource": "status",
+                     "time": "2026-12-04T10:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}},
+                ],
             },
         }))
         .unwrap();
@@ -122,7 +142,12 @@ mod tests {
                 ),
                 (Some("app"), Some("u-1"), Some("42"), Some(3))
             );
-            assert!(m.managed_fields.is_none() && m.annotations.is_none() && m.labels.is_none());
+            assert!(m.annotations.is_none() && m.labels.is_none());
+            // Of managedFields only who wrote the status, and when.
+            let kept = m.managed_fields.as_deref().unwrap_or_default();
+            assert_eq!(kept.len(), 1);
+            assert_eq!(kept[0].manager.as_deref(), Some("telemetry-manager"));
+            assert!(kept[0].time.is_some() && kept[0].fields_v1.is_none());
             assert!(trimmed.data["status"].get("unsupportedMode").is_none());
         }
     }

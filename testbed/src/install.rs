@@ -58,13 +58,17 @@ fn wait_for_crd(kubectl: &Kubectl, name: &str) -> Result<(), ControlPlaneError> 
     Ok(())
 }
 
-/// Applies deploy/ and merges `tuning` into its ConfigMap.
+/// Applies deploy/ and merges `tuning` into its ConfigMap. deploy/ ships
+/// `mode: shadow`, which is right beside telemetry-manager; a test bed has
+/// no manager and judges what alert-poller writes, so `mode` is `write`
+/// unless `tuning` names it.
 pub fn install_deploy(kubectl: &Kubectl, tuning: &[(&str, &str)]) -> Result<(), ControlPlaneError> {
     kubectl.run(&["apply", "-k", &repo("deploy")])?;
-    let data: serde_json::Map<String, serde_json::Value> = tuning
+    let mut data: serde_json::Map<String, serde_json::Value> = tuning
         .iter()
         .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
         .collect();
+    data.entry("mode").or_insert_with(|| "write".into());
     patch_config(kubectl, &serde_json::Value::Object(data).to_string())
 }
 

@@ -19,6 +19,7 @@
 //! - [`http`]: the small HTTP server the stand-ins share.
 //! - [`exposition`]: sums over series of Prometheus' text format.
 //! - [`signal`]: SIGTERM, SIGSTOP and SIGCONT to the processes it starts.
+//! - [`netpol`]: which pod may reach which under a set of NetworkPolicies.
 //! - [`install`]: the CRD and deploy/ applied, tuned for a test Prometheus.
 //! - [`poller`]: the poller alone, wired as `main` wires it.
 
@@ -33,6 +34,7 @@ pub mod http;
 pub mod install;
 pub mod mimir;
 pub mod netns;
+pub mod netpol;
 pub mod node;
 pub mod poller;
 pub mod prometheus;
