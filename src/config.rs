@@ -359,12 +359,12 @@ tunables! {
     alert_source: AlertSource = ("alertSource", "alert-source", "ALERT_POLLER_ALERT_SOURCE", "query");
     /// Poll interval right after the alerts changed; the floor of all intervals.
     min_interval: Duration = ("minInterval", "min-interval", "ALERT_POLLER_MIN_INTERVAL", "1s");
-    /// Poll interval ceiling while the alerts stay the same.
-    max_interval: Duration = ("maxInterval", "max-interval", "ALERT_POLLER_MAX_INTERVAL", "15s");
+    /// Poll interval ceiling while the alerts stay the same. Phase-locked, a poll waits for the next rule evaluation after it, so 1s polls once per evaluation, whatever the evaluation interval.
+    max_interval: Duration = ("maxInterval", "max-interval", "ALERT_POLLER_MAX_INTERVAL", "1s");
     /// Growth of the interval after each poll that found no change (1 = fixed interval).
-    backoff_factor: f64 = ("backoffFactor", "backoff-factor", "ALERT_POLLER_BACKOFF_FACTOR", "1.5");
+    backoff_factor: f64 = ("backoffFactor", "backoff-factor", "ALERT_POLLER_BACKOFF_FACTOR", "1");
     /// Poll just after Prometheus evaluates the alert rules, timed from /api/v1/rules (read once a minute; the last five readings count). Where rules are evaluated every 5s or slower, each poll is checked against a fresh reading and asked again if it raced an evaluation.
-    phase_lock: bool = ("phaseLock", "phase-lock", "ALERT_POLLER_PHASE_LOCK", "false");
+    phase_lock: bool = ("phaseLock", "phase-lock", "ALERT_POLLER_PHASE_LOCK", "true");
     /// Ceiling of the delay between polls while Prometheus fails (jitter included).
     error_max_interval: Duration = ("errorMaxInterval", "error-max-interval", "ALERT_POLLER_ERROR_MAX_INTERVAL", "60s");
     /// Time limit of one poll, from connect to the last byte.
@@ -792,9 +792,9 @@ mod tests {
     fn overrides_sit_on_the_base_not_on_each_other() {
         let base = Tuning::defaults();
         let first = base
-            .with_overrides(&data(&[("minInterval", "2s")]))
+            .with_overrides(&data(&[("minInterval", "500ms")]))
             .unwrap();
-        assert_eq!(first.min_interval, Duration::from_secs(2));
+        assert_eq!(first.min_interval, Duration::from_millis(500));
         // The next ConfigMap without the key goes back to the base value.
         let second = base
             .with_overrides(&data(&[("maxInterval", "20s")]))
@@ -881,12 +881,12 @@ mod tests {
     #[test]
     fn flags_are_validated_like_configmaps() {
         let args = TuningArgs {
-            min_interval: vec!["2s".into()],
+            min_interval: vec!["500ms".into()],
             ..TuningArgs::default()
         };
         assert_eq!(
             Tuning::from_args(&args).unwrap().min_interval,
-            Duration::from_secs(2)
+            Duration::from_millis(500)
         );
         let args = TuningArgs {
             stale_after: vec!["1s".into()],

@@ -188,13 +188,13 @@ mod tests {
     #[test]
     fn valid_change_applies_and_same_values_do_not() {
         let base = Tuning::defaults();
-        let d = decide(&base, &base, &data(&[("minInterval", "2s")]));
+        let d = decide(&base, &base, &data(&[("minInterval", "500ms")]));
         let Decision::Apply(t) = d else {
             panic!("expected Apply, got {d:?}")
         };
-        assert_eq!(t.min_interval, Duration::from_secs(2));
+        assert_eq!(t.min_interval, Duration::from_millis(500));
         assert_eq!(
-            decide(&base, &t, &data(&[("minInterval", "2s")])),
+            decide(&base, &t, &data(&[("minInterval", "500ms")])),
             Decision::Unchanged
         );
     }
@@ -203,7 +203,7 @@ mod tests {
     fn bad_or_empty_configmaps_keep_the_current_tuning() {
         let base = Tuning::defaults();
         let current = base
-            .with_overrides(&data(&[("minInterval", "2s")]))
+            .with_overrides(&data(&[("minInterval", "500ms")]))
             .unwrap();
         assert!(matches!(
             decide(&base, &current, &data(&[("minInterval", "soon")])),
@@ -216,7 +216,7 @@ mod tests {
     fn changed_keys_names_configmap_keys() {
         let a = Tuning::defaults();
         let b = a
-            .with_overrides(&data(&[("minInterval", "2s"), ("staleAfter", "5m")]))
+            .with_overrides(&data(&[("minInterval", "500ms"), ("staleAfter", "5m")]))
             .unwrap();
         assert_eq!(a.changed_keys(&b), ["minInterval", "staleAfter"]);
     }

@@ -82,7 +82,8 @@ impl Readings {
 }
 
 /// The newest reading, moved to the earliest phase any reading showed, with
-/// the median evaluation time.
+/// the median evaluation time (the longest for a group checked after each
+/// poll, see [`RECHECK_FROM_INTERVAL_MS`]).
 fn estimate(history: &[GroupTiming]) -> Option<GroupTiming> {
     let newest = *history.last()?;
     let interval = newest.interval_ms;
@@ -105,9 +106,19 @@ fn estimate(history: &[GroupTiming]) -> Option<GroupTiming> {
         .unwrap_or(0);
     let mut durations: Vec<i64> = history.iter().map(|g| g.evaluation_ms).collect();
     durations.sort_unstable();
+    // A slowly evaluated group is checked after each poll, and a poll that
+    // came before the evaluation's end is asked again: the median ends too
+    // early about half the time, and each time costs a request. The longest
+    // of the last readings costs a few tens of ms of latency instead, which
+    // such a group's interval dwarfs.
+    let evaluation_ms = if interval >= RECHECK_FROM_INTERVAL_MS {
+        durations[durations.len() - 1]
+    } else {
+        durations[durations.len() / 2]
+    };
     Some(GroupTiming {
         last_evaluation_ms: newest.last_evaluation_ms + earliest,
-        evaluation_ms: durations[durations.len() / 2],
+        evaluation_ms,
         ..newest
     })
 }
@@ -280,6 +291,13 @@ mod tests {
         }
     }
 
+    fn reading_every(interval_ms: i64, slot: i64, late: i64, took: i64) -> GroupTiming {
+        GroupTiming {
+            interval_ms,
+            ..reading(1, slot, late, took)
+        }
+    }
+
     #[test]
     fn several_readings_give_the_earliest_start_and_the_median_time() {
         // (readings in order, expected start of the newest slot, expected time)
@@ -311,6 +329,15 @@ mod tests {
                     reading(1, 61_000, 1, 30),
                 ],
                 Some((61_001, 30)),
+            ),
+            // A slow group (30 s) waits for the longest of its readings.
+            (
+                vec![
+                    reading_every(30_000, 60_000, 2, 40),
+                    reading_every(30_000, 90_000, 1, 150),
+                    reading_every(30_000, 120_000, 3, 60),
+                ],
+                Some((120_001, 150)),
             ),
             // Only the last READINGS count: an old early start is forgotten.
             (
