@@ -196,6 +196,17 @@ impl Kubectl {
         }
     }
 
+    /// kubectl with `args`, to be spawned by the caller (a `--watch` that
+    /// streams, for instance).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.program[0]);
+        cmd.args(&self.program[1..])
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args);
+        cmd
+    }
+
     /// Runs kubectl and returns its stdout; a non-zero exit is an error
     /// carrying stderr.
     pub fn run(&self, args: &[&str]) -> Result<String, ControlPlaneError> {
@@ -208,18 +219,14 @@ impl Kubectl {
         input: Option<&str>,
     ) -> Result<String, ControlPlaneError> {
         use std::io::Write;
-        let mut cmd = Command::new(&self.program[0]);
-        cmd.args(&self.program[1..])
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = self.command(args);
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn()?;
         if let Some(input) = input {
             child

@@ -19,6 +19,7 @@
 //! - [`http`]: the small HTTP server the stand-ins share.
 //! - [`exposition`]: sums over series of Prometheus' text format.
 //! - [`signal`]: SIGTERM, SIGSTOP and SIGCONT to the processes it starts.
+//! - [`manager`]: a stand-in of telemetry-manager writing its condition.
 //! - [`netpol`]: which pod may reach which under a set of NetworkPolicies.
 //! - [`install`]: the CRD and deploy/ applied, tuned for a test Prometheus.
 //! - [`poller`]: the poller alone, wired as `main` wires it.
@@ -32,6 +33,7 @@ pub mod exposition;
 pub mod fake_prometheus;
 pub mod http;
 pub mod install;
+pub mod manager;
 pub mod mimir;
 pub mod netns;
 pub mod netpol;

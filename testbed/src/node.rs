@@ -13,8 +13,14 @@
 //! the namespaces vanish with their last process.
 //!
 //! The tests reach the API server through a forward on the host's loopback;
-//! pods reach the host's Prometheus through [`Node::expose`], an address of
-//! the node forwarded to the host's loopback by the test process.
+//! pods reach the host's test servers (a Prometheus, the collector stand-in)
+//! through [`Node::expose`], an address of the node forwarded to the host's
+//! loopback by the test process.
+//!
+//! NetworkPolicies are enforced once [`Node::enforce_network_policies`] has
+//! started kube-router's firewall (tests/kube-router/, test bed only) inside
+//! the node; its iptables chains and ipsets live in the node's network
+//! namespace and vanish with it.
 
 use std::io::{BufRead, BufReader, Read as _};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -32,6 +38,12 @@ pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 2);
 pub const NODE_NAME: &str = "alert-poller-node";
 /// The pods' network, on the node's bridge.
 const POD_CIDR: &str = "10.244.0.0/24";
+/// The Services' addresses (the control plane's --service-cluster-ip-range).
+const SERVICE_CIDR: &str = "10.96.0.0/16";
+/// The port pods reach the API server on while policies are enforced, as on
+/// a kubeadm node (deploy/'s egress opens 443 and 6443 to the API server; the
+/// test's API server itself listens on a free port).
+pub const POD_API_PORT: u16 = 6443;
 /// The pause image's name, as containerd is told to use it.
 const PAUSE_IMAGE: &str = "localhost/alert-poller-pause:1";
 /// Where Debian's containernetworking-plugins package puts the plugins.
@@ -45,8 +57,14 @@ pub fn project_image() -> String {
     )
 }
 
+/// The image of Debian's Prometheus that tests/node/prometheus-image.sh
+/// builds, as kubelet asks containerd for it.
+pub const TEST_PROMETHEUS_IMAGE: &str = "localhost/alert-poller-test-prometheus:1";
+
 /// How long the node may take to become Ready.
 const READY_WITHIN: Duration = Duration::from_secs(180);
+/// How long kube-router may take to start and write its first rules.
+const ENFORCING_WITHIN: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -111,6 +129,22 @@ pub fn missing() -> Option<String> {
     None
 }
 
+/// What this machine lacks to enforce NetworkPolicies on a node
+/// ([`Node::enforce_network_policies`]), in one line, or `None`: kube-router
+/// runs Debian's `ipset`, and sees traffic between pods on the node's bridge
+/// only through the kernel's bridge netfilter (br_netfilter).
+pub fn missing_enforcement() -> Option<String> {
+    if which("ipset").is_none() {
+        return Some("missing ipset (ipset), which kube-router runs".into());
+    }
+    if !Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables").exists() {
+        return Some(
+            "the kernel has no bridge netfilter (br_netfilter): pods on the node's bridge would pass policies unseen".into(),
+        );
+    }
+    None
+}
+
 fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -150,13 +184,90 @@ pub fn kernel_settings() -> Vec<(&'static str, String)> {
         .collect()
 }
 
+/// What a node could leave behind on the host, read before a node starts
+/// and compared by [`leftovers`] after it stopped: the kernel settings
+/// kubelet changes, and the host's own iptables chains and ipsets (the
+/// node's, kube-proxy's and kube-router's, must stay in its namespace).
+#[derive(Clone, Debug)]
+pub struct HostState {
+    kernel: Vec<(&'static str, String)>,
+    chains: Vec<String>,
+    ipsets: Vec<String>,
+}
+
+impl HostState {
+    pub fn read() -> HostState {
+        HostState {
+            kernel: kernel_settings(),
+            chains: host_chains(),
+            ipsets: host_ipsets(),
+        }
+    }
+}
+
+/// The host's iptables chains, as `TABLE CHAIN` (iptables-save), sorted.
+fn host_chains() -> Vec<String> {
+    let out = Command::new(which("iptables-save").unwrap_or_else(|| "iptables-save".into()))
+        .stderr(Stdio::null())
+        .output();
+    let mut chains = Vec::new();
+    let mut table = String::new();
+    for line in out
+        .map(|o| o.stdout)
+        .unwrap_or_default()
+        .split(|b| *b == b'\n')
+    {
+        let line = String::from_utf8_lossy(line);
+        if let Some(t) = line.strip_prefix('*') {
+            table = t.trim().to_owned();
+        } else if let Some(c) = line.strip_prefix(':') {
+            let name = c.split_whitespace().next().unwrap_or_default();
+            chains.push(format!("{table} {name}"));
+        }
+    }
+    chains.sort();
+    chains
+}
+
+/// The host's ipset names, sorted; none when `ipset` is not installed.
+fn host_ipsets() -> Vec<String> {
+    let Some(ipset) = which("ipset") else {
+        return Vec::new();
+    };
+    let out = Command::new(ipset)
+        .args(["list", "-n"])
+        .stderr(Stdio::null())
+        .output();
+    let mut sets: Vec<String> = String::from_utf8_lossy(&out.map(|o| o.stdout).unwrap_or_default())
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    sets.sort();
+    sets
+}
+
 /// What a stopped node left on the host, one line each: its init still
-/// running, a cgroup of the test process' node root, a mount under a node
-/// directory, or a kernel setting that differs from `before`.
-pub fn leftovers(init_pid: u32, before: &[(&'static str, String)]) -> Vec<String> {
+/// running, a kube-router process, a cgroup of the test process' node root,
+/// a mount under a node directory, a kernel setting that differs from
+/// `before`, or an iptables chain or ipset the host did not have before.
+pub fn leftovers(init_pid: u32, before: &HostState) -> Vec<String> {
     let mut found = Vec::new();
     if Path::new(&format!("/proc/{init_pid}")).exists() {
         found.push(format!("node init (PID {init_pid}) is still running"));
+    }
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(exe) = std::fs::read_link(entry.path().join("exe")) else {
+            continue;
+        };
+        if exe
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("kube-router-"))
+        {
+            found.push(format!(
+                "kube-router (PID {}) is still running",
+                entry.file_name().to_string_lossy()
+            ));
+        }
     }
     let root = cgroup_root(std::process::id());
     for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
@@ -174,9 +285,19 @@ pub fn leftovers(init_pid: u32, before: &[(&'static str, String)]) -> Vec<String
         found.push(format!("mount remains: {line}"));
     }
     let now = kernel_settings();
-    for ((name, was), (_, is)) in before.iter().zip(&now) {
+    for ((name, was), (_, is)) in before.kernel.iter().zip(&now) {
         if was != is {
             found.push(format!("kernel setting {name} is {is}, was {was}"));
+        }
+    }
+    for chain in host_chains() {
+        if !before.chains.contains(&chain) {
+            found.push(format!("iptables chain {chain} appeared on the host"));
+        }
+    }
+    for set in host_ipsets() {
+        if !before.ipsets.contains(&set) {
+            found.push(format!("ipset {set} appeared on the host"));
         }
     }
     found
@@ -201,6 +322,8 @@ pub struct Node {
     init_pid: u32,
     netns: NetNs,
     api_server: SocketAddr,
+    /// The kubeconfig of the node's own processes (admin, the node's address).
+    node_kubeconfig: PathBuf,
     kubectl: Kubectl,
     binaries: PathBuf,
     dir: TempDir,
@@ -238,6 +361,7 @@ impl Node {
             init_pid,
             netns,
             api_server: SocketAddr::V4(SocketAddrV4::new(NODE_IP, 0)),
+            node_kubeconfig: PathBuf::new(),
             kubectl: Kubectl::new(
                 controlplane::kubectl_program(|| Ok(controlplane.clone()))?,
                 PathBuf::new(),
@@ -254,6 +378,7 @@ impl Node {
         // runtime's other workers serving the forwards meanwhile.
         let node_kubeconfig = tokio::task::block_in_place(|| node.start_api_server(&controlplane))?;
         node.kubectl = node.host_kubectl(&controlplane, &node_kubeconfig).await?;
+        node.node_kubeconfig = node_kubeconfig.clone();
         progress(&format!(
             "API server ready after {:.1}s",
             begun.elapsed().as_secs_f64()
@@ -394,6 +519,187 @@ impl Node {
             .trim()
             .to_owned();
         self.import_image(&root.join(archive), &project_image())
+    }
+
+    /// Builds the image of Debian's Prometheus (tests/node/prometheus-image.sh)
+    /// and imports it as [`TEST_PROMETHEUS_IMAGE`].
+    pub fn import_test_prometheus_image(&self) -> Result<(), NodeError> {
+        let root = super::repo_root();
+        let out = Command::new("bash")
+            .arg(root.join("tests/node/prometheus-image.sh"))
+            .current_dir(&root)
+            .stdin(Stdio::null())
+            .output()?;
+        if !out.status.success() {
+            return Err(NodeError::Start(format!(
+                "tests/node/prometheus-image.sh failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        let archive = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        self.import_image(&root.join(archive), TEST_PROMETHEUS_IMAGE)
+    }
+
+    /// Enforces NetworkPolicies from now on: kube-router (tests/kube-router/,
+    /// a test bed tool only) runs inside the node with its firewall alone
+    /// (no routing, no service proxy: the bridge plugin and kube-proxy keep
+    /// those), as admin, and this returns once it has written its first
+    /// rules. Its chains and ipsets live in the node's network namespace.
+    ///
+    /// What it needs here:
+    /// - Debian's `ipset` on the PATH, and iptables with the same backend
+    ///   as kube-proxy's (both call `iptables`);
+    /// - `net.bridge.bridge-nf-call-iptables=1` in the node's namespace, or
+    ///   traffic between pods on the bridge never meets its rules;
+    /// - the node's InternalIP (kubelet's --node-ip): it enforces for the
+    ///   pods whose hostIP that is; no podCIDR (that is its router's);
+    /// - the Service range, whose addresses it lets through unfiltered (they
+    ///   are judged after kube-proxy's DNAT, at the endpoint).
+    ///
+    /// Policies are judged after DNAT, so pods' API server traffic counts
+    /// at the endpoint's port, which on a real cluster is 443 or 6443 and
+    /// here a free one. So that deploy/'s egress rule for the API server is
+    /// tested as it is, pods reach it, from now on, at NODE_IP:6443
+    /// ([`POD_API_PORT`]): a forward to the API server, and a DNAT of the
+    /// `kubernetes` Service's address to it ahead of kube-proxy's.
+    pub async fn enforce_network_policies(&mut self) -> Result<(), NodeError> {
+        if let Some(why) = missing_enforcement() {
+            return Err(NodeError::Unsupported(why));
+        }
+        let binary = tokio::task::spawn_blocking(|| {
+            super::go_build("kube-router").map_err(NodeError::Build)
+        })
+        .await
+        .map_err(|e| NodeError::Start(e.to_string()))??;
+
+        let for_pods = SocketAddr::V4(SocketAddrV4::new(NODE_IP, POD_API_PORT));
+        let listener = self.netns.listen(for_pods)?;
+        self.forwards.push(Forward::start(
+            listener,
+            Side::Inside(self.netns.clone(), self.api_server),
+        )?);
+
+        tokio::task::block_in_place(|| -> Result<(), NodeError> {
+            self.run_inside(
+                "sysctl",
+                &["-q", "-w", "net.bridge.bridge-nf-call-iptables=1"],
+            )?;
+            let service = self.kubectl.run(&[
+                "get",
+                "service",
+                "kubernetes",
+                "-o",
+                "jsonpath={.spec.clusterIP}",
+            ])?;
+            self.run_inside(
+                "iptables",
+                &[
+                    "-t",
+                    "nat",
+                    "-I",
+                    "PREROUTING",
+                    "1",
+                    "-s",
+                    POD_CIDR,
+                    "-d",
+                    service.trim(),
+                    "-p",
+                    "tcp",
+                    "--dport",
+                    "443",
+                    "-m",
+                    "comment",
+                    "--comment",
+                    "pods reach the API server at the node's port 6443, as on a kubeadm node",
+                    "-j",
+                    "DNAT",
+                    "--to-destination",
+                    &for_pods.to_string(),
+                ],
+            )?;
+
+            let log = std::fs::File::create(self.dir.path().join("logs/kube-router.log"))?;
+            let child = self
+                .command(&binary)
+                .args([
+                    format!("--kubeconfig={}", self.node_kubeconfig.display()),
+                    format!("--hostname-override={NODE_NAME}"),
+                    "--run-firewall=true".to_owned(),
+                    "--run-router=false".to_owned(),
+                    "--run-service-proxy=false".to_owned(),
+                    format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+                    "--health-port=0".to_owned(),
+                    "--metrics-port=0".to_owned(),
+                    // One line per sync, with its duration.
+                    "--v=1".to_owned(),
+                ])
+                // It runs `ipset`, `iptables-save` and `iptables-restore`.
+                .env("PATH", sbin_path())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()?;
+            self.processes.push(Process {
+                name: "kube-router",
+                child,
+            });
+            self.until_enforcing()
+        })
+    }
+
+    /// Waits until kube-router's first full sync is in place: its last rule
+    /// of KUBE-ROUTER-FORWARD, which accepts what passed the policies, is
+    /// written by that sync.
+    fn until_enforcing(&mut self) -> Result<(), NodeError> {
+        let started = Instant::now();
+        loop {
+            if let Some(p) = self.processes.iter_mut().find(|p| p.name == "kube-router")
+                && let Ok(Some(status)) = p.child.try_wait()
+            {
+                return Err(NodeError::Start(format!(
+                    "kube-router exited ({status}):\n{}",
+                    self.log_tail("kube-router", 30)
+                )));
+            }
+            let rules = self
+                .command(Path::new("iptables"))
+                .args(["-S", "KUBE-ROUTER-FORWARD"])
+                .output()?;
+            if String::from_utf8_lossy(&rules.stdout).contains("0x20000/0x20000 -j ACCEPT") {
+                return Ok(());
+            }
+            if started.elapsed() > ENFORCING_WITHIN {
+                return Err(NodeError::Start(format!(
+                    "kube-router wrote no rules within {ENFORCING_WITHIN:?}:\n{}",
+                    self.log_tail("kube-router", 30)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Runs a program inside the node's namespaces to completion; its
+    /// stdout, or an error with its stderr.
+    pub fn run_inside(&self, program: &str, args: &[&str]) -> Result<String, NodeError> {
+        let out = self
+            .command(Path::new(program))
+            .args(args)
+            .env("PATH", sbin_path())
+            .stdin(Stdio::null())
+            .output()?;
+        if !out.status.success() {
+            return Err(NodeError::Start(format!(
+                "{program} {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// The pods' resource use as kubelet reports it (the Summary API), in
@@ -688,6 +994,27 @@ impl Drop for Node {
             let _ = p.child.wait();
         }
     }
+}
+
+/// The test's PATH with the system directories a root shell has, for the
+/// node tools (iptables, ipset, sysctl) wherever the test was started from.
+fn sbin_path() -> std::ffi::OsString {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    for dir in [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ] {
+        if !dirs.iter().any(|d| d == Path::new(dir)) {
+            dirs.push(dir.into());
+        }
+    }
+    std::env::join_paths(dirs).unwrap_or_default()
 }
 
 /// Starts `node init` as PID 1 of new namespaces and waits for its READY.

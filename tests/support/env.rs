@@ -35,10 +35,19 @@ pub struct Env {
     pub prometheus: Prometheus,
     pub kubectl: Kubectl,
     pub plane: ControlPlane,
+    /// With [`Env::start_with`]`(true)`: the listener Prometheus notifies as
+    /// its Alertmanager, for a harness to serve (a stand-in manager).
+    pub webhook: Option<tokio::net::TcpListener>,
 }
 
 impl Env {
     pub async fn start() -> Result<Env> {
+        Env::start_with(false).await
+    }
+
+    /// The environment; with `webhook`, Prometheus pushes its alerts to a
+    /// listener left in `env.webhook`.
+    pub async fn start_with(webhook: bool) -> Result<Env> {
         let plane = tokio::task::spawn_blocking(ControlPlane::start).await??;
         let kubectl = plane.kubectl();
         let collector = Collector::start(&["backend", "audit"]).await?;
@@ -46,13 +55,22 @@ impl Env {
         collector.add_pipeline_of(PipelineKind::Trace, "traces");
         collector.add_pipeline_of(PipelineKind::Log, "app-logs");
         collector.add_pipeline_of(PipelineKind::Log, "legacy-logs");
-        let prometheus = Prometheus::start(&Setup::fast(collector.addr())).await?;
+        let webhook = match webhook {
+            true => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await?),
+            false => None,
+        };
+        let setup = Setup {
+            alertmanagers: webhook.iter().flat_map(|l| l.local_addr()).collect(),
+            ..Setup::fast(collector.addr())
+        };
+        let prometheus = Prometheus::start(&setup).await?;
         Ok(Env {
             controller: None,
             collector,
             prometheus,
             kubectl,
             plane,
+            webhook,
         })
     }
 
@@ -267,13 +285,18 @@ impl Env {
 /// which sets up, always; the others only if their name contains the first
 /// command-line argument, when one is given). Prints libtest-like lines.
 pub fn run(harness: &str, scenarios: &[(&str, Scenario)]) -> ExitCode {
+    run_with(harness, false, scenarios)
+}
+
+/// [`run`], with Prometheus pushing alerts to `env.webhook` when `webhook`.
+pub fn run_with(harness: &str, webhook: bool, scenarios: &[(&str, Scenario)]) -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio starts");
     runtime.block_on(async {
         let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
-        let mut env = match Env::start().await {
+        let mut env = match Env::start_with(webhook).await {
             Ok(env) => env,
             Err(error) => {
                 eprintln!("{harness}: cannot start the environment: {error:#}");
