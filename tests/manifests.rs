@@ -15,7 +15,12 @@ fn repo(path: &str) -> std::path::PathBuf {
 
 /// `deploy/` rendered by kustomize, as JSON values.
 fn rendered() -> Vec<Value> {
-    let yaml = kustomize(&repo("deploy")).expect("deploy/ renders");
+    rendered_at("deploy")
+}
+
+/// A kustomization of the repository rendered, as JSON values.
+fn rendered_at(dir: &str) -> Vec<Value> {
+    let yaml = kustomize(&repo(dir)).unwrap_or_else(|e| panic!("{dir} renders: {e}"));
     serde_norway::Deserializer::from_str(&yaml)
         .map(|doc| {
             serde_norway::from_value::<Value>(serde_norway::Value::deserialize(doc).unwrap())
@@ -55,7 +60,7 @@ fn default_configmap_documents_every_key_and_is_valid() {
         .with_overrides(&data)
         .expect("the shipped tuning is valid");
     // Every key carries a comment line right above it.
-    let source = std::fs::read_to_string(repo("deploy/configmap.yaml")).unwrap();
+    let source = std::fs::read_to_string(repo("deploy/base/configmap.yaml")).unwrap();
     let lines: Vec<&str> = source.lines().collect();
     for s in SETTINGS {
         let at = lines
@@ -352,6 +357,55 @@ fn deploy_reaches_the_self_monitor_through_both_sides_policies() {
     for (what, c, allowed) in cases {
         assert_eq!(allows(&policies, c), allowed, "{what}");
     }
+}
+
+/// Beside telemetry-manager: everything in kyma-system, the bindings'
+/// subjects too, the manager's namespace neither created nor relabelled,
+/// and otherwise exactly deploy/ (tuning, image, policy).
+#[test]
+fn the_kyma_system_install_follows_the_namespace_and_leaves_it_alone() {
+    let own = rendered();
+    let beside = rendered_at("deploy/kyma-system");
+    assert!(
+        kind(&beside, "Namespace").is_empty(),
+        "kyma-system is not ours"
+    );
+    for object in &beside {
+        let k = object["kind"].as_str().unwrap();
+        if k != "ClusterRole" && k != "ClusterRoleBinding" {
+            assert_eq!(object["metadata"]["namespace"], "kyma-system", "{k}");
+        }
+        for subject in object["subjects"].as_array().into_iter().flatten() {
+            assert_eq!(subject["namespace"], "kyma-system", "{k}'s subject");
+        }
+    }
+    for subject in kind(&own, "ClusterRoleBinding")[0]["subjects"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(subject["namespace"], "alert-poller");
+    }
+    let without_namespace = |objects: &[Value]| -> Vec<Value> {
+        objects
+            .iter()
+            .filter(|o| o["kind"] != "Namespace")
+            .map(|o| {
+                let mut o = o.clone();
+                if let Some(m) = o["metadata"].as_object_mut() {
+                    m.remove("namespace");
+                }
+                for s in o["subjects"].as_array_mut().into_iter().flatten() {
+                    s.as_object_mut().unwrap().remove("namespace");
+                }
+                o
+            })
+            .collect()
+    };
+    assert_eq!(
+        without_namespace(&beside),
+        without_namespace(&own),
+        "the two installs differ only in their namespace"
+    );
 }
 
 fn configmap_data(objects: &[Value]) -> BTreeMap<String, String> {
