@@ -192,12 +192,27 @@ impl Snapshot {
     where
         I: IntoIterator<Item = ActiveAlert>,
     {
+        Snapshot::after(alerts, matchers, None)
+    }
+
+    /// [`Snapshot::from_alerts`], after `previous`: an alert that was firing
+    /// there and is pending now still counts as firing. Prometheus never
+    /// takes a firing alert back to pending; a restarted Prometheus does
+    /// show it pending again, for as long as the rule's `for` (a minute in
+    /// telemetry-manager's rules) from its first evaluation, before it fires
+    /// again. Read as a resolve, that minute would write "healthy" for a
+    /// pipeline whose alert never stopped.
+    pub fn after<I>(alerts: I, matchers: &[Matcher], previous: Option<&Snapshot>) -> Self
+    where
+        I: IntoIterator<Item = ActiveAlert>,
+    {
         let mut snapshot = Snapshot::default();
         for alert in alerts {
             let Some((matcher, scope)) = classify(matchers, &alert.labels) else {
                 continue;
             };
-            if alert.state == AlertState::Pending {
+            let was_firing = || previous.is_some_and(|p| p.is_firing(&alert.labels));
+            if alert.state == AlertState::Pending && !was_firing() {
                 snapshot.pending += 1;
                 continue;
             }
@@ -231,6 +246,13 @@ impl Snapshot {
             .sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
         snapshot.alerts.dedup_by(|a, b| a.labels == b.labels);
         snapshot
+    }
+
+    /// Whether the alert with these labels is firing here.
+    fn is_firing(&self, labels: &LabelSet) -> bool {
+        self.alerts
+            .binary_search_by(|a| a.labels.cmp(labels))
+            .is_ok()
     }
 
     /// Number of firing alerts of the watched kinds.
@@ -376,7 +398,8 @@ impl Affected {
 pub struct Diff {
     /// Firing alerts that were not firing before.
     pub added: usize,
-    /// Firing alerts that no longer fire (resolved, or back to pending).
+    /// Firing alerts that no longer fire (resolved; pending again only where
+    /// the snapshot was not built after the previous one).
     pub removed: usize,
     pub affected: Affected,
 }
@@ -403,6 +426,39 @@ mod tests {
 
     fn firing(labels: &[(&str, &str)]) -> ActiveAlert {
         alert(AlertState::Firing, labels)
+    }
+
+    /// A restarted Prometheus shows a firing alert as pending until its
+    /// `for` has passed again: still firing, after a snapshot where it
+    /// fired; a new pending alert is pending; a gone one is gone.
+    #[test]
+    fn pending_again_after_firing_is_still_firing() {
+        let a = [
+            ("alertname", "MetricGatewayAllDataDropped"),
+            ("pipeline_name", "a"),
+        ];
+        let b = [
+            ("alertname", "MetricGatewayAllDataDropped"),
+            ("pipeline_name", "b"),
+        ];
+        let c = [
+            ("alertname", "MetricGatewayThrottling"),
+            ("receiver", "otlp"),
+        ];
+        let m = Matcher::all();
+        let before = Snapshot::from_alerts([firing(&a), firing(&c)], &m);
+        let restarted = [
+            alert(AlertState::Pending, &a),
+            alert(AlertState::Pending, &b),
+        ];
+        let after = Snapshot::after(restarted.clone(), &m, Some(&before));
+        assert_eq!((after.firing(), after.pending()), (1, 1));
+        assert!(after.is_firing(&firing(&a).labels));
+        let diff = after.diff(&before);
+        assert_eq!((diff.added, diff.removed), (0, 1), "only c went away");
+        // Without the previous snapshot it would read as a resolve of a.
+        let naive = Snapshot::from_alerts(restarted, &m);
+        assert_eq!((naive.firing(), naive.pending()), (0, 2));
     }
 
     fn snap(alerts: Vec<ActiveAlert>) -> Snapshot {

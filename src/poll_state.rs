@@ -150,6 +150,11 @@ impl PollState {
         self.view.stale_cause.is_some()
     }
 
+    /// What the next poll is compared with, if anything.
+    pub fn baseline(&self) -> Option<&Snapshot> {
+        self.baseline.as_deref()
+    }
+
     /// A poll answered at `now`; `snapshot` must be cut with the current
     /// tuning's matcher.
     pub fn succeeded(&mut self, snapshot: Snapshot, now: Instant) -> (Outcome, Step) {

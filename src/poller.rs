@@ -159,7 +159,7 @@ impl Poller {
         state: &mut PollState,
     ) -> (Outcome, Step) {
         self.metrics.response_bytes.inc_by(response.bytes as u64);
-        let snapshot = Snapshot::from_alerts(response.alerts, &tuning.matchers());
+        let snapshot = Snapshot::after(response.alerts, &tuning.matchers(), state.baseline());
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
