@@ -248,6 +248,30 @@ impl Snapshot {
         snapshot
     }
 
+    /// Whether an alert firing in `previous` is not firing here.
+    pub fn drops_firing_of(&self, previous: &Snapshot) -> bool {
+        previous.alerts.iter().any(|a| !self.is_firing(&a.labels))
+    }
+
+    /// This snapshot with every alert that fired in `previous` firing too:
+    /// what a source that has just started does not show yet is kept.
+    pub fn with_firing_of(self, previous: &Snapshot, matchers: &[Matcher]) -> Snapshot {
+        let pending = self.pending;
+        let alerts = self
+            .alerts
+            .into_iter()
+            .chain(previous.alerts.iter().cloned());
+        let mut kept = Snapshot::from_alerts(
+            alerts.map(|a| ActiveAlert {
+                labels: a.labels,
+                state: AlertState::Firing,
+            }),
+            matchers,
+        );
+        kept.pending = pending;
+        kept
+    }
+
     /// Whether the alert with these labels is firing here.
     fn is_firing(&self, labels: &LabelSet) -> bool {
         self.alerts
@@ -456,6 +480,10 @@ mod tests {
         assert!(after.is_firing(&firing(&a).labels));
         let diff = after.diff(&before);
         assert_eq!((diff.added, diff.removed), (0, 1), "only c went away");
+        // Kept whole while the source settles after its start.
+        let kept = Snapshot::from_alerts([firing(&b)], &m).with_firing_of(&before, &m);
+        assert_eq!(kept.firing(), 3);
+        assert!(!kept.drops_firing_of(&before) && after.drops_firing_of(&before));
         // Without the previous snapshot it would read as a resolve of a.
         let naive = Snapshot::from_alerts(restarted, &m);
         assert_eq!((naive.firing(), naive.pending()), (0, 2));

@@ -43,6 +43,11 @@ pub async fn check(
     log: LogSpec,
     pipelines: &[String],
 ) -> Result<Vec<PipelineReport>, CheckError> {
+    // One poll has no schedule to lock to the evaluations.
+    let tuning = &Tuning {
+        phase_lock: false,
+        ..tuning.clone()
+    };
     let mut sources = Sources::new(Arc::new(Metrics::new().0));
     sources.update(tuning);
     let response = sources

@@ -152,6 +152,10 @@ async fn reconcile_inner(pipeline: &DynamicObject, shared: &Shared) -> Result<()
         return Ok(());
     };
     let current = conditions::find(conditions::raw_list(&pipeline.data), &condition_type);
+    if view.settling && holds_back(current.as_ref(), &verdict, mode) {
+        tracing::debug!(pipeline = %name, "Prometheus is settling after its start; verdict held back");
+        return Ok(());
+    }
     if mode == Mode::Shadow {
         compare(shared, &name, current.as_ref(), &verdict);
         return Ok(());
@@ -198,6 +202,14 @@ async fn reconcile_inner(pipeline: &DynamicObject, shared: &Shared) -> Result<()
         publish_transition(shared, pipeline, &verdict).await;
     }
     Ok(())
+}
+
+/// While Prometheus settles after its start, a missing alert may only not
+/// be shown yet: no healthy verdict replaces an unhealthy or unknown
+/// condition, and shadow mode compares nothing.
+fn holds_back(current: Option<&Condition>, verdict: &Verdict, mode: Mode) -> bool {
+    mode == Mode::Shadow
+        || (verdict.status == Status::True && current.is_some_and(|c| c.status != "True"))
 }
 
 /// Whether to write, given what the object shows and what we wrote before.

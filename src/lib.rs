@@ -34,6 +34,7 @@ pub mod pipeline;
 pub mod poll_state;
 pub mod poller;
 pub mod prometheus;
+pub mod restart;
 pub mod schedule;
 pub mod schema;
 pub mod server;

@@ -93,6 +93,7 @@ pub struct Metrics {
     pub leader: Gauge,
     pub rule_timing_reads: Counter,
     pub phase_rechecks: Counter,
+    pub settling: Gauge,
     /// Beside another writer of the condition, and shadow mode.
     pub beside: BesideMetrics,
 }
@@ -127,6 +128,7 @@ impl Metrics {
             leader: Gauge::default(),
             rule_timing_reads: Counter::default(),
             phase_rechecks: Counter::default(),
+            settling: Gauge::default(),
             beside: BesideMetrics::register(&mut registry),
         };
         let r = &mut registry;
@@ -235,6 +237,11 @@ impl Metrics {
             "phase_rechecks",
             "Phase-locked polls asked again because they may have read a rule group halfway through its evaluation",
             m.phase_rechecks.clone(),
+        );
+        r.register(
+            "prometheus_settling",
+            "1 while a source that started lately may not show every firing alert yet: the alerts that fired before are kept and no verdict turns healthy",
+            m.settling.clone(),
         );
         m.config_valid.set(1);
         (m, registry)

@@ -38,6 +38,10 @@ pub struct PollView {
     /// Set while no poll has succeeded for longer than `staleAfter`: the class
     /// of the last error.
     pub stale_cause: Option<&'static str>,
+    /// Set while a source that started lately may not show every firing
+    /// alert yet (`restart`): no healthy verdict may then replace an
+    /// unhealthy one.
+    pub settling: bool,
 }
 
 impl PollView {
@@ -158,6 +162,19 @@ impl PollState {
     /// A poll answered at `now`; `snapshot` must be cut with the current
     /// tuning's matcher.
     pub fn succeeded(&mut self, snapshot: Snapshot, now: Instant) -> (Outcome, Step) {
+        self.succeeded_settling(snapshot, now, false)
+    }
+
+    /// [`PollState::succeeded`], from a source that may be `settling` after
+    /// its start. Everyone is re-queued when settling ends, so a verdict
+    /// held back meanwhile is written.
+    pub fn succeeded_settling(
+        &mut self,
+        snapshot: Snapshot,
+        now: Instant,
+        settling: bool,
+    ) -> (Outcome, Step) {
+        let settled = self.view.settling && !settling;
         let snapshot = Arc::new(snapshot);
         self.last_success = Some(now);
         let (mut requeue, diff) = match &self.baseline {
@@ -177,10 +194,14 @@ impl PollState {
             requeue = Affected::everyone();
             Staleness::Ended
         });
+        if settled {
+            requeue = Affected::everyone();
+        }
         self.baseline = Some(snapshot.clone());
         self.view = Arc::new(PollView {
             snapshot: Some(snapshot),
             stale_cause: None,
+            settling,
         });
         let step = Step {
             requeue,
@@ -220,6 +241,7 @@ impl PollState {
         self.view = Arc::new(PollView {
             snapshot: self.view.snapshot.clone(),
             stale_cause: Some(self.last_error),
+            settling: self.view.settling,
         });
         Step {
             requeue: Affected::everyone(),
@@ -600,6 +622,26 @@ mod tests {
             stale.knowledge(),
             Knowledge::Stale { cause: "none" }
         ));
+    }
+
+    /// While a source settles after its start, the view says so; the poll
+    /// that finds it settled re-queues everyone, so verdicts held back
+    /// meanwhile are written.
+    #[test]
+    fn settling_is_published_and_its_end_requeues_everyone() {
+        let t0 = Instant::now();
+        let m = Matcher::all();
+        let mut state = PollState::new(defaults(), t0);
+        let (_, first) = state.succeeded(snapshot(&["MetricA/a"], &m), t0);
+        assert!(!first.publish.unwrap().settling);
+        let second = Duration::from_secs(1);
+        let (_, held) = state.succeeded_settling(snapshot(&["MetricA/a"], &m), t0 + second, true);
+        assert!(held.publish.unwrap().settling);
+        assert!(held.requeue.is_nobody(), "the same alerts: nothing to do");
+        let (_, settled) =
+            state.succeeded_settling(snapshot(&["MetricA/a"], &m), t0 + 2 * second, false);
+        assert!(!settled.publish.unwrap().settling);
+        assert_eq!(settled.requeue, Affected::everyone());
     }
 
     #[test]

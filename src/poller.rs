@@ -107,7 +107,11 @@ impl Poller {
             let (outcome, step) = match polled.into_result() {
                 Ok(response) => {
                     self.metrics.record_poll("success", started.elapsed());
-                    self.on_success(response, &tuning, &mut state)
+                    let snapshot = tokio::select! {
+                        snapshot = self.settled_snapshot(response, &tuning, &state, &mut sources) => snapshot,
+                        () = shutdown.cancelled() => return,
+                    };
+                    self.on_success(snapshot, &mut state)
                 }
                 Err((url, error)) => {
                     self.metrics.record_poll(error.kind(), started.elapsed());
@@ -151,15 +155,51 @@ impl Poller {
         }
     }
 
-    /// Records a successful poll's response and hands its snapshot to the state.
-    fn on_success(
+    /// The snapshot of a successful poll's response, and whether a source
+    /// is settling after its start. An answer that drops a firing alert may
+    /// come from a Prometheus that has just started and does not show it
+    /// yet (`restart`): then the alerts that fired before are kept until
+    /// it has settled.
+    async fn settled_snapshot(
         &self,
         response: AlertsResponse,
         tuning: &Tuning,
+        state: &PollState,
+        sources: &mut Sources,
+    ) -> (Snapshot, bool) {
+        self.metrics.response_bytes.inc_by(response.bytes as u64);
+        let matchers = tuning.matchers();
+        let snapshot = Snapshot::after(response.alerts, &matchers, state.baseline());
+        let first = state.view().snapshot.is_none();
+        let drops = state
+            .baseline()
+            .is_some_and(|b| snapshot.drops_firing_of(b));
+        if !(first || drops || state.view().settling) {
+            return (snapshot, false);
+        }
+        let Some(until) = sources.settling_until().await else {
+            self.metrics.settling.set(0);
+            return (snapshot, false);
+        };
+        self.metrics.settling.set(1);
+        if !state.view().settling {
+            tracing::warn!(
+                settles_in_ms = until - crate::sources::unix_ms(),
+                "Prometheus started lately and may not show every firing alert yet; keeping the alerts that fired before, and no verdict turns healthy until it has settled"
+            );
+        }
+        match state.baseline() {
+            Some(baseline) => (snapshot.with_firing_of(baseline, &matchers), true),
+            None => (snapshot, true),
+        }
+    }
+
+    /// Records a successful poll's snapshot and hands it to the state.
+    fn on_success(
+        &self,
+        (snapshot, settling): (Snapshot, bool),
         state: &mut PollState,
     ) -> (Outcome, Step) {
-        self.metrics.response_bytes.inc_by(response.bytes as u64);
-        let snapshot = Snapshot::after(response.alerts, &tuning.matchers(), state.baseline());
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -167,7 +207,7 @@ impl Poller {
         self.set_alert_gauges(&snapshot);
         let firing = snapshot.firing();
 
-        let (outcome, step) = state.succeeded(snapshot, now());
+        let (outcome, step) = state.succeeded_settling(snapshot, now(), settling);
         if let Some(diff) = &step.diff {
             self.count_changes(diff.added, diff.removed);
             if !diff.is_empty() {

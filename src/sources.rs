@@ -20,6 +20,7 @@ use crate::prometheus::{
     AlertSource, AlertsResponse, ClientSettings, PollError, PrometheusClient, redact,
     series_max_age,
 };
+use crate::restart;
 
 /// How long a rule-group timing reading stands before the next is taken
 /// while phase-locked. Readings add up (`phase::Readings`), so the estimate
@@ -47,6 +48,9 @@ struct Source {
     /// again. Not before: while it is down that would double the requests,
     /// and the old intervals still bound the query's first answer after it.
     timings_outdated: bool,
+    /// Set once the source has said it does not tell its start time
+    /// (Thanos Query, Mimir), so it is not asked again.
+    start_unknown: bool,
 }
 
 impl Source {
@@ -65,6 +69,7 @@ impl Source {
             client,
             timings: None,
             timings_outdated: false,
+            start_unknown: false,
         }
     }
 
@@ -237,6 +242,48 @@ impl Sources {
         .into_iter()
         .flatten()
         .collect()
+    }
+}
+
+impl Sources {
+    /// Until when (Unix ms) a source that started lately may still lack
+    /// firing alerts in its answers (`restart`); `None` when every source
+    /// that tells its start time has settled. Asked only when a poll would
+    /// drop a firing alert, so it costs one request per resolve.
+    pub async fn settling_until(&mut self) -> Option<i64> {
+        let starts = join_all(self.sources.iter_mut().map(start_time)).await;
+        let starts: Vec<i64> = starts.into_iter().flatten().collect();
+        let groups: Vec<GroupTiming> = self
+            .sources
+            .iter()
+            .filter_map(|s| s.timings.as_ref())
+            .flat_map(|(readings, _)| readings.estimate())
+            .collect();
+        restart::settling_until(&starts, &groups, unix_ms())
+    }
+}
+
+/// One source's start time, if it tells it.
+async fn start_time(source: &mut Source) -> Option<i64> {
+    let client = source
+        .client
+        .as_ref()
+        .ok()
+        .filter(|_| !source.start_unknown)?;
+    match client.start_time_ms().await {
+        Ok(Some(start)) => Some(start),
+        Ok(None) => {
+            tracing::info!(
+                url = client.url(),
+                "the source does not tell when it started; a restart of what is behind it is not noticed"
+            );
+            source.start_unknown = true;
+            None
+        }
+        Err(error) => {
+            tracing::debug!(url = client.url(), %error, "cannot read the start time");
+            None
+        }
     }
 }
 

@@ -499,6 +499,23 @@ pub fn decode_rule_timings(
         .collect())
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RuntimeInfo {
+    start_time: String,
+}
+
+/// Decodes `/api/v1/status/runtimeinfo` into the moment the server started,
+/// in Unix ms. Pure.
+pub fn decode_start_time(body: &[u8]) -> Result<i64, DecodeError> {
+    let (info, _): (RuntimeInfo, _) = envelope(body, PhantomData)?;
+    let started: Timestamp = info
+        .start_time
+        .parse()
+        .map_err(|e| DecodeError::Invalid(format!("startTime {:?}: {e}", info.start_time)))?;
+    Ok(started.as_millisecond())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

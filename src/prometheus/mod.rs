@@ -20,6 +20,7 @@ pub use auth::{Auth, Headers, OAuth2, Username};
 pub use client::{AlertsResponse, ClientSettings, PrometheusClient, TlsFiles};
 pub use decode::{
     DecodeError, Decoded, Keep, decode, decode_alert_series, decode_alerts, decode_rule_timings,
+    decode_start_time,
 };
 pub use error::{ClientError, PollError, redact};
 pub use source::{AlertSource, alerts_query, alerts_selector, series_max_age};
