@@ -17,7 +17,7 @@ prometheus3="$(bash tests/prometheus3/build.sh)"
 echo "test: the Prometheus tests again on $("$prometheus3" --version 2>&1 | head -n1)" >&2
 PROMETHEUS_BIN="$prometheus3" cargo test --locked \
 	--test poller_prometheus --test check_cli --test conformance_prometheus --test rules_prometheus \
-	--test several_sources --test thanos --test mimir
+	--test several_sources --test thanos --test mimir --test restart_prometheus
 # The push-vs-pull comparison in quick mode: a smoke test that both designs
 # see every injected change (the full report is experiments/, see README).
 cargo run --locked --quiet -p alert-poller-experiments --bin compare -- --quick --out target/compare-quick

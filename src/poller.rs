@@ -177,15 +177,19 @@ impl Poller {
         if !(first || drops || state.view().settling) {
             return (snapshot, false);
         }
-        let Some(until) = sources.settling_until().await else {
+        if !sources.settling(tuning).await {
+            if state.view().settling {
+                tracing::info!(
+                    "Prometheus has settled after its start; its answers are taken as they come again"
+                );
+            }
             self.metrics.settling.set(0);
             return (snapshot, false);
-        };
+        }
         self.metrics.settling.set(1);
         if !state.view().settling {
             tracing::warn!(
-                settles_in_ms = until - crate::sources::unix_ms(),
-                "Prometheus started lately and may not show every firing alert yet; keeping the alerts that fired before, and no verdict turns healthy until it has settled"
+                "Prometheus started lately and may not show every firing alert yet; keeping the alerts that fired before, and no verdict turns healthy until each rule group has run three times"
             );
         }
         match state.baseline() {

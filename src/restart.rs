@@ -9,45 +9,41 @@
 //!   From then on an alert whose rule has a `for` is pending, its clock
 //!   started anew (a `for` under the 10-minute grace period is not
 //!   restored), and fires only once that `for` has passed again.
-//! - The `ALERTS` series gets no sample at the first evaluation (a rule
-//!   writes it only once its state has been restored, which happens after
-//!   that evaluation); pending samples follow from the second, up to two
-//!   intervals after start. Samples from before the start carry no stale
-//!   marker, and the poller's query drops them after two intervals.
+//! - The `ALERTS` series gets no sample at the first two evaluations: a
+//!   rule writes it only once its state has been restored, and a group
+//!   restores only after its second evaluation ("we might not have enough
+//!   data in the index" at the first). Samples follow from the third, up
+//!   to three intervals after start (measured on 2.42 at 1 s: none at
+//!   start+0.8 s and +1.8 s, firing at +2.8 s). Samples from before the
+//!   start carry no stale marker, and the poller's query drops them after
+//!   two intervals.
 //!
-//! So for two intervals (plus an evaluation's time and a second of slack)
-//! after a start, a firing alert may be missing from either source; after
-//! that it is there, firing or pending, and an alert that fired before and
-//! is pending now still counts as firing ([`crate::alerts::Snapshot::after`]).
-//! While a source settles, the poller keeps the alerts that fired before
-//! the start, and the controller writes no healthy verdict over an
-//! unhealthy one. Pure.
+//! So a source has settled once every group holding our alerts has been
+//! evaluated three times since the start: its last evaluation began at
+//! least two intervals after the start (read from `/api/v1/rules`, whose
+//! `lastEvaluation` a fresh group reports as the zero time). From then on
+//! every alert that fires is there, firing or pending, and one that fired
+//! before and is pending now still counts as firing
+//! ([`crate::alerts::Snapshot::after`]). While a source settles, the poller
+//! keeps the alerts that fired before the start, and the controller writes
+//! no healthy verdict over an unhealthy one. Pure.
 
 use crate::phase::GroupTiming;
 
-/// Without the groups' timing, settling lasts this long: two of
-/// telemetry-manager's 30 s evaluations and a second.
-pub const UNKNOWN_TIMING_SETTLE_MS: i64 = 61_000;
+/// Where the groups' timing cannot be read, a source settles this long
+/// after its start: three of telemetry-manager's 30 s evaluations and a
+/// second.
+pub const UNKNOWN_TIMING_SETTLE_MS: i64 = 91_000;
 
-/// Until when (Unix ms) the answers of a server started at `start_ms` may
-/// lack firing alerts, given its groups' timing.
-pub fn settles_at(start_ms: i64, groups: &[GroupTiming]) -> i64 {
-    let span = groups
-        .iter()
-        .map(|g| 2 * g.interval_ms.max(0) + g.evaluation_ms.max(0) + 1_000)
-        .max()
-        .unwrap_or(UNKNOWN_TIMING_SETTLE_MS);
-    start_ms + span
-}
-
-/// Whether any source, started at one of `starts_ms`, is still settling at
-/// `now_ms`; returns the latest moment one settles.
-pub fn settling_until(starts_ms: &[i64], groups: &[GroupTiming], now_ms: i64) -> Option<i64> {
-    starts_ms
-        .iter()
-        .map(|start| settles_at(*start, groups))
-        .filter(|until| *until > now_ms)
-        .max()
+/// Whether a source started at `start_ms` may still lack firing alerts at
+/// `now_ms`, given `groups` as read from it just now (`None`: not readable).
+pub fn settling(start_ms: i64, groups: Option<&[GroupTiming]>, now_ms: i64) -> bool {
+    match groups {
+        None | Some([]) => now_ms < start_ms + UNKNOWN_TIMING_SETTLE_MS,
+        Some(groups) => groups
+            .iter()
+            .any(|g| g.last_evaluation_ms < start_ms + 2 * g.interval_ms.max(0)),
+    }
 }
 
 #[cfg(test)]
@@ -64,24 +60,31 @@ mod tests {
     }
 
     #[test]
-    fn a_source_settles_two_intervals_after_its_start() {
-        let manager = [group(30_000, 150)];
-        let fast = [group(1_000, 5)];
-        // (starts, groups, now, expected)
-        let cases: [(&[i64], &[GroupTiming], i64, Option<i64>); 6] = [
-            (&[100_000], &manager, 120_000, Some(161_150)),
-            (&[100_000], &manager, 161_150, None),
-            (&[100_000], &fast, 102_000, Some(103_005)),
-            (&[100_000], &[], 150_000, Some(161_000)),
-            // The latest start of several sources counts.
-            (&[50_000, 100_000], &fast, 101_000, Some(103_005)),
-            (&[], &manager, 0, None),
+    fn a_source_settles_once_every_group_ran_three_times_since_its_start() {
+        let start = 100_000;
+        let at = |last: i64| GroupTiming {
+            last_evaluation_ms: last,
+            ..group(30_000, 150)
+        };
+        // (groups as read, now, settling)
+        let cases: [(Option<&[GroupTiming]>, i64, bool); 7] = [
+            // Evaluated before the start only, or once or twice since.
+            (Some(&[at(95_000)]), 101_000, true),
+            (Some(&[at(110_000)]), 120_000, true),
+            (Some(&[at(140_000)]), 141_000, true),
+            // Three times: the last began two intervals after the start.
+            (Some(&[at(170_000)]), 171_000, false),
+            // Every group must have.
+            (Some(&[at(170_000), at(140_000)]), 171_000, true),
+            // No timing: 91 s after the start.
+            (None, 190_000, true),
+            (Some(&[]), 191_000, false),
         ];
-        for (starts, groups, now, expected) in cases {
+        for (groups, now, expected) in cases {
             assert_eq!(
-                settling_until(starts, groups, now),
+                settling(start, groups, now),
                 expected,
-                "{starts:?} at {now}"
+                "{groups:?} at {now}"
             );
         }
     }

@@ -246,20 +246,21 @@ impl Sources {
 }
 
 impl Sources {
-    /// Until when (Unix ms) a source that started lately may still lack
-    /// firing alerts in its answers (`restart`); `None` when every source
-    /// that tells its start time has settled. Asked only when a poll would
-    /// drop a firing alert, so it costs one request per resolve.
-    pub async fn settling_until(&mut self) -> Option<i64> {
-        let starts = join_all(self.sources.iter_mut().map(start_time)).await;
-        let starts: Vec<i64> = starts.into_iter().flatten().collect();
-        let groups: Vec<GroupTiming> = self
-            .sources
-            .iter()
-            .filter_map(|s| s.timings.as_ref())
-            .flat_map(|(readings, _)| readings.estimate())
-            .collect();
-        restart::settling_until(&starts, &groups, unix_ms())
+    /// Whether a source that started lately may still lack firing alerts
+    /// in its answers (`restart`): its start time, and its groups' timing
+    /// read afresh. Asked only when a poll would drop a firing alert, and
+    /// while settling, so it costs two requests per resolve.
+    pub async fn settling(&mut self, tuning: &Tuning) -> bool {
+        let metrics = self.metrics.clone();
+        let checks = join_all(self.sources.iter_mut().map(|source| async {
+            let start = start_time(source).await?;
+            let groups = read_timings(source, tuning, &metrics).await;
+            let readable = source.timings.as_ref().is_some_and(|(r, _)| !r.is_empty());
+            let groups = readable.then_some(groups.as_slice());
+            Some(restart::settling(start, groups, unix_ms()))
+        }))
+        .await;
+        checks.into_iter().flatten().any(|settling| settling)
     }
 }
 
