@@ -50,6 +50,7 @@ if $node; then
 	command -v runc >/dev/null || missing+=(runc)
 	[[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
 	command -v iptables >/dev/null || missing+=(iptables)
+	command -v ipset >/dev/null || missing+=(ipset)
 fi
 if ((${#missing[@]})); then
 	step apt "installing Debian's ${missing[*]}" apt_install "${missing[@]}"
@@ -71,5 +72,7 @@ step mimir "Grafana Mimir (first build about 5 min, then cached)" \
 if $node; then
 	step node "the node: kubelet, kube-proxy, scheduler, controller-manager (first build about 6 min, then cached)" \
 		bash tests/node/build.sh
+	step kube-router "kube-router, the node's NetworkPolicy engine (test bed only; first build about 2 min, then cached)" \
+		bash tests/kube-router/build.sh
 fi
 echo "setup: ready: $(prometheus --version 2>&1 | head -n1 | cut -d' ' -f1-3), $("$(bash tests/prometheus3/build.sh 2>/dev/null)" --version 2>&1 | head -n1 | cut -d' ' -f1-3)" >&2

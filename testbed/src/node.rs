@@ -44,8 +44,9 @@ const SERVICE_CIDR: &str = "10.96.0.0/16";
 /// a kubeadm node (deploy/'s egress opens 443 and 6443 to the API server; the
 /// test's API server itself listens on a free port).
 pub const POD_API_PORT: u16 = 6443;
-/// The pause image's name, as containerd is told to use it.
-const PAUSE_IMAGE: &str = "localhost/alert-poller-pause:1";
+/// The pause image's name, as containerd is told to use it; also the one
+/// container of a test pod that only holds a network namespace.
+pub const PAUSE_IMAGE: &str = "localhost/alert-poller-pause:1";
 /// Where Debian's containernetworking-plugins package puts the plugins.
 const CNI_BIN: &str = "/usr/lib/cni";
 /// The project's image as kubelet asks containerd for it: deploy/ names it
@@ -527,7 +528,7 @@ impl Node {
         let root = super::repo_root();
         let out = Command::new("bash")
             .arg(root.join("tests/node/prometheus-image.sh"))
-            .current_dir(&root)
+            .current_dir(root)
             .stdin(Stdio::null())
             .output()?;
         if !out.status.success() {
@@ -596,6 +597,9 @@ impl Node {
                 "-o",
                 "jsonpath={.spec.clusterIP}",
             ])?;
+            // Ahead of kube-proxy's jump to its Services, so first the jump
+            // must be there: kube-proxy puts it first only when it is missing.
+            self.until_kube_proxy_jump()?;
             self.run_inside(
                 "iptables",
                 &[
@@ -650,6 +654,39 @@ impl Node {
             });
             self.until_enforcing()
         })
+    }
+
+    /// Waits until kube-proxy's first sync has put its jump to KUBE-SERVICES
+    /// into the nat table's PREROUTING.
+    fn until_kube_proxy_jump(&self) -> Result<(), NodeError> {
+        let started = Instant::now();
+        loop {
+            let jump = self.run_inside(
+                "iptables",
+                &[
+                    "-t",
+                    "nat",
+                    "-C",
+                    "PREROUTING",
+                    "-m",
+                    "comment",
+                    "--comment",
+                    "kubernetes service portals",
+                    "-j",
+                    "KUBE-SERVICES",
+                ],
+            );
+            if jump.is_ok() {
+                return Ok(());
+            }
+            if started.elapsed() > ENFORCING_WITHIN {
+                return Err(NodeError::Start(format!(
+                    "kube-proxy wrote no jump to its Services within {ENFORCING_WITHIN:?}:\n{}",
+                    self.log_tail("kube-proxy", 30)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Waits until kube-router's first full sync is in place: its last rule
