@@ -348,6 +348,18 @@ const SWEEPS: &[Sweep] = &[
                 version telemetry-manager ships) instead of Debian's 2.42.",
     },
     Sweep {
+        key: "shipped",
+        title: "The shipped tuning",
+        variable: Variable::Scenario,
+        about: "`shipped` is deploy/'s ConfigMap as it is when the run starts (its \
+                schedule and source keys), against `push-scoped` (telemetry-manager's \
+                design): 9 pipelines (three per kind), four changes (break, mend), \
+                rules evaluated and targets scraped every 5s or 30s (rate windows three \
+                evaluations), on Debian's 2.42 and on Prometheus 3. Requests per \
+                evaluation while stable are `requests/min stable` times the \
+                evaluation interval in minutes.",
+    },
+    Sweep {
         key: "resend",
         title: "Resend-delay sweep",
         variable: Variable::Resend,

@@ -61,6 +61,37 @@ fn phase_locked_query(label: &str, min: &str, max: &str, factor: &str) -> Design
     spec
 }
 
+/// What deploy/ ships, as it is at run time: the schedule and source keys
+/// of `deploy/base/configmap.yaml`, so the report measures the product and
+/// not a copy of its values.
+fn shipped() -> DesignSpec {
+    let path = alert_poller_testbed::repo_root().join("deploy/base/configmap.yaml");
+    let yaml = std::fs::read_to_string(&path).expect("deploy/base/configmap.yaml reads");
+    let configmap: serde_json::Value =
+        serde_norway::from_str(&yaml).expect("deploy/base/configmap.yaml parses");
+    let tuning = SHIPPED_KEYS
+        .iter()
+        .filter_map(|key| {
+            let value = configmap["data"][*key].as_str()?;
+            Some((*key, value.to_owned()))
+        })
+        .collect();
+    DesignSpec {
+        label: "shipped".into(),
+        design: Design::Pull,
+        tuning,
+    }
+}
+
+/// The keys that decide when and how a pull design polls.
+const SHIPPED_KEYS: [&str; 5] = [
+    "minInterval",
+    "maxInterval",
+    "backoffFactor",
+    "phaseLock",
+    "alertSource",
+];
+
 fn push(label: &str, design: Design) -> DesignSpec {
     DesignSpec {
         label: label.into(),
@@ -315,6 +346,23 @@ fn full() -> Vec<Scenario> {
         prometheus3: true,
         ..base.clone()
     });
+    // The shipped ConfigMap against push-scoped (telemetry-manager) at 5s
+    // and 30s evaluation, on both Prometheus versions, with a handful of
+    // pipelines as the manager admits.
+    for (evaluation, prometheus3) in [(5, false), (5, true), (30, false), (30, true)] {
+        let version = if prometheus3 { "-prometheus3" } else { "" };
+        out.push(Scenario {
+            name: format!("shipped-eval-{evaluation}s{version}"),
+            sweeps: vec!["shipped"],
+            evaluation: second * evaluation,
+            pipelines: 9,
+            changes: 4,
+            stable: second * (evaluation * 4).max(60),
+            prometheus3,
+            designs: vec![push("push-scoped", Design::PushScoped), shipped()],
+            ..base.clone()
+        });
+    }
     // Last, the slowest: the evaluation interval the shipped rules use.
     out.push(Scenario {
         name: "eval-30s-100-pipelines".into(),
