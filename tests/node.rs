@@ -951,6 +951,90 @@ macro_rules! steps {
     };
 }
 
+/// deploy/kyma-system/ beside the manager: deploy/ removed, the same
+/// controller installed into kyma-system, whose labels (Pod Security
+/// included) stay as they were; the bindings follow the namespace (else
+/// every read is forbidden), and the leader polls the self-monitor through
+/// both policies from there and writes the condition.
+async fn kyma_system_install_works_beside_the_manager(w: &mut World) -> Result<()> {
+    let t = Instant::now();
+    let labels = |w: &World| -> Result<String> {
+        w.run(&[
+            "get",
+            "namespace",
+            KYMA_SYSTEM,
+            "-o",
+            "jsonpath={.metadata.labels}",
+        ])
+    };
+    let before = labels(w)?;
+    w.run(&["delete", "-k", &install::repo("deploy"), "--wait=true"])?;
+    w.run(&["apply", "-k", &install::repo("deploy/kyma-system")])?;
+    let data = json!({
+        "prometheusUrl": w.self_monitor,
+        "mode": "write",
+        "staleAfter": "5s",
+        "requestTimeout": "1s",
+        "connectTimeout": "500ms",
+        "errorMaxInterval": "2s",
+    });
+    install::patch_config_in(w.kubectl(), KYMA_SYSTEM, &data.to_string())?;
+    ensure!(
+        labels(w)? == before,
+        "kyma-system's labels changed: {before} -> {}",
+        labels(w)?
+    );
+    let pods = || -> Result<usize> {
+        let json = w.run(&[
+            "-n",
+            KYMA_SYSTEM,
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/name=alert-poller,pod-template-hash",
+            "-o",
+            "json",
+        ])?;
+        let list: Value = serde_json::from_str(&json)?;
+        Ok(list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| is_ready(p))
+            .count())
+    };
+    while pods()? < 2 {
+        ensure!(
+            t.elapsed() < PATIENCE,
+            "2 Ready pods in {KYMA_SYSTEM} not within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let ready = t.elapsed();
+    w.collector
+        .set_flow(Component::Gateway, "backend", Flow::SomeDropped);
+    w.until_condition("backend", "False", "GatewaySomeTelemetryDataDropped")
+        .await?;
+    w.collector
+        .set_flow(Component::Gateway, "backend", Flow::Healthy);
+    w.until_condition("backend", "True", "FlowHealthy").await?;
+    let holder = w.run(&[
+        "-n",
+        KYMA_SYSTEM,
+        "get",
+        "lease",
+        "alert-poller",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])?;
+    w.report.push(format!(
+        "deploy/kyma-system/: 2 pods Ready in {KYMA_SYSTEM} {:.1}s after apply (its labels untouched); the leader {holder} wrote an alert's change and its resolve through both policies, {:.1}s in all",
+        ready.as_secs_f64(),
+        t.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
 fn main() -> ExitCode {
     if let Some(why) = node::missing().or_else(node::missing_enforcement) {
         println!("node: SKIPPED, this machine cannot run a node: {why}");
@@ -986,6 +1070,7 @@ fn main() -> ExitCode {
             deploy_polls_the_self_monitor_through_both_policies,
             self_monitor_admits_only_labelled_scrapers,
             deploy_egress_refuses_a_prometheus_elsewhere,
+            kyma_system_install_works_beside_the_manager,
         ];
         let mut failed = 0;
         for (name, step) in steps {

@@ -75,10 +75,19 @@ pub fn install_deploy(kubectl: &Kubectl, tuning: &[(&str, &str)]) -> Result<(), 
 /// Merges `data` (a JSON object of ConfigMap keys; `null` removes a key)
 /// into the tuning ConfigMap.
 pub fn patch_config(kubectl: &Kubectl, data: &str) -> Result<(), ControlPlaneError> {
+    patch_config_in(kubectl, NAMESPACE, data)
+}
+
+/// [`patch_config`] for an install in `namespace` (deploy/kyma-system/).
+pub fn patch_config_in(
+    kubectl: &Kubectl,
+    namespace: &str,
+    data: &str,
+) -> Result<(), ControlPlaneError> {
     let patch = format!(r#"{{"data":{data}}}"#);
     kubectl.run(&[
         "-n",
-        NAMESPACE,
+        namespace,
         "patch",
         "configmap",
         "alert-poller",
