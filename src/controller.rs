@@ -306,14 +306,7 @@ async fn report_other_writer(
         action: "UpdateFlowHealth".into(),
         secondary: None,
     };
-    if let Err(error) = shared
-        .ctx
-        .recorder
-        .publish(&event, &pipeline.object_ref(&shared.resource))
-        .await
-    {
-        tracing::warn!(pipeline = %pipeline.name_any(), %error, "cannot record the event");
-    }
+    publish(shared, pipeline, &event).await;
 }
 
 /// A successful write: what was written, what it replaced, and the
@@ -424,14 +417,19 @@ async fn publish_transition(shared: &Shared, pipeline: &DynamicObject, verdict: 
         action: "UpdateFlowHealth".into(),
         secondary: None,
     };
-    // An event is a courtesy: failing to record it must not fail the write.
+    publish(shared, pipeline, &event).await;
+}
+
+/// Records an Event on the pipeline. An event is a courtesy: failing to
+/// record it must not fail the reconcile.
+async fn publish(shared: &Shared, pipeline: &DynamicObject, event: &Event) {
     if let Err(error) = shared
         .ctx
         .recorder
-        .publish(&event, &pipeline.object_ref(&shared.resource))
+        .publish(event, &pipeline.object_ref(&shared.resource))
         .await
     {
-        tracing::warn!(pipeline = %pipeline.name_any(), %error, "cannot record the transition event");
+        tracing::warn!(pipeline = %pipeline.name_any(), reason = event.reason, %error, "cannot record the event");
     }
 }
 

@@ -1018,15 +1018,7 @@ async fn kyma_system_install_works_beside_the_manager(w: &mut World) -> Result<(
     w.collector
         .set_flow(Component::Gateway, "backend", Flow::Healthy);
     w.until_condition("backend", "True", "FlowHealthy").await?;
-    let holder = w.run(&[
-        "-n",
-        KYMA_SYSTEM,
-        "get",
-        "lease",
-        "alert-poller",
-        "-o",
-        "jsonpath={.spec.holderIdentity}",
-    ])?;
+    let holder = install::lease_holder_in(w.kubectl(), KYMA_SYSTEM)?;
     w.report.push(format!(
         "deploy/kyma-system/: 2 pods Ready in {KYMA_SYSTEM} {:.1}s after apply (its labels untouched); the leader {holder} wrote an alert's change and its resolve through both policies, {:.1}s in all",
         ready.as_secs_f64(),

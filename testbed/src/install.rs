@@ -13,9 +13,14 @@ pub const NAMESPACE: &str = "alert-poller";
 /// Who holds the controller's leader Lease (a pod name, or the replica's
 /// `POD_NAME`); empty when nobody does.
 pub fn lease_holder(kubectl: &Kubectl) -> Result<String, ControlPlaneError> {
+    lease_holder_in(kubectl, NAMESPACE)
+}
+
+/// [`lease_holder`] for an install in `namespace` (deploy/kyma-system/).
+pub fn lease_holder_in(kubectl: &Kubectl, namespace: &str) -> Result<String, ControlPlaneError> {
     let holder = kubectl.run(&[
         "-n",
-        NAMESPACE,
+        namespace,
         "get",
         "lease",
         "alert-poller",
