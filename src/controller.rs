@@ -206,10 +206,11 @@ async fn reconcile_inner(pipeline: &DynamicObject, shared: &Shared) -> Result<()
 
 /// While Prometheus settles after its start, a missing alert may only not
 /// be shown yet: no healthy verdict replaces an unhealthy or unknown
-/// condition, and shadow mode compares nothing.
+/// condition or is written where there is none, and shadow mode compares
+/// nothing.
 fn holds_back(current: Option<&Condition>, verdict: &Verdict, mode: Mode) -> bool {
     mode == Mode::Shadow
-        || (verdict.status == Status::True && current.is_some_and(|c| c.status != "True"))
+        || (verdict.status == Status::True && current.is_none_or(|c| c.status != "True"))
 }
 
 /// Whether to write, given what the object shows and what we wrote before.
@@ -612,6 +613,44 @@ mod tests {
         );
         assert_ne!(watched_state(&object(1, json!([theirs])), "T"), base);
         assert_ne!(watched_state(&object(2, json!([theirs, ours])), "T"), base);
+    }
+
+    /// While Prometheus settles: nothing turns healthy over an unhealthy,
+    /// unknown or absent condition, worse news is written, shadow mode waits.
+    #[test]
+    fn settling_holds_back_only_good_news() {
+        let condition = |status: &str| Condition {
+            type_: "T".into(),
+            status: status.into(),
+            reason: "R".into(),
+            message: String::new(),
+            observed_generation: None,
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                Timestamp::UNIX_EPOCH,
+            ),
+        };
+        let verdict = |status| Verdict {
+            status,
+            reason: "R",
+            message: String::new(),
+        };
+        let (f, u, t) = (condition("False"), condition("Unknown"), condition("True"));
+        // (current, verdict, mode, held back)
+        let cases = [
+            (Some(&f), Status::True, Mode::Write, true),
+            (Some(&u), Status::True, Mode::Write, true),
+            (Some(&t), Status::True, Mode::Write, false),
+            (None, Status::True, Mode::Write, true),
+            (Some(&t), Status::False, Mode::Write, false),
+            (Some(&t), Status::False, Mode::Shadow, true),
+        ];
+        for (current, status, mode, held) in cases {
+            assert_eq!(
+                holds_back(current, &verdict(status), mode),
+                held,
+                "{current:?} -> {status:?} in {mode:?}"
+            );
+        }
     }
 
     #[test]
