@@ -187,7 +187,11 @@ async fn a_drop_alert_turns_exactly_that_pipeline_false_and_back(env: &mut Env) 
 /// refused with a Warning Event and the last good tuning stays.
 async fn configmap_patch_retunes_without_restart(env: &mut Env) -> Result<()> {
     let pid = env.controller().pid();
-    env.patch_config(r#"{"minInterval":"300ms","maxInterval":"300ms","backoffFactor":"1"}"#)?;
+    // Unlocked: the interval gauge then shows the schedule's own interval,
+    // not the wait for the next evaluation.
+    env.patch_config(
+        r#"{"minInterval":"300ms","maxInterval":"300ms","backoffFactor":"1","phaseLock":"false"}"#,
+    )?;
     env.until_metric("alert_poller_poll_interval_seconds", 0.3)
         .await?;
 

@@ -378,7 +378,11 @@ async fn tuning_holds(env: &Env, what: &str) -> Result<()> {
 }
 
 async fn configmap_garbled_emptied_deleted(env: &mut Env) -> Result<()> {
-    env.patch_config(r#"{"minInterval":"300ms","maxInterval":"300ms","backoffFactor":"1"}"#)?;
+    // Unlocked: the interval gauge then shows the schedule's own interval,
+    // not the wait for the next evaluation.
+    env.patch_config(
+        r#"{"minInterval":"300ms","maxInterval":"300ms","backoffFactor":"1","phaseLock":"false"}"#,
+    )?;
     env.until_metric(INTERVAL, 0.3).await?;
 
     replace_config(
