@@ -356,7 +356,7 @@ fn full() -> Vec<Scenario> {
             sweeps: vec!["shipped"],
             evaluation: second * evaluation,
             pipelines: 9,
-            changes: 4,
+            changes: MIN_CHANGES,
             stable: second * (evaluation * 4).max(60),
             prometheus3,
             designs: vec![push("push-scoped", Design::PushScoped), shipped()],
@@ -415,7 +415,7 @@ mod tests {
     #[test]
     fn only_selects_by_substring() {
         let (all_scenarios, all_solos) = names(&[]);
-        assert_eq!((all_scenarios.len(), all_solos.len()), (11, 10));
+        assert_eq!((all_scenarios.len(), all_solos.len()), (15, 10));
         assert_eq!(
             names(&["noise-10000", "solo-push-all"]),
             (
@@ -451,6 +451,11 @@ mod tests {
                 .filter(|(k, _)| *k == "alertSource")
                 .map(|(_, v)| v.as_str())
                 .collect();
+            if d.label == "shipped" {
+                // Whatever deploy/ names, but named.
+                assert_eq!(sources.len(), 1, "shipped names its source");
+                continue;
+            }
             let expected: &[&str] = match (d.design, d.label.ends_with("-query")) {
                 (Design::Pull, true) => &["query"],
                 (Design::Pull, false) => &["alerts"],
