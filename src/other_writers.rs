@@ -9,7 +9,8 @@
 //! standing and write again only when our verdict changes. So there is at
 //! most one write per pipeline per verdict change, however eager the other
 //! writer is. A condition deleted by someone (not rewritten) is written
-//! back once per verdict, so an accident heals.
+//! back, up to [`REPAIRS_PER_VERDICT`] times per verdict, so an accident
+//! heals and a writer that keeps deleting it is not fought for ever.
 //!
 //! Pure: the controller hands in what the object shows and gets a decision.
 
@@ -18,6 +19,13 @@ use std::collections::HashMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ManagedFieldsEntry};
 
 use crate::health::Verdict;
+
+/// How often a deleted condition is written back while one verdict stands.
+/// More than once: a single `kubectl apply --server-side` of another
+/// writer's conditions on an atomic list writes the object twice (the apply,
+/// then its managed-fields upgrade from client-side apply), and the second
+/// write removes our entry again within milliseconds of its repair.
+pub const REPAIRS_PER_VERDICT: u8 = 3;
 
 /// What of a verdict a condition shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,8 +60,8 @@ struct Written {
     /// The object's resourceVersion our write produced: a cached object
     /// older than it has not seen our write yet.
     version: String,
-    /// Whether this verdict was already written back once after a delete.
-    repaired: bool,
+    /// How often this verdict was written back after a delete.
+    repairs: u8,
     /// The other writer we yield to, once noticed.
     yielded_to: Option<String>,
 }
@@ -120,8 +128,8 @@ impl Ledger {
             return Decision::Nothing;
         }
         match observed.current {
-            None if !ours.repaired => {
-                ours.repaired = true;
+            None if ours.repairs < REPAIRS_PER_VERDICT => {
+                ours.repairs += 1;
                 Decision::Write
             }
             // Rewritten: someone keeps this type. A condition that already
@@ -145,11 +153,11 @@ impl Ledger {
             .or_insert_with(|| Written {
                 said: said.clone(),
                 version: String::new(),
-                repaired: false,
+                repairs: 0,
                 yielded_to: None,
             });
         if entry.said != said {
-            entry.repaired = false;
+            entry.repairs = 0;
         }
         entry.said = said;
         entry.version = version;
@@ -344,23 +352,28 @@ mod tests {
     }
 
     #[test]
-    fn a_deleted_condition_is_written_back_once_per_verdict() {
+    fn a_deleted_condition_is_written_back_a_few_times_per_verdict() {
         let healthy = verdict(Status::True, "FlowHealthy");
         let mut ledger = Ledger::default();
         ledger.wrote("p", &healthy, "5".into());
-        let gone = Observed {
-            current: None,
-            version: "6",
-            managed_fields: &[],
-        };
-        assert_eq!(
-            ledger.decide("p", &healthy, gone, false, "alert-poller"),
-            Decision::Write
-        );
-        ledger.wrote("p", &healthy, "7".into());
+        let mut version = 6;
+        for _ in 0..REPAIRS_PER_VERDICT {
+            let gone = Observed {
+                current: None,
+                version: &version.to_string(),
+                managed_fields: &[],
+            };
+            assert_eq!(
+                ledger.decide("p", &healthy, gone, false, "alert-poller"),
+                Decision::Write
+            );
+            ledger.wrote("p", &healthy, (version + 1).to_string());
+            version += 2;
+        }
         let gone_again = Observed {
-            version: "8",
-            ..gone
+            current: None,
+            version: &version.to_string(),
+            managed_fields: &[],
         };
         assert_eq!(
             ledger.decide("p", &healthy, gone_again, false, "alert-poller"),
@@ -368,6 +381,18 @@ mod tests {
                 writer: "an unknown writer".into(),
                 first_time: true
             }
+        );
+        // A new verdict starts a new budget.
+        let dropped = verdict(Status::False, "GatewayThrottling");
+        ledger.wrote("p", &dropped, (version + 1).to_string());
+        let gone = Observed {
+            current: None,
+            version: &(version + 2).to_string(),
+            managed_fields: &[],
+        };
+        assert_eq!(
+            ledger.decide("p", &dropped, gone, false, "alert-poller"),
+            Decision::Write
         );
     }
 
