@@ -161,8 +161,9 @@ pub struct Snapshot {
     /// Rule names firing per pipeline, by kind, then pipeline: nested so
     /// that a lookup by `&str` allocates nothing (a poll does one per alert).
     scoped: BTreeMap<Kind, BTreeMap<String, BTreeSet<String>>>,
-    /// Pending alerts of the watched kinds: reported in metrics, never acted upon.
-    pending: usize,
+    /// Pending alerts of the watched kinds, by kind: reported in metrics,
+    /// never acted upon.
+    pending: BTreeMap<Kind, usize>,
 }
 
 /// One firing alert of a snapshot: its identity, and what [`Snapshot::diff`]
@@ -212,11 +213,11 @@ impl Snapshot {
                 continue;
             };
             let was_firing = || previous.is_some_and(|p| p.is_firing(&alert.labels));
+            let kind = matcher.kind;
             if alert.state == AlertState::Pending && !was_firing() {
-                snapshot.pending += 1;
+                *snapshot.pending.entry(kind).or_default() += 1;
                 continue;
             }
-            let kind = matcher.kind;
             let rule = matcher.rule(&alert.labels).unwrap_or_default();
             let rules = match scope {
                 Scope::All => snapshot.unscoped.entry(kind).or_default(),
@@ -256,7 +257,7 @@ impl Snapshot {
     /// This snapshot with every alert that fired in `previous` firing too:
     /// what a source that has just started does not show yet is kept.
     pub fn with_firing_of(self, previous: &Snapshot, matchers: &[Matcher]) -> Snapshot {
-        let pending = self.pending;
+        let pending = self.pending.clone();
         let alerts = self
             .alerts
             .into_iter()
@@ -286,7 +287,17 @@ impl Snapshot {
 
     /// Number of pending alerts of the watched kinds.
     pub fn pending(&self) -> usize {
-        self.pending
+        self.pending.values().sum()
+    }
+
+    /// Number of firing alerts of `kind`.
+    pub fn firing_of(&self, kind: Kind) -> usize {
+        self.alerts.iter().filter(|a| a.kind == kind).count()
+    }
+
+    /// Number of pending alerts of `kind`.
+    pub fn pending_of(&self, kind: Kind) -> usize {
+        self.pending.get(&kind).copied().unwrap_or_default()
     }
 
     /// Rule names (prefix stripped) firing for the pipeline, unscoped ones of

@@ -393,7 +393,10 @@ async fn write(
                 }));
             }
             Err(kube::Error::Api(e)) if e.code == 409 => {
-                shared.ctx.metrics.status_write_conflicts.inc();
+                shared
+                    .ctx
+                    .metrics
+                    .record_write_conflict(shared.resource_kind);
                 tracing::debug!(pipeline = %name, "status changed since read; re-reading");
                 reread = Some(shared.api.get(&name).await.map_err(write_error)?);
             }

@@ -33,6 +33,7 @@ pub mod phase;
 pub mod pipeline;
 pub mod poll_state;
 pub mod poller;
+pub mod process_metrics;
 pub mod prometheus;
 pub mod restart;
 pub mod schedule;

@@ -29,7 +29,11 @@ use tokio_util::sync::CancellationToken;
 /// Keeps the TelemetryFlowHealthy condition of Kyma MetricPipelines current by
 /// polling Prometheus alerts.
 #[derive(Parser, Debug)]
-#[command(name = "alert-poller", version, about)]
+#[command(
+    name = "alert-poller",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("ALERT_POLLER_COMMIT"), ")"),
+    about
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

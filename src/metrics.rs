@@ -37,7 +37,10 @@ pub struct SourceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StateLabels {
+pub struct KindStateLabels {
+    /// The pipeline kind: `metric`, `trace` or `log`.
+    pub kind: String,
+    /// `firing` or `pending`.
     pub state: String,
 }
 
@@ -77,14 +80,14 @@ pub struct Metrics {
     pub source_warnings: Family<SourceLabels, Counter>,
     pub poll_duration: Histogram,
     pub response_bytes: Counter,
-    pub active_alerts: Family<StateLabels, Gauge>,
+    pub active_alerts: Family<KindStateLabels, Gauge>,
     pub alert_changes: Family<ChangeLabels, Counter>,
     pub pipelines_requeued: Family<KindLabels, Counter>,
     pub full_requeues: Family<KindLabels, Counter>,
     pub reconciles: Family<KindResultLabels, Counter>,
-    pub reconcile_duration: Histogram,
+    pub reconcile_duration: Family<KindLabels, Histogram>,
     pub status_writes: Family<StatusLabels, Counter>,
-    pub status_write_conflicts: Counter,
+    pub status_write_conflicts: Family<KindLabels, Counter>,
     pub poll_interval: Gauge<f64, AtomicU64>,
     pub last_success: Gauge<f64, AtomicU64>,
     pub stale: Gauge,
@@ -102,10 +105,17 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
 impl Metrics {
-    /// Creates the metrics and registers them in a fresh registry.
+    /// Creates the metrics and registers them in a fresh registry, beside
+    /// the build and process figures every exporter is expected to have.
     pub fn new() -> (Metrics, Registry) {
-        let mut registry = Registry::with_prefix("alert_poller");
+        let mut root = Registry::default();
+        crate::process_metrics::register(&mut root);
+        let registry = root.sub_registry_with_prefix("alert_poller");
         let m = Metrics {
             polls: Family::default(),
             source_requests: Family::default(),
@@ -117,9 +127,9 @@ impl Metrics {
             pipelines_requeued: Family::default(),
             full_requeues: Family::default(),
             reconciles: Family::default(),
-            reconcile_duration: Histogram::new(LATENCY_BUCKETS),
+            reconcile_duration: Family::new_with_constructor(latency_histogram),
             status_writes: Family::default(),
-            status_write_conflicts: Counter::default(),
+            status_write_conflicts: Family::default(),
             poll_interval: Gauge::default(),
             last_success: Gauge::default(),
             stale: Gauge::default(),
@@ -129,9 +139,9 @@ impl Metrics {
             rule_timing_reads: Counter::default(),
             phase_rechecks: Counter::default(),
             settling: Gauge::default(),
-            beside: BesideMetrics::register(&mut registry),
+            beside: BesideMetrics::register(registry),
         };
-        let r = &mut registry;
+        let r = registry;
         r.register(
             "polls",
             "Polls of Prometheus alerts, by result",
@@ -244,7 +254,7 @@ impl Metrics {
             m.settling.clone(),
         );
         m.config_valid.set(1);
-        (m, registry)
+        (m, root)
     }
 
     pub fn record_poll(&self, result: &str, took: Duration) {
@@ -263,7 +273,19 @@ impl Metrics {
                 result: result.to_owned(),
             })
             .inc();
-        self.reconcile_duration.observe(took.as_secs_f64());
+        self.reconcile_duration
+            .get_or_create(&KindLabels {
+                kind: kind.as_str().to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn record_write_conflict(&self, kind: Kind) {
+        self.status_write_conflicts
+            .get_or_create(&KindLabels {
+                kind: kind.as_str().to_owned(),
+            })
+            .inc();
     }
 
     pub fn record_status_write(&self, kind: Kind, status: &str) {
@@ -325,6 +347,11 @@ mod tests {
             "alert_poller_poll_interval_seconds 1.5",
             "alert_poller_config_valid 1",
             "alert_poller_prometheus_response_bytes_total 0",
+            "alert_poller_build_info{version=\"",
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
+            "process_start_time_seconds ",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

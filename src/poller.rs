@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts::{Affected, Snapshot};
 use crate::config::Tuning;
-use crate::metrics::{ChangeLabels, Metrics, StateLabels};
+use crate::kind::Kind;
+use crate::metrics::{ChangeLabels, KindStateLabels, Metrics};
 use crate::phase;
 use crate::poll_state::{PollState, PollTuning, Staleness, Step};
 use crate::prometheus::AlertsResponse;
@@ -254,16 +255,19 @@ impl Poller {
     }
 
     fn set_alert_gauges(&self, snapshot: &Snapshot) {
-        for (state, count) in [
-            ("firing", snapshot.firing()),
-            ("pending", snapshot.pending()),
-        ] {
-            self.metrics
-                .active_alerts
-                .get_or_create(&StateLabels {
-                    state: state.into(),
-                })
-                .set(count as i64);
+        for kind in Kind::ALL {
+            for (state, count) in [
+                ("firing", snapshot.firing_of(kind)),
+                ("pending", snapshot.pending_of(kind)),
+            ] {
+                self.metrics
+                    .active_alerts
+                    .get_or_create(&KindStateLabels {
+                        kind: kind.as_str().to_owned(),
+                        state: state.into(),
+                    })
+                    .set(count as i64);
+            }
         }
     }
 
