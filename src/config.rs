@@ -545,6 +545,24 @@ impl Tuning {
                 ),
             );
         }
+        // Checked only once staleAfter is sane, so one mistake gets one message.
+        else if self.max_interval + self.request_timeout >= self.stale_after {
+            refuse(
+                "maxInterval",
+                format!(
+                    "plus requestTimeout ({}) must stay below staleAfter ({}): a poll that late would turn every pipeline Unknown between two polls",
+                    human(self.request_timeout),
+                    human(self.stale_after)
+                ),
+            );
+        }
+        if self.alert_name_prefix.trim().is_empty() {
+            refuse(
+                "alertNamePrefix",
+                "must not be empty: every alert of the source would count as a MetricPipeline's"
+                    .into(),
+            );
+        }
         if self.resync_interval < Duration::from_secs(10) {
             refuse("resyncInterval", "must be at least 10s".into());
         }
@@ -855,6 +873,13 @@ mod tests {
                 "connectTimeout",
             ),
             (&[("staleAfter", "3s")], "staleAfter"),
+            // Polls that far apart leave every pipeline Unknown in between.
+            (&[("maxInterval", "2m")], "maxInterval"),
+            (
+                &[("maxInterval", "30s"), ("staleAfter", "34s")],
+                "maxInterval",
+            ),
+            (&[("alertNamePrefix", " ")], "alertNamePrefix"),
             (&[("resyncInterval", "5s")], "resyncInterval"),
             (&[("conditionType", "Flow Healthy")], "conditionType"),
             (&[("conditionType", "-Flow")], "conditionType"),
@@ -867,6 +892,25 @@ mod tests {
             assert_eq!(err.0.len(), 1, "{pairs:?}: {err}");
             assert_eq!(err.0[0].key, *key, "{pairs:?}");
         }
+    }
+
+    #[test]
+    fn polls_slower_than_staleness_are_refused_naming_every_key_involved() {
+        let err = Tuning::defaults()
+            .with_overrides(&data(&[("maxInterval", "2m"), ("staleAfter", "2m")]))
+            .unwrap_err();
+        let text = err.to_string();
+        for named in [
+            "maxInterval=\"2m\"",
+            "requestTimeout (5s)",
+            "staleAfter (2m)",
+            "Unknown",
+        ] {
+            assert!(text.contains(named), "{named} missing in: {text}");
+        }
+        // Just below the edge is accepted.
+        let ok = [("maxInterval", "1m54s"), ("staleAfter", "2m")];
+        assert!(Tuning::defaults().with_overrides(&data(&ok)).is_ok());
     }
 
     #[test]

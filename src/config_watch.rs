@@ -116,6 +116,14 @@ impl ConfigWatch {
                     changed = %current.changed_keys(&tuning).join(","),
                     "tuning applied"
                 );
+                if current.condition_type != tuning.condition_type {
+                    self.condition_type_changed(
+                        cm,
+                        &current.condition_type,
+                        &tuning.condition_type,
+                    )
+                    .await;
+                }
                 self.tuning.send_replace(Arc::new(*tuning));
             }
             Decision::Unchanged => self.metrics.record_config(true),
@@ -144,6 +152,18 @@ impl ConfigWatch {
                 .await;
             }
         }
+    }
+
+    /// The old condition is left where it is: alert-poller cannot tell a
+    /// condition it wrote from the same type kept by another writer (the
+    /// manager's, in shadow mode), and deleting someone else's is worse than
+    /// a leftover. Saying so once, where operators look, is the clean-up aid.
+    async fn condition_type_changed(&self, cm: &ConfigMap, old: &str, new: &str) {
+        let note = format!(
+            "conditionType changed from {old} to {new}: conditions of type {old} already written stay on the pipelines and are no longer kept current; remove them if no other writer keeps {old} (docs/operating.md)"
+        );
+        tracing::warn!(configmap = %self.name, old, new, "{note}");
+        self.warn(cm, "ConditionTypeChanged", note).await;
     }
 
     async fn warn(&self, cm: &ConfigMap, reason: &str, note: String) {

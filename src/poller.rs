@@ -126,7 +126,7 @@ impl Poller {
             let mut delay = schedule.next(&tuning.intervals(), outcome, fastrand::f64());
             if tuning.phase_lock && !matches!(outcome, Outcome::Failed { .. }) {
                 delay = tokio::select! {
-                    groups = sources.timings(&tuning) => phase_locked(&groups, delay),
+                    groups = sources.timings(&tuning) => within_staleness(phase_locked(&groups, delay), &tuning),
                     () = shutdown.cancelled() => return,
                 };
             }
@@ -294,6 +294,16 @@ fn phase_locked(groups: &[phase::GroupTiming], delay: Duration) -> Duration {
     }
 }
 
+/// A phase-locked wait never runs into staleness: where rules are evaluated
+/// less often than `staleAfter`, waiting for the next evaluation would turn
+/// every pipeline Unknown before the poll. Polling earlier only asks once
+/// more. (Config refuses a `maxInterval` this close; the evaluation
+/// interval is known only at run time.)
+fn within_staleness(delay: Duration, tuning: &Tuning) -> Duration {
+    let room = tuning.stale_after.saturating_sub(tuning.request_timeout);
+    delay.min(room.mul_f64(0.9))
+}
+
 /// The poll state's clock: tokio's, the one the staleness sleep is measured
 /// on, so a deadline the sleep reached has also been reached for the state.
 fn now() -> Instant {
@@ -305,5 +315,25 @@ async fn sleep_until_some(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_phase_locked_wait_stops_short_of_staleness() {
+        // staleAfter 2m, requestTimeout 5s: room for 115s, 90% of it kept.
+        let tuning = Tuning::defaults();
+        let s = Duration::from_secs;
+        for (wait, want) in [
+            (s(1), s(1)),
+            (s(30), s(30)),
+            (s(103), s(103)),
+            (s(300), Duration::from_millis(103_500)),
+        ] {
+            assert_eq!(within_staleness(wait, &tuning), want, "{wait:?}");
+        }
     }
 }

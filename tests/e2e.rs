@@ -183,6 +183,29 @@ async fn a_drop_alert_turns_exactly_that_pipeline_false_and_back(env: &mut Env) 
     Ok(())
 }
 
+/// Waits for an InvalidConfig Warning on the ConfigMap whose note names
+/// every one of `words`.
+async fn until_config_warning(env: &Env, words: &[&str]) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let events = env.events(NAMESPACE, "InvalidConfig")?;
+        if events.iter().any(|e| {
+            e["regarding"]["name"] == "alert-poller"
+                && e["type"] == "Warning"
+                && e["note"]
+                    .as_str()
+                    .is_some_and(|n| words.iter().all(|w| n.contains(w)))
+        }) {
+            return Ok(());
+        }
+        ensure!(
+            started.elapsed() < PATIENCE,
+            "no InvalidConfig event naming {words:?}: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A ConfigMap patch retunes the poller without a restart; a bad value is
 /// refused with a Warning Event and the last good tuning stays.
 async fn configmap_patch_retunes_without_restart(env: &mut Env) -> Result<()> {
@@ -195,26 +218,17 @@ async fn configmap_patch_retunes_without_restart(env: &mut Env) -> Result<()> {
     env.until_metric("alert_poller_poll_interval_seconds", 0.3)
         .await?;
 
+    // A trap is refused like a typo: polls as far apart as staleAfter (5s
+    // here) would leave every pipeline Unknown between them.
+    env.patch_config(r#"{"maxInterval":"5s"}"#)?;
+    env.until_metric("alert_poller_config_valid", 0.0).await?;
+    until_config_warning(env, &["maxInterval", "staleAfter"]).await?;
+    env.patch_config(r#"{"maxInterval":"300ms"}"#)?;
+    env.until_metric("alert_poller_config_valid", 1.0).await?;
+
     env.patch_config(r#"{"minInterval":"bogus"}"#)?;
     env.until_metric("alert_poller_config_valid", 0.0).await?;
-    let started = Instant::now();
-    loop {
-        let events = env.events(NAMESPACE, "InvalidConfig")?;
-        if events.iter().any(|e| {
-            e["regarding"]["name"] == "alert-poller"
-                && e["type"] == "Warning"
-                && e["note"]
-                    .as_str()
-                    .is_some_and(|n| n.contains("minInterval") && n.contains("bogus"))
-        }) {
-            break;
-        }
-        ensure!(
-            started.elapsed() < PATIENCE,
-            "no InvalidConfig event: {events:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_config_warning(env, &["minInterval", "bogus"]).await?;
     // The last good tuning stays in force over several more polls.
     let polls = env
         .controller()
