@@ -30,6 +30,11 @@ pub trait Setting: Sized {
     /// joined by newlines, the form the ConfigMap value takes.
     const REPEATABLE: bool = false;
 
+    /// The value a flag given bare (`--phase-lock`) stands for; `None`
+    /// where a flag needs a value. Such a flag takes its value only after
+    /// `=`, so `--phase-lock check` never reads `check` as its value.
+    const BARE: Option<&'static str> = None;
+
     /// The raw value as an error, a log line or an Event may quote it.
     /// Settings that can carry a secret show less.
     fn shown(raw: &str) -> String {
@@ -55,6 +60,8 @@ impl Setting for f64 {
 }
 
 impl Setting for bool {
+    const BARE: Option<&'static str> = Some("true");
+
     fn parse(raw: &str) -> Result<Self, String> {
         match raw.trim() {
             "true" => Ok(true),
@@ -277,7 +284,10 @@ macro_rules! tunables {
             $(
                 $(#[doc = $doc])+
                 #[arg(long = $flag, env = $env, value_name = $key, global = true,
-                      action = clap::ArgAction::Append)]
+                      action = clap::ArgAction::Append,
+                      num_args = if <$ty as Setting>::BARE.is_some() { 0..=1 } else { 1..=1 },
+                      require_equals = <$ty as Setting>::BARE.is_some(),
+                      default_missing_value = <$ty as Setting>::BARE)]
                 pub $field: Vec<String>,
             )+
         }

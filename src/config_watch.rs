@@ -12,7 +12,11 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::runtime::events::{Event, EventType, Recorder};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::PostParams;
+use kube::runtime::events::Reporter;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
@@ -54,7 +58,8 @@ pub struct ConfigWatch {
     /// Defaults with flags and environment applied: what the ConfigMap overrides.
     pub base: Arc<Tuning>,
     pub tuning: watch::Sender<Arc<Tuning>>,
-    pub recorder: Recorder,
+    /// Names this replica in the Events it records.
+    pub reporter: Reporter,
     pub metrics: Arc<Metrics>,
     /// Set once the first list is done, whether or not the ConfigMap exists.
     pub loaded: watch::Sender<bool>,
@@ -166,15 +171,31 @@ impl ConfigWatch {
         self.warn(cm, "ConditionTypeChanged", note).await;
     }
 
+    /// One Event per refused version, each with its own note. Not through
+    /// kube's `Recorder`: it folds Events with the same reason on the same
+    /// object into one series and keeps the first note, so a second,
+    /// different mistake would show the first one's message. ConfigMap
+    /// versions come from people, so there is nothing to rate-limit.
     async fn warn(&self, cm: &ConfigMap, reason: &str, note: String) {
+        let now = MicroTime(Timestamp::now());
         let event = Event {
-            type_: EventType::Warning,
-            reason: reason.into(),
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}.", self.name)),
+                namespace: Some(self.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            event_time: Some(now),
+            type_: Some("Warning".into()),
+            reason: Some(reason.into()),
             note: Some(truncate(note, 1000)),
-            action: "ApplyTuning".into(),
-            secondary: None,
+            action: Some("ApplyTuning".into()),
+            regarding: Some(cm.object_ref(&())),
+            reporting_controller: Some(self.reporter.controller.clone()),
+            reporting_instance: self.reporter.instance.clone(),
+            ..Event::default()
         };
-        if let Err(error) = self.recorder.publish(&event, &cm.object_ref(&())).await {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
+        if let Err(error) = events.create(&PostParams::default(), &event).await {
             tracing::warn!(%error, "cannot record the ConfigMap event");
         }
     }

@@ -41,6 +41,7 @@ use crate::other_writers::{Decision, Ledger, Observed};
 use crate::poller::PollView;
 use crate::schema::{self, ListShape, Schema};
 use crate::shadow::{Comparison, Said, Side, Transition};
+use crate::watchdog::Watchdog;
 
 /// Field manager of our status writes: under server-side apply it owns our
 /// condition entry and nothing else.
@@ -86,6 +87,8 @@ pub struct Context {
     pub tuning: watch::Receiver<Arc<Tuning>>,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    /// Watches each reconcile in flight, for liveness.
+    pub watchdog: Arc<Watchdog>,
 }
 
 /// What the reconciles of one run share besides [`Context`]: the API of the
@@ -115,6 +118,10 @@ async fn reconcile(
     shared: Arc<Shared>,
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
+    // No budget of its own: a reconcile is a few requests, and the
+    // watchdog's grace is what a stuck one is allowed.
+    let task = format!("reconcile {}/{}", shared.resource_kind, pipeline.name_any());
+    let _watched = shared.ctx.watchdog.guard(task, Duration::ZERO);
     let result = reconcile_inner(&pipeline, &shared).await;
     let label = match &result {
         Ok(_) => "success",

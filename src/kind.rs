@@ -69,6 +69,13 @@ impl fmt::Display for Kind {
     }
 }
 
+/// As settings spell it, so `check -o json` prints what `--kind` takes.
+impl serde::Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl FromStr for Kind {
     type Err = String;
 

@@ -42,3 +42,4 @@ pub mod server;
 pub mod shadow;
 pub mod sources;
 pub mod tls;
+pub mod watchdog;

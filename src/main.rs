@@ -1,17 +1,17 @@
-//! The `alert-poller` binary: command line, wiring of the tasks, and shutdown.
+//! The `alert-poller` binary: wiring of the controller's tasks, and shutdown.
+//! The command line is in `cli/`.
+
+mod cli;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alert_poller::alerts::{Affected, Targets};
-use alert_poller::check::{self, PipelineReport};
-use alert_poller::config::{Tuning, TuningArgs};
+use alert_poller::config::Tuning;
 use alert_poller::config_watch::ConfigWatch;
 use alert_poller::controller::{self, Context};
-use alert_poller::health::LogSpec;
 use alert_poller::kind::Kind;
 use alert_poller::leader::{self, LeaseConfig};
 use alert_poller::metrics::Metrics;
@@ -19,155 +19,20 @@ use alert_poller::pipeline;
 use alert_poller::poller::Poller;
 use alert_poller::prometheus::install_crypto_provider;
 use alert_poller::server::{self, Readiness};
+use alert_poller::watchdog::Watchdog;
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use cli::{Command, LogFormat, RunArgs};
 use kube::runtime::events::{Recorder, Reporter};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-/// Keeps the TelemetryFlowHealthy condition of Kyma MetricPipelines current by
-/// polling Prometheus alerts.
-#[derive(Parser, Debug)]
-#[command(
-    name = "alert-poller",
-    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("ALERT_POLLER_COMMIT"), ")"),
-    about
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    run: RunArgs,
-    #[command(flatten, next_help_heading = "Tuning (each also a ConfigMap key)")]
-    tuning: TuningArgs,
-    /// Log format.
-    #[arg(long, env = "ALERT_POLLER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json, global = true)]
-    log_format: LogFormat,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Run the controller (the default).
-    Run,
-    /// Print a pipeline CRD generated from the Rust types (its Flow Healthy
-    /// column reads the condition of `--condition-type`).
-    Crd {
-        /// The pipeline kind.
-        #[arg(long, default_value = "metric")]
-        kind: Kind,
-    },
-    /// Print the tuning settings as a Markdown table.
-    Settings,
-    /// Poll Prometheus once and print the condition each pipeline would get.
-    Check(CheckArgs),
-}
-
-#[derive(clap::Args, Debug)]
-struct RunArgs {
-    /// Namespace of the tuning ConfigMap (the controller's own namespace).
-    #[arg(
-        long,
-        env = "POD_NAMESPACE",
-        default_value = "alert-poller",
-        global = true
-    )]
-    namespace: String,
-    /// Name of the tuning ConfigMap.
-    #[arg(
-        long,
-        env = "ALERT_POLLER_CONFIGMAP",
-        default_value = "alert-poller",
-        global = true
-    )]
-    config_map: String,
-    /// Address of the metrics and probes port.
-    #[arg(
-        long,
-        env = "ALERT_POLLER_METRICS_ADDRESS",
-        default_value = "0.0.0.0:8080",
-        global = true
-    )]
-    metrics_address: SocketAddr,
-    /// This replica's name, in events, logs and the leader lease.
-    #[arg(long, env = "POD_NAME", default_value = "alert-poller", global = true)]
-    pod_name: String,
-    /// Pipeline kinds to keep the condition of, comma-separated; one poll
-    /// serves them all.
-    #[arg(
-        long,
-        env = "ALERT_POLLER_KINDS",
-        value_delimiter = ',',
-        default_value = "metric,trace,log",
-        global = true
-    )]
-    kinds: Vec<Kind>,
-    /// Elect a leader among replicas on a Lease; only the leader polls and writes.
-    #[arg(long, env = "ALERT_POLLER_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
-    leader_election: bool,
-    /// Name of the Lease in the controller's namespace.
-    #[arg(
-        long,
-        env = "ALERT_POLLER_LEASE_NAME",
-        default_value = "alert-poller",
-        global = true
-    )]
-    lease_name: String,
-    /// How long a lease lives without renewal; a dead leader is replaced after at most this.
-    #[arg(long, env = "ALERT_POLLER_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration, global = true)]
-    lease_duration: Duration,
-    /// How often the leader renews and standbys try to take over.
-    #[arg(long, env = "ALERT_POLLER_LEASE_RETRY", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
-    lease_retry: Duration,
-}
-
-#[derive(clap::Args, Debug)]
-struct CheckArgs {
-    /// Pipeline to judge; repeat for several.
-    #[arg(long = "pipeline", required = true)]
-    pipelines: Vec<String>,
-    /// Kind of the pipelines.
-    #[arg(long, default_value = "metric")]
-    kind: Kind,
-    /// For LogPipelines: the output, which decides between the OTLP and the
-    /// Fluent Bit verdicts.
-    #[arg(long, value_enum, default_value_t = LogOutput::Otlp)]
-    log_output: LogOutput,
-    /// For OTLP LogPipelines: the inputs they have (the agent counts with
-    /// `runtime`, the gateway with `otlp`).
-    #[arg(long, value_delimiter = ',', default_value = "runtime,otlp")]
-    log_inputs: Vec<LogInput>,
-    /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
-    output: Output,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum LogOutput {
-    Otlp,
-    Fluentbit,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum LogInput {
-    Runtime,
-    Otlp,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Output {
-    Table,
-    Json,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    Json,
-    Text,
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, unused) = cli::parse();
+    if let Some(message) = unused {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     // `check` is a command-line tool: only our own warnings, so its output
     // stays one line on failure; the controller logs at info.
     let default_filter = match cli.command {
@@ -191,7 +56,7 @@ fn main() -> ExitCode {
             print!("{}", alert_poller::config::settings_markdown());
             ExitCode::SUCCESS
         }
-        Command::Check(args) => block_on(run_check(&tuning, &args)),
+        Command::Check(args) => block_on(cli::check::run_check(&tuning, &args)),
         Command::Run => match block_on(run_controller(cli.run, tuning)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -236,34 +101,6 @@ fn init_logging(format: LogFormat, default_filter: &str) {
     }
 }
 
-async fn run_check(tuning: &Tuning, args: &CheckArgs) -> ExitCode {
-    let log = LogSpec {
-        otlp_output: args.log_output == LogOutput::Otlp,
-        runtime_input: args.log_inputs.contains(&LogInput::Runtime),
-        otlp_input: args.log_inputs.contains(&LogInput::Otlp),
-    };
-    match check::check(tuning, args.kind, log, &args.pipelines).await {
-        Ok(reports) => {
-            print_reports(&reports, args.output);
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn print_reports(reports: &[PipelineReport], output: Output) {
-    match output {
-        Output::Table => print!("{}", check::table(reports)),
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(reports).expect("reports serialize")
-        ),
-    }
-}
-
 /// Time the tasks get to finish after a signal; the process must be gone
 /// within 5 s of SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(4_000);
@@ -291,19 +128,19 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
     let (tuning_tx, tuning_rx) = watch::channel(base.clone());
     let (synced_tx, synced_rx) = watch::channel(false);
     let (loaded_tx, loaded_rx) = watch::channel(false);
+    let watchdog = Watchdog::new(args.stuck_after);
     let (poller, polls) = Poller::new(tuning_rx.clone(), loaded_rx, metrics.clone());
+    let poller = poller.watched_by(watchdog.clone());
     let (leading_tx, leading_rx) = watch::channel(!args.leader_election);
     // Without an election there is no standby; with one, a replica is not
     // ready until its first lease round reached the API server.
     let (reachable_tx, reachable_rx) = watch::channel(!args.leader_election);
     let lost = CancellationToken::new();
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "alert-poller".into(),
-            instance: Some(args.pod_name.clone()),
-        },
-    );
+    let reporter = Reporter {
+        controller: "alert-poller".into(),
+        instance: Some(args.pod_name.clone()),
+    };
+    let recorder = Recorder::new(client.clone(), reporter.clone());
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(server::serve(
@@ -314,6 +151,7 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
             synced: synced_rx,
             leading: leading_tx.subscribe(),
             api_reachable: reachable_rx,
+            watchdog: watchdog.clone(),
         },
         shutdown.clone(),
     ));
@@ -324,7 +162,7 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
             name: args.config_map.clone(),
             base,
             tuning: tuning_tx,
-            recorder: recorder.clone(),
+            reporter,
             metrics: metrics.clone(),
             loaded: loaded_tx,
         }
@@ -336,6 +174,7 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
         tuning: tuning_rx,
         recorder,
         metrics: metrics.clone(),
+        watchdog,
     });
     // Only the leader polls and reconciles; a standby keeps its tuning
     // current and its probes green, and waits.

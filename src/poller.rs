@@ -24,6 +24,7 @@ use crate::poll_state::{PollState, PollTuning, Staleness, Step};
 use crate::prometheus::AlertsResponse;
 use crate::schedule::{Outcome, Schedule};
 use crate::sources::Sources;
+use crate::watchdog::Watchdog;
 
 // The view is the poll state's output; this path is the one its readers know.
 pub use crate::poll_state::PollView;
@@ -38,6 +39,8 @@ pub struct Poller {
     metrics: Arc<Metrics>,
     polled: watch::Sender<bool>,
     tuning_loaded: watch::Receiver<bool>,
+    /// Told when the next iteration is due, for liveness.
+    watchdog: Option<Arc<Watchdog>>,
 }
 
 /// The receiving ends of the poller's channels, for the tasks that read them.
@@ -74,6 +77,7 @@ impl Poller {
             metrics,
             polled,
             tuning_loaded,
+            watchdog: None,
         };
         let outputs = PollerOutputs {
             view: view_rx,
@@ -83,8 +87,24 @@ impl Poller {
         (poller, outputs)
     }
 
+    /// The poller tells `watchdog` when it will next finish an iteration.
+    pub fn watched_by(mut self, watchdog: Arc<Watchdog>) -> Poller {
+        self.watchdog = Some(watchdog);
+        self
+    }
+
+    /// Promises the end of the next poll within `wait` plus what one poll
+    /// may take: the alerts, the restart check and the rule timings, each
+    /// bounded by requestTimeout.
+    fn promise(&self, wait: Duration, tuning: &Tuning) {
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.expect("poller", wait + tuning.request_timeout * 4);
+        }
+    }
+
     /// Polls until `shutdown` is cancelled.
     pub async fn run(mut self, shutdown: CancellationToken) {
+        self.promise(TUNING_WAIT, &self.tuning.borrow());
         tokio::select! {
             () = shutdown.cancelled() => return,
             loaded = tokio::time::timeout(TUNING_WAIT, self.tuning_loaded.wait_for(|l| *l)) => {
@@ -131,6 +151,7 @@ impl Poller {
                 };
             }
             self.metrics.poll_interval.set(delay.as_secs_f64());
+            self.promise(delay, &tuning);
             tracing::debug!(?delay, ?outcome, "next poll scheduled");
             let next_poll = tokio::time::Instant::now() + delay;
 

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
+use crate::watchdog::Watchdog;
 
 /// Readiness inputs: the leader is ready once its first poll has finished
 /// and the pipeline cache has synced. A standby has nothing to load, but it is
@@ -30,6 +31,8 @@ pub struct Readiness {
     /// Whether the last lease round trip reached the API server (always true
     /// without leader election, where there is no standby).
     pub api_reachable: watch::Receiver<bool>,
+    /// Liveness: the loops that promised progress (see [`crate::watchdog`]).
+    pub watchdog: Arc<Watchdog>,
 }
 
 impl Readiness {
@@ -109,7 +112,13 @@ fn route(
                 .body(Full::new(Bytes::from(body)))
                 .expect("static headers are valid")
         }
-        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/healthz" => match liveness(&readiness.watchdog) {
+            Ok(()) => text(StatusCode::OK, "ok\n"),
+            Err(stuck) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("stuck: {stuck}\n"),
+            ),
+        },
         "/readyz" => match readiness.check() {
             Ok(()) => text(StatusCode::OK, "ready\n"),
             Err(missing) => text(
@@ -119,6 +128,28 @@ fn route(
         },
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// `Err` naming every overdue loop. Logged at each failing probe: the
+/// kubelet restarts the replica after a few, and the log should say why.
+fn liveness(watchdog: &Watchdog) -> Result<(), String> {
+    let overdue = watchdog.overdue();
+    if overdue.is_empty() {
+        return Ok(());
+    }
+    let stuck = overdue
+        .iter()
+        .map(|o| {
+            format!(
+                "{} ({:.1}s past its deadline)",
+                o.task,
+                o.late.as_secs_f64()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    tracing::error!(%stuck, "liveness fails: a loop makes no progress");
+    Err(stuck)
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
@@ -132,6 +163,7 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn readiness(leading: bool, reachable: bool, polled: bool, synced: bool) -> Readiness {
         Readiness {
@@ -139,7 +171,24 @@ mod tests {
             synced: watch::channel(synced).1,
             leading: watch::channel(leading).1,
             api_reachable: watch::channel(reachable).1,
+            watchdog: Watchdog::new(Duration::ZERO),
         }
+    }
+
+    #[test]
+    fn liveness_names_every_overdue_loop() {
+        let watchdog = Watchdog::new(Duration::ZERO);
+        assert_eq!(liveness(&watchdog), Ok(()));
+        watchdog.expect("poller", Duration::ZERO);
+        watchdog.expect("reconcile metric/backend", Duration::ZERO);
+        watchdog.expect("reconcile trace/traces", Duration::from_secs(3600));
+        std::thread::sleep(Duration::from_millis(5));
+        let stuck = liveness(&watchdog).unwrap_err();
+        assert!(
+            stuck.contains("poller (") && stuck.contains("reconcile metric/backend ("),
+            "{stuck}"
+        );
+        assert!(!stuck.contains("traces"), "{stuck}");
     }
 
     #[test]

@@ -90,15 +90,35 @@ async fn check_prints_the_condition_each_pipeline_would_get() {
     assert_eq!(reports[1]["reason"], "FlowHealthy");
     for r in &reports {
         let keys: Vec<_> = r.as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys, ["message", "pipeline", "reason", "status"]);
+        assert_eq!(keys, ["kind", "message", "pipeline", "reason", "status"]);
+        assert_eq!(r["kind"], "metric");
     }
 
     let table = check(&prometheus.url(), &["--pipeline", "b"]);
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(
-        text.starts_with("PIPELINE") && text.contains("FlowHealthy"),
+        text.starts_with("KIND    PIPELINE") && text.contains("FlowHealthy"),
         "{text}"
     );
+
+    // For scripts: exit 3 when asked to and something is unhealthy, and
+    // YAML that says the same as JSON.
+    let strict = ["--pipeline", "a", "--pipeline", "b", "--fail-on-unhealthy"];
+    let unhealthy = check(&prometheus.url(), &strict);
+    assert_eq!(unhealthy.status.code(), Some(3), "{unhealthy:?}");
+    assert!(String::from_utf8_lossy(&unhealthy.stdout).contains("GatewayAllTelemetryDataDropped"));
+    let healthy_only = check(
+        &prometheus.url(),
+        &["--pipeline", "b", "--fail-on-unhealthy"],
+    );
+    assert_eq!(healthy_only.status.code(), Some(0), "{healthy_only:?}");
+    let yaml = check(
+        &prometheus.url(),
+        &["--pipeline", "a", "--pipeline", "b", "-o", "yaml"],
+    );
+    let yaml: Value = serde_norway::from_slice(&yaml.stdout).expect("YAML");
+    assert_eq!(yaml[0]["reason"], reports[0]["reason"]);
+    assert_eq!(yaml[1]["reason"], "FlowHealthy");
 }
 
 /// `--kind` and the log flags choose whose verdict is printed: Fluent Bit's

@@ -206,6 +206,65 @@ async fn until_config_warning(env: &Env, words: &[&str]) -> Result<()> {
     }
 }
 
+/// `alert-poller check --all` as an operator runs it, with the admin's
+/// kubeconfig: every pipeline of the cluster, each verdict beside the
+/// condition the controller wrote, and exit 3 for scripts while one is
+/// unhealthy.
+async fn check_all_judges_every_pipeline_of_the_cluster(env: &mut Env) -> Result<()> {
+    env.collector
+        .set_flow(Component::Gateway, "backend", Flow::SomeDropped);
+    env.until_condition("backend", "False", "GatewaySomeTelemetryDataDropped")
+        .await?;
+    let kubeconfig = env.kubectl.kubeconfig().display().to_string();
+    let url = env.prometheus.url();
+    let check = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_alert-poller"))
+            .args(["check", "--all", "--kubeconfig", &kubeconfig])
+            .args(["--prometheus-url", &url])
+            .args(extra)
+            .output()
+    };
+    let json = check(&["-o", "json", "--fail-on-unhealthy"])?;
+    ensure!(
+        json.status.code() == Some(3),
+        "exit 3 while backend drops: {json:?}"
+    );
+    let reports: Vec<Value> = serde_json::from_slice(&json.stdout)?;
+    let names: Vec<_> = reports
+        .iter()
+        .map(|r| (r["kind"].as_str(), r["pipeline"].as_str()))
+        .collect();
+    ensure!(
+        names
+            == [
+                (Some("metric"), Some("audit")),
+                (Some("metric"), Some("backend")),
+                (Some("trace"), Some("traces")),
+                (Some("log"), Some("app-logs")),
+                (Some("log"), Some("legacy-logs")),
+            ],
+        "every pipeline, by kind then name: {names:?}"
+    );
+    for r in &reports {
+        ensure!(
+            r["status"] == r["current"]["status"] && r["reason"] == r["current"]["reason"],
+            "the verdict matches what the controller wrote: {r}"
+        );
+    }
+    let wide = check(&["-o", "wide"])?;
+    let table = String::from_utf8(wide.stdout)?;
+    ensure!(
+        wide.status.success() && table.contains("GatewaySomeTelemetryDataDropped"),
+        "{table}"
+    );
+    println!("    check --all -o wide:\n{table}");
+    env.collector
+        .set_flow(Component::Gateway, "backend", Flow::Healthy);
+    env.until_condition("backend", "True", "FlowHealthy")
+        .await?;
+    Ok(())
+}
+
 /// A ConfigMap patch retunes the poller without a restart; a bad value is
 /// refused with a Warning Event and the last good tuning stays.
 async fn configmap_patch_retunes_without_restart(env: &mut Env) -> Result<()> {
@@ -562,6 +621,7 @@ fn main() -> ExitCode {
             controller_runs_as_its_service_account,
             a_drop_alert_turns_exactly_that_pipeline_false_and_back,
             every_kind_goes_false_with_its_own_reason_and_back,
+            check_all_judges_every_pipeline_of_the_cluster,
             configmap_patch_retunes_without_restart,
             deleting_a_pipeline_while_polling_is_quiet,
             sigterm_stops_within_five_seconds,

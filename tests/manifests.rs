@@ -123,103 +123,132 @@ fn the_pod_is_hardened() {
     assert!(kind(&objects, "MutatingWebhookConfiguration").is_empty());
 }
 
-#[test]
-fn rbac_grants_exactly_what_the_controller_uses() {
-    let objects = rendered();
-    let rules = |kind_name: &str| -> Vec<(String, String, Vec<String>)> {
-        let role = kind(&objects, kind_name);
-        assert_eq!(role.len(), 1, "{kind_name}");
-        let mut out = Vec::new();
-        for rule in role[0]["rules"].as_array().unwrap() {
-            let verbs: Vec<String> = serde_json::from_value(rule["verbs"].clone()).unwrap();
-            for g in rule["apiGroups"].as_array().unwrap() {
-                for r in rule["resources"].as_array().unwrap() {
-                    out.push((
-                        g.as_str().unwrap().to_owned(),
-                        r.as_str().unwrap().to_owned(),
-                        verbs.clone(),
-                    ));
-                }
-            }
-            assert!(rule.get("resourceNames").is_none() || rule["resourceNames"].is_array());
-            // The CRD rule is for the pipeline CRDs we read, never all of them.
-            if rule["resources"][0] == "customresourcedefinitions" {
-                assert_eq!(
-                    rule["resourceNames"],
-                    serde_json::json!([
-                        "metricpipelines.telemetry.kyma-project.io",
-                        "tracepipelines.telemetry.kyma-project.io",
-                        "logpipelines.telemetry.kyma-project.io"
-                    ])
-                );
-            }
-        }
-        for (g, r, verbs) in &out {
-            assert!(
-                g != "*" && r != "*" && !verbs.iter().any(|v| v == "*"),
-                "no wildcards: {g} {r} {verbs:?}"
-            );
-        }
-        out.sort();
-        out
+/// One RBAC grant as the README's "Permissions" table lists it: where,
+/// API group, resources, verbs, names (empty: any).
+type Grant = [String; 5];
+
+/// Every rule of every Role and ClusterRole of an install, bound to our
+/// ServiceAccount. `own` is the install's namespace, shown as "own namespace".
+fn grants(objects: &[Value], own: &str) -> Vec<Grant> {
+    let join = |v: &Value| -> String {
+        let items: Vec<&str> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        items.join(", ")
     };
-    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    for role in objects
+        .iter()
+        .filter(|o| o["kind"] == "Role" || o["kind"] == "ClusterRole")
+    {
+        let name = &role["metadata"]["name"];
+        let namespace = role["metadata"]["namespace"].as_str();
+        let binding = objects.iter().find(|b| {
+            b["roleRef"]["name"] == *name && b["metadata"]["namespace"].as_str() == namespace
+        });
+        let subjects = binding.map(|b| b["subjects"].clone()).unwrap_or_default();
+        assert_eq!(
+            subjects,
+            serde_json::json!([{"kind": "ServiceAccount", "name": "alert-poller", "namespace": own}]),
+            "{name} is bound to our ServiceAccount only"
+        );
+        let place = match namespace {
+            None => "cluster".to_owned(),
+            Some(ns) if ns == own => "own namespace".to_owned(),
+            Some(ns) => ns.to_owned(),
+        };
+        for rule in role["rules"].as_array().unwrap() {
+            let group = join(&rule["apiGroups"]);
+            out.push([
+                place.clone(),
+                if group.is_empty() {
+                    "core".into()
+                } else {
+                    group
+                },
+                join(&rule["resources"]),
+                join(&rule["verbs"]),
+                join(&rule["resourceNames"]),
+            ]);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The README's table between its `rbac-grants` markers.
+fn readme_grants() -> Vec<Grant> {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let start = readme.find("<!-- rbac-grants:start").expect("start marker");
+    let end = readme.find("<!-- rbac-grants:end").expect("end marker");
+    let mut out: Vec<Grant> = readme[start..end]
+        .lines()
+        .filter(|l| l.starts_with('|') && !l.starts_with("|-") && !l.starts_with("| Where"))
+        .map(|l| {
+            let cells: Vec<String> = l
+                .trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().trim_matches('`').to_owned())
+                .collect();
+            cells
+                .try_into()
+                .unwrap_or_else(|c| panic!("five cells: {c:?}"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Least privilege, pinned: every grant of both installs is in the
+/// README's list and the list has nothing more; no wildcard anywhere; the
+/// names pinned are the ones the controller uses by default.
+#[test]
+fn every_rbac_grant_is_the_readmes_list() {
+    let listed = readme_grants();
+    for (dir, own) in [
+        ("deploy", "alert-poller"),
+        ("deploy/kyma-system", "kyma-system"),
+    ] {
+        let found = grants(&rendered_at(dir), own);
+        assert_eq!(
+            found, listed,
+            "{dir}'s grants against the README's Permissions table"
+        );
+    }
+    for [_, group, resources, verbs, _] in &listed {
+        assert!(
+            !format!("{group}{resources}{verbs}").contains('*'),
+            "no wildcards"
+        );
+    }
+    let pinned = |resource: &str| -> Vec<String> {
+        listed
+            .iter()
+            .filter(|g| g[2] == resource && !g[4].is_empty())
+            .map(|g| g[4].clone())
+            .collect()
+    };
     assert_eq!(
-        rules("ClusterRole"),
-        vec![
-            (
-                "apiextensions.k8s.io".into(),
-                "customresourcedefinitions".into(),
-                s(&["get", "list", "watch"])
-            ),
-            (
-                "events.k8s.io".into(),
-                "events".into(),
-                s(&["create", "patch"])
-            ),
-            (
-                "telemetry.kyma-project.io".into(),
-                "logpipelines".into(),
-                s(&["get", "list", "watch"])
-            ),
-            (
-                "telemetry.kyma-project.io".into(),
-                "logpipelines/status".into(),
-                s(&["patch"])
-            ),
-            (
-                "telemetry.kyma-project.io".into(),
-                "metricpipelines".into(),
-                s(&["get", "list", "watch"])
-            ),
-            (
-                "telemetry.kyma-project.io".into(),
-                "metricpipelines/status".into(),
-                s(&["patch"])
-            ),
-            (
-                "telemetry.kyma-project.io".into(),
-                "tracepipelines".into(),
-                s(&["get", "list", "watch"])
-            ),
-            (
-                "telemetry.kyma-project.io".into(),
-                "tracepipelines/status".into(),
-                s(&["patch"])
-            ),
-        ]
+        pinned("configmaps"),
+        ["alert-poller"],
+        "the default --config-map"
     );
     assert_eq!(
-        rules("Role"),
-        vec![
-            ("".into(), "configmaps".into(), s(&["get", "list", "watch"])),
-            (
-                "coordination.k8s.io".into(),
-                "leases".into(),
-                s(&["get", "create", "update"])
-            ),
+        pinned("leases"),
+        ["alert-poller"],
+        "the default --lease-name"
+    );
+    assert_eq!(
+        pinned("customresourcedefinitions"),
+        [
+            "metricpipelines.telemetry.kyma-project.io, tracepipelines.telemetry.kyma-project.io, logpipelines.telemetry.kyma-project.io"
         ]
     );
+    // Events are written only where ours land, never cluster-wide.
+    assert!(listed.iter().all(|g| g[2] != "events" || g[0] != "cluster"));
 }
 
 #[test]
@@ -372,8 +401,14 @@ fn the_kyma_system_install_follows_the_namespace_and_leaves_it_alone() {
     );
     for object in &beside {
         let k = object["kind"].as_str().unwrap();
-        if k != "ClusterRole" && k != "ClusterRoleBinding" {
-            assert_eq!(object["metadata"]["namespace"], "kyma-system", "{k}");
+        let name = object["metadata"]["name"].as_str().unwrap();
+        match k {
+            "ClusterRole" | "ClusterRoleBinding" => {}
+            // Events about cluster-scoped pipelines land in "default".
+            "Role" | "RoleBinding" if name == "alert-poller-events" => {
+                assert_eq!(object["metadata"]["namespace"], "default", "{k} {name}")
+            }
+            _ => assert_eq!(object["metadata"]["namespace"], "kyma-system", "{k} {name}"),
         }
         for subject in object["subjects"].as_array().into_iter().flatten() {
             assert_eq!(subject["namespace"], "kyma-system", "{k}'s subject");
@@ -385,7 +420,10 @@ fn the_kyma_system_install_follows_the_namespace_and_leaves_it_alone() {
     {
         assert_eq!(subject["namespace"], "alert-poller");
     }
+    // kustomize orders by namespace too: compare in an order of our own.
     let without_namespace = |objects: &[Value]| -> Vec<Value> {
+        let mut objects = objects.to_vec();
+        objects.sort_by_key(|o| (o["kind"].to_string(), o["metadata"]["name"].to_string()));
         objects
             .iter()
             .filter(|o| o["kind"] != "Namespace")
@@ -474,4 +512,99 @@ fn node_and_control_plane_pin_the_same_kubernetes() {
         node, plane,
         "tests/node/go.mod and tests/controlplane/go.mod differ"
     );
+}
+
+/// Two replicas that survive a drain and a node loss: spread over nodes and
+/// zones (softly, so a one-node cluster runs both) and a budget of one
+/// disruption at a time, all selecting exactly the Deployment's pods.
+#[test]
+fn replicas_spread_over_nodes_and_drain_one_at_a_time() {
+    let objects = rendered();
+    let deployment = kind(&objects, "Deployment")[0];
+    let pods = &deployment["spec"]["selector"]["matchLabels"];
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let spread = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        .as_array()
+        .expect("topology spread");
+    let keys: Vec<&str> = spread
+        .iter()
+        .map(|c| c["topologyKey"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
+    );
+    for c in spread {
+        assert_eq!(c["labelSelector"]["matchLabels"], *pods);
+        assert_eq!(c["whenUnsatisfiable"], "ScheduleAnyway");
+    }
+    let budgets = kind(&objects, "PodDisruptionBudget");
+    assert_eq!(budgets.len(), 1);
+    assert_eq!(budgets[0]["spec"]["selector"]["matchLabels"], *pods);
+    assert_eq!(budgets[0]["spec"]["maxUnavailable"], 1);
+    assert!(
+        deployment["spec"]["template"]["spec"]["priorityClassName"].is_null(),
+        "optional"
+    );
+}
+
+/// The optional component puts the pods at telemetry-manager's priority,
+/// changing nothing else.
+#[test]
+fn the_priority_class_component_sets_only_the_class() {
+    let dir = tempfile_dir("priority-overlay");
+    let up = relative_to_repo(&dir);
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        format!("resources: [{up}/deploy/kyma-system]\ncomponents: [{up}/deploy/priority-class]\n"),
+    )
+    .unwrap();
+    let yaml = kustomize(&dir).expect("the overlay renders");
+    let with: Vec<Value> = serde_norway::Deserializer::from_str(&yaml)
+        .map(|doc| {
+            serde_norway::from_value(serde_norway::Value::deserialize(doc).unwrap()).unwrap()
+        })
+        .collect();
+    let mut without = rendered_at("deploy/kyma-system");
+    let deployment = |objects: &mut Vec<Value>| -> usize {
+        objects
+            .iter()
+            .position(|o| o["kind"] == "Deployment")
+            .unwrap()
+    };
+    let at = deployment(&mut without);
+    without[at]["spec"]["template"]["spec"]["priorityClassName"] =
+        "telemetry-priority-class".into();
+    assert_eq!(with, without);
+}
+
+/// A fresh directory under the test's target directory.
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The repository's root as seen from `dir` (`../..`): kustomize takes only
+/// relative paths to other kustomizations.
+fn relative_to_repo(dir: &Path) -> String {
+    let dir = dir.canonicalize().unwrap();
+    let root = repo("").canonicalize().unwrap();
+    let common = dir
+        .components()
+        .zip(root.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let ups = dir.components().count() - common;
+    let downs: Vec<String> = root
+        .components()
+        .skip(common)
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let mut parts = vec![".."; ups].join("/");
+    for d in downs {
+        parts.push('/');
+        parts.push_str(&d);
+    }
+    parts
 }

@@ -196,6 +196,11 @@ impl Kubectl {
         }
     }
 
+    /// The kubeconfig kubectl is bound to (the admin's), for other clients.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
     /// kubectl with `args`, to be spawned by the caller (a `--watch` that
     /// streams, for instance).
     pub fn command(&self, args: &[&str]) -> Command {
