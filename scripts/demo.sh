@@ -5,7 +5,9 @@
 #   scripts/demo.sh --node   a real one-node cluster runs deploy/'s pods (root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh "$@"
+# Only what the demo runs: Prometheus, the control plane (and with --node
+# the node); the test command builds the rest.
+bash scripts/setup.sh --demo "$@"
 target="${CARGO_TARGET_DIR:-target}"
 log="$target/demo-build.log"
 mkdir -p "$target"

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Installs and builds what the demo and the tests need; safe to run again.
+#   scripts/setup.sh --demo [--node]   only what scripts/demo.sh runs
+#   scripts/setup.sh [--node]          everything the test suite runs
+#
 #  - Prometheus from Debian's `prometheus` package (the tests start it themselves)
-#  - buildah from Debian, for the container image (scripts/image.sh)
-#  - the local control plane (kube-apiserver + etcd from Go modules),
-#    Prometheus 3 (from Go modules, for a second run of the Prometheus tests),
-#    Thanos (sidecar, query, ruler: one binary) and Grafana Mimir (from Go
-#    modules too), cached under ${ALERT_POLLER_CACHE:-~/.cache/alert-poller}
+#  - the local control plane (kube-apiserver + etcd from Go modules)
+#  - for the tests: buildah from Debian (the container image,
+#    scripts/image.sh), Prometheus 3 (from Go modules, for a second run of
+#    the Prometheus tests), Thanos (sidecar, query, ruler: one binary) and
+#    Grafana Mimir (from Go modules too)
 #  - with --node, the one-node cluster too: Debian's containerd, runc,
-#    containernetworking-plugins and iptables, and kubelet, kube-proxy,
-#    kube-scheduler and kube-controller-manager from Go modules (cached)
+#    containernetworking-plugins, iptables and buildah, and kubelet,
+#    kube-proxy, kube-scheduler and kube-controller-manager from Go modules;
+#    for the tests also kube-router (its NetworkPolicy engine)
+# Go builds are cached under ${ALERT_POLLER_CACHE:-~/.cache/alert-poller}.
 #
 # Each step prints one line; its output goes to a log under the cache, whose
 # end is shown, with its name, only when the step fails.
@@ -39,12 +44,20 @@ apt_install() {
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
 }
 
-node=false
-[[ ${1:-} == --node ]] && node=true
+node=false demo=false
+for arg in "$@"; do
+	case $arg in
+	--node) node=true ;;
+	--demo) demo=true ;;
+	*) echo "setup: unknown argument $arg (expected --demo, --node)" >&2; exit 2 ;;
+	esac
+done
 
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
-command -v buildah >/dev/null || missing+=(buildah)
+if $node || ! $demo; then
+	command -v buildah >/dev/null || missing+=(buildah)
+fi
 if $node; then
 	command -v containerd >/dev/null || missing+=(containerd)
 	command -v runc >/dev/null || missing+=(runc)
@@ -63,6 +76,14 @@ done
 # The Go builds print the binary's path on stdout; it is not needed here.
 step controlplane "control plane (kube-apiserver + etcd; first build about 10 min, then cached)" \
 	bash tests/controlplane/build.sh
+if $node; then
+	step node "the node: kubelet, kube-proxy, scheduler, controller-manager (first build about 6 min, then cached)" \
+		bash tests/node/build.sh
+fi
+if $demo; then
+	echo "setup: ready for the demo: $(prometheus --version 2>&1 | head -n1 | cut -d' ' -f1-3)" >&2
+	exit 0
+fi
 step prometheus3 "Prometheus 3 (first build about 4 min, then cached)" \
 	bash tests/prometheus3/build.sh
 step thanos "Thanos (first build about 4 min, then cached)" \
@@ -70,8 +91,6 @@ step thanos "Thanos (first build about 4 min, then cached)" \
 step mimir "Grafana Mimir (first build about 5 min, then cached)" \
 	bash tests/mimir/build.sh
 if $node; then
-	step node "the node: kubelet, kube-proxy, scheduler, controller-manager (first build about 6 min, then cached)" \
-		bash tests/node/build.sh
 	step kube-router "kube-router, the node's NetworkPolicy engine (test bed only; first build about 2 min, then cached)" \
 		bash tests/kube-router/build.sh
 fi

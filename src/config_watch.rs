@@ -177,14 +177,15 @@ impl ConfigWatch {
     /// different mistake would show the first one's message. ConfigMap
     /// versions come from people, so there is nothing to rate-limit.
     async fn warn(&self, cm: &ConfigMap, reason: &str, note: String) {
-        let now = MicroTime(Timestamp::now());
+        let now = Timestamp::now();
         let event = Event {
             metadata: ObjectMeta {
-                generate_name: Some(format!("{}.", self.name)),
+                // As Kubernetes' recorders name them: the object, then time.
+                name: Some(format!("{}.{:x}", self.name, now.as_nanosecond())),
                 namespace: Some(self.namespace.clone()),
                 ..ObjectMeta::default()
             },
-            event_time: Some(now),
+            event_time: Some(MicroTime(now)),
             type_: Some("Warning".into()),
             reason: Some(reason.into()),
             note: Some(truncate(note, 1000)),

@@ -15,7 +15,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use alert_poller_testbed::collector::{Component, Flow};
+use alert_poller_testbed::controller::ControllerProcess;
 use alert_poller_testbed::fake_prometheus::{Answer, FakePrometheus};
+use alert_poller_testbed::freeze_proxy::FreezeProxy;
 use alert_poller_testbed::signal::{self, Signal};
 use alert_poller_testbed::slow_proxy::SlowProxy;
 use anyhow::{Context as _, Result, bail, ensure};
@@ -568,6 +570,96 @@ async fn sigterm_during_reconciles(env: &mut Env) -> Result<()> {
     Ok(())
 }
 
+/// Liveness means progress: with the API server taking requests and never
+/// answering (a proxy that freezes), a status write hangs (the client waits
+/// up to 295 s), and `/healthz` fails within `--stuck-after`, naming the
+/// stuck reconcile, so the kubelet would restart the replica. Once the API
+/// server answers again the write lands and `/healthz` is fine.
+async fn a_reconcile_stuck_on_the_api_server_fails_liveness(env: &mut Env) -> Result<()> {
+    let kubeconfig = std::fs::read_to_string(env.service_account_kubeconfig()?)?;
+    let server = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://"))
+        .context("the kubeconfig names its server")?
+        .to_owned();
+    let proxy = FreezeProxy::start(server.parse()?).await?;
+    let through = env.plane.dir().join("frozen.kubeconfig");
+    std::fs::write(
+        &through,
+        kubeconfig.replace(&server, &proxy.addr().to_string()),
+    )?;
+    env.controller
+        .take()
+        .context("a controller runs")?
+        .terminate(Duration::from_secs(5));
+    let mut frozen = ControllerProcess::start_with(
+        std::path::Path::new(env!("CARGO_BIN_EXE_alert-poller")),
+        &through,
+        NAMESPACE,
+        &env.plane.dir().join("stuck.log"),
+        &["--stuck-after", "3s", "--leader-election=false"],
+    )?;
+    let result = stuck_write_fails_liveness(env, &proxy, &frozen).await;
+    proxy.thaw();
+    frozen.terminate(Duration::from_secs(5));
+    env.collector
+        .set_flow(Component::Gateway, "backend", Flow::Healthy);
+    env.start_controller("faults", &["--lease-duration", "30s"])?;
+    env.until_all("True", "FlowHealthy").await?;
+    result.with_context(|| format!("controller log tail:\n{}", tail(&frozen.log(), 20)))
+}
+
+async fn stuck_write_fails_liveness(
+    env: &Env,
+    proxy: &FreezeProxy,
+    controller: &ControllerProcess,
+) -> Result<()> {
+    let probe = |path: &'static str| async move { controller.get(path).await.unwrap_or_default() };
+    until(|| async { probe("/readyz").await.0 == 200 }, "ready").await?;
+    ensure!(probe("/healthz").await.0 == 200, "alive before the freeze");
+    proxy.freeze();
+    env.collector
+        .set_flow(Component::Gateway, "backend", Flow::SomeDropped);
+    let frozen_at = Instant::now();
+    until(
+        || async { probe("/healthz").await.0 == 500 },
+        "/healthz failing",
+    )
+    .await?;
+    let (_, body) = probe("/healthz").await;
+    ensure!(
+        body.contains("reconcile metric/backend"),
+        "names the stuck reconcile: {body}"
+    );
+    println!(
+        "    /healthz failed {:.1}s after the freeze: {}",
+        frozen_at.elapsed().as_secs_f64(),
+        body.trim()
+    );
+    proxy.thaw();
+    env.until_condition("backend", "False", "GatewaySomeTelemetryDataDropped")
+        .await?;
+    until(
+        || async { probe("/healthz").await.0 == 200 },
+        "/healthz fine again",
+    )
+    .await
+}
+
+/// Waits until `check` holds, for at most [`PATIENCE`].
+async fn until<F, Fut>(check: F, what: &str) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        ensure!(started.elapsed() < PATIENCE, "never {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     env::run(
         "e2e_faults",
@@ -578,6 +670,7 @@ fn main() -> ExitCode {
             slow_prometheus_behind_a_proxy,
             garbage_from_prometheus,
             configmap_garbled_emptied_deleted,
+            a_reconcile_stuck_on_the_api_server_fails_liveness,
             kube_apiserver_restarted,
             sigterm_during_reconciles,
         ],

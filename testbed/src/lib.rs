@@ -12,7 +12,8 @@
 //! - [`node`]: a real one-node cluster (kubelet, containerd) in namespaces of
 //!   its own, and [`netns`]: TCP across a network namespace's border.
 //! - [`controller`]: the real `alert-poller` binary as a child process.
-//! - [`fake_prometheus`], [`slow_proxy`]: a misbehaving and a slow Prometheus.
+//! - [`fake_prometheus`], [`slow_proxy`]: a misbehaving and a slow Prometheus;
+//!   [`freeze_proxy`]: an API server that takes requests and never answers.
 //! - [`auth_gate`], [`token_server`]: credentials checked in front of the
 //!   real Prometheus (also a tenant header and path prefix, as Mimir's), and
 //!   an OAuth2 token endpoint.
@@ -31,6 +32,7 @@ pub mod controlplane;
 pub mod crd_shapes;
 pub mod exposition;
 pub mod fake_prometheus;
+pub mod freeze_proxy;
 pub mod http;
 pub mod install;
 pub mod manager;
