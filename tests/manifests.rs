@@ -608,3 +608,48 @@ fn relative_to_repo(dir: &Path) -> String {
     }
     parts
 }
+
+/// docs/development.md's layout matches the tree: every path it names
+/// exists, and every file and folder of `src/` is named.
+#[test]
+fn the_layout_in_the_docs_matches_the_tree() {
+    let doc = std::fs::read_to_string(repo("docs/development.md")).unwrap();
+    let start = doc.find("## Layout").expect("a Layout section");
+    let block = &doc[start..];
+    let block = &block[block.find("```\n").unwrap() + 4..];
+    let block = &block[..block.find("```").unwrap()];
+    let mut parent = String::new();
+    let mut named = Vec::new();
+    for line in block.lines() {
+        let Some(first) = line.split_whitespace().next() else {
+            continue;
+        };
+        if line.starts_with("                 ") {
+            continue; // a continuation of the previous description
+        }
+        let path = if line.starts_with("  ") {
+            format!("{parent}{first}")
+        } else {
+            if first.ends_with('/') {
+                parent = first.to_owned();
+            }
+            first.to_owned()
+        };
+        assert!(
+            repo(&path).exists(),
+            "docs/development.md names {path}, which does not exist"
+        );
+        named.push(path);
+    }
+    for entry in std::fs::read_dir(repo("src")).unwrap() {
+        let entry = entry.unwrap();
+        let mut path = format!("src/{}", entry.file_name().to_string_lossy());
+        if entry.file_type().unwrap().is_dir() {
+            path.push('/');
+        }
+        assert!(
+            named.contains(&path),
+            "{path} is missing from the layout in docs/development.md"
+        );
+    }
+}
