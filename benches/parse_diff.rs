@@ -20,7 +20,7 @@
 
 use std::time::{Duration, Instant};
 
-use alert_poller::alerts::{Matcher, Snapshot};
+use alert_poller::domain::alerts::{Matcher, Snapshot};
 use alert_poller::prometheus::{DecodeError, Decoded, Keep, decode_alert_series, decode_alerts};
 use serde::de::IgnoredAny;
 

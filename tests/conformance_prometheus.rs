@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use alert_poller::alerts::{ActiveAlert, AlertState, Matcher, Snapshot};
-use alert_poller::health::{self, Knowledge, PipelineFacts};
-use alert_poller::kind::Kind;
+use alert_poller::domain::alerts::{ActiveAlert, AlertState, Matcher, Snapshot};
+use alert_poller::domain::health::{self, Knowledge, PipelineFacts};
+use alert_poller::domain::kind::Kind;
 use alert_poller::prometheus::{ClientSettings, PrometheusClient};
 use alert_poller_testbed::poller::tuning;
 use alert_poller_testbed::prometheus::{Prometheus, Setup};

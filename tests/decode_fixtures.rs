@@ -4,7 +4,7 @@
 //! rule state, values `+Inf` and `NaN`, and a group never evaluated. None of
 //! it may break a poll or change what counts as firing.
 
-use alert_poller::alerts::{AlertState, Matcher, Snapshot};
+use alert_poller::domain::alerts::{AlertState, Matcher, Snapshot};
 use alert_poller::prometheus::{decode, decode_rule_timings};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;

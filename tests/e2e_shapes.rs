@@ -22,7 +22,7 @@ mod env;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use alert_poller::kind::Kind;
+use alert_poller::domain::kind::Kind;
 use alert_poller_testbed::collector::{Component, Flow, PipelineKind};
 use alert_poller_testbed::crd_shapes;
 use alert_poller_testbed::install::{install_crd, install_deploy};

@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use alert_poller::alerts::Affected;
 use alert_poller::config::Tuning;
-use alert_poller::health::Knowledge;
+use alert_poller::domain::alerts::Affected;
+use alert_poller::domain::health::Knowledge;
 use alert_poller::prometheus::{ClientSettings, PollError, PrometheusClient};
 use alert_poller_testbed::TempDir;
 use alert_poller_testbed::fake_prometheus::{Answer, FakePrometheus};

@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use alert_poller::alerts::{ActiveAlert, AlertState, Matcher, Snapshot};
 use alert_poller::config::{SETTINGS, Tuning};
+use alert_poller::domain::alerts::{ActiveAlert, AlertState, Matcher, Snapshot};
 use alert_poller::prometheus::{decode, decode_rule_timings};
 use proptest::prelude::*;
 

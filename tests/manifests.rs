@@ -653,3 +653,24 @@ fn the_layout_in_the_docs_matches_the_tree() {
         );
     }
 }
+
+/// ARCHITECTURE.md names files and folders as it follows one poll; each
+/// must exist, or the walk-through has gone stale.
+#[test]
+fn every_path_the_architecture_names_exists() {
+    let text = std::fs::read_to_string(repo("ARCHITECTURE.md")).unwrap();
+    let mut named = 0;
+    for quoted in text.split('`').skip(1).step_by(2) {
+        if quoted.starts_with("src/") || quoted.starts_with("tests/") {
+            assert!(
+                repo(quoted).exists(),
+                "ARCHITECTURE.md names {quoted}, which does not exist"
+            );
+            named += 1;
+        }
+    }
+    assert!(
+        named >= 20,
+        "only {named} paths found: did the quoting change?"
+    );
+}

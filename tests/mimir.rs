@@ -12,7 +12,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use alert_poller::health::Status;
+use alert_poller::domain::health::Status;
 use alert_poller_testbed::collector::{Collector, Component, Flow};
 use alert_poller_testbed::mimir::{self, Mimir};
 use alert_poller_testbed::poller::{self, StandalonePoller, tuning};

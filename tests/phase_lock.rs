@@ -14,7 +14,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use alert_poller::health::Status;
+use alert_poller::domain::health::Status;
 use alert_poller_testbed::fake_prometheus::{Answer, FakePrometheus, Script};
 use alert_poller_testbed::poller::{StandalonePoller, tuning};
 

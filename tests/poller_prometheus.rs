@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use alert_poller::alerts::Affected;
-use alert_poller::health::{self, LogSpec, PipelineFacts, Status, Verdict};
-use alert_poller::kind::Kind;
-use alert_poller::metrics::ResultLabels;
+use alert_poller::domain::alerts::Affected;
+use alert_poller::domain::health::{self, LogSpec, PipelineFacts, Status, Verdict};
+use alert_poller::domain::kind::Kind;
+use alert_poller::operations::metrics::ResultLabels;
 use alert_poller_testbed::collector::{Collector, Component, Flow, PipelineKind};
 use alert_poller_testbed::poller::{StandalonePoller, tuning};
 use alert_poller_testbed::prometheus::{Prometheus, Setup};
@@ -377,7 +377,7 @@ async fn phase_locked_polls_follow_the_evaluations_from(source: &str) {
 /// on Prometheus 3.12); those rounds are not compared.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_alert_sources_agree_through_a_fire_and_a_resolve() {
-    use alert_poller::alerts::{Matcher, Snapshot};
+    use alert_poller::domain::alerts::{Matcher, Snapshot};
     use alert_poller::prometheus::{ClientSettings, PrometheusClient};
     use alert_poller_testbed::rules;
 
@@ -511,7 +511,7 @@ async fn both_alert_sources_agree_through_a_fire_and_a_resolve() {
 /// the unbounded query (the control) still shows it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resolved_alert_does_not_linger_in_the_series_after_a_restart() {
-    use alert_poller::alerts::{AlertState, Matcher, Snapshot};
+    use alert_poller::domain::alerts::{AlertState, Matcher, Snapshot};
     use alert_poller::prometheus::{ClientSettings, PrometheusClient, series_max_age};
 
     let collector = Collector::start(&["a"]).await.expect("collector starts");
@@ -525,7 +525,7 @@ async fn a_resolved_alert_does_not_linger_in_the_series_after_a_restart() {
     ])))
     .expect("client builds");
     let matchers = Matcher::all();
-    let fires_for_a = |alerts: Vec<alert_poller::alerts::ActiveAlert>| {
+    let fires_for_a = |alerts: Vec<alert_poller::domain::alerts::ActiveAlert>| {
         let snapshot = Snapshot::from_alerts(
             alerts.into_iter().filter(|a| a.state == AlertState::Firing),
             &matchers,

@@ -11,9 +11,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use alert_poller::alerts::{AlertState, Matcher, Snapshot};
-use alert_poller::health::{self, PipelineFacts, Status};
-use alert_poller::kind::Kind;
+use alert_poller::domain::alerts::{AlertState, Matcher, Snapshot};
+use alert_poller::domain::health::{self, PipelineFacts, Status};
+use alert_poller::domain::kind::Kind;
 use alert_poller::prometheus::{ClientSettings, PrometheusClient, series_max_age};
 use alert_poller_testbed::collector::{Collector, Component, Flow};
 use alert_poller_testbed::poller::{StandalonePoller, tuning, until_judged};
@@ -136,14 +136,14 @@ async fn restart_while_firing(source: &str, hold: Duration, down: Duration) {
 }
 
 /// Whether `pipeline` has a firing alert among `alerts`, read naively.
-fn fires_for(alerts: Vec<alert_poller::alerts::ActiveAlert>, pipeline: &str) -> bool {
+fn fires_for(alerts: Vec<alert_poller::domain::alerts::ActiveAlert>, pipeline: &str) -> bool {
     let firing = alerts.into_iter().filter(|a| a.state == AlertState::Firing);
     let snapshot = Snapshot::from_alerts(firing, &Matcher::all());
     snapshot.rules_for(Kind::Metric, pipeline).next().is_some()
 }
 
 async fn record(
-    mut view: tokio::sync::watch::Receiver<Arc<alert_poller::poller::PollView>>,
+    mut view: tokio::sync::watch::Receiver<Arc<alert_poller::polling::poller::PollView>>,
     seen: Arc<Mutex<Seen>>,
 ) {
     while view.changed().await.is_ok() {

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use alert_poller::health::Status;
-use alert_poller::metrics::{SourceLabels, SourceResultLabels};
+use alert_poller::domain::health::Status;
+use alert_poller::operations::metrics::{SourceLabels, SourceResultLabels};
 use alert_poller_testbed::collector::{Collector, Component, Flow};
 use alert_poller_testbed::fake_prometheus::{Answer, FakePrometheus};
 use alert_poller_testbed::poller::{StandalonePoller, tuning, until_judged};

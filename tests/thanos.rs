@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use alert_poller::health::Status;
+use alert_poller::domain::health::Status;
 use alert_poller_testbed::TempDir;
 use alert_poller_testbed::collector::{Collector, Component, Flow};
 use alert_poller_testbed::poller::{StandalonePoller, tuning, until_judged};

@@ -3,11 +3,12 @@
 
 use std::process::ExitCode;
 
-use alert_poller::check::cluster::{self, ClusterOptions};
-use alert_poller::check::{self, Target, output};
+use super::cluster::{self, ClusterOptions};
+use super::judge::{self as check, Target};
+use super::output;
 use alert_poller::config::Tuning;
-use alert_poller::health::LogSpec;
-use alert_poller::kind::Kind;
+use alert_poller::domain::health::LogSpec;
+use alert_poller::domain::kind::Kind;
 
 use super::{CheckArgs, LogInput, LogOutput, Output};
 

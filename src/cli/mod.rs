@@ -6,16 +6,19 @@
 //! flag it does not use is refused rather than silently ignored.
 
 pub mod check;
+pub mod cluster;
+pub mod judge;
+pub mod output;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use alert_poller::check::output::Format;
 use alert_poller::config::{SETTINGS, TuningArgs};
-use alert_poller::kind::Kind;
+use alert_poller::domain::kind::Kind;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use output::Format;
 
 /// Keeps the TelemetryFlowHealthy condition of Kyma telemetry pipelines
 /// (MetricPipelines, TracePipelines, LogPipelines) current by polling

@@ -14,81 +14,12 @@ use std::time::{Duration, Instant};
 
 use prometheus_http_query::reqwest::{
     self, RequestBuilder, StatusCode, Url,
-    header::{self, HeaderName, HeaderValue},
+    header::{self},
 };
 use serde::Deserialize;
 
-use super::error::{PollError, redact};
-use crate::config::{Setting, Tuning};
-
-/// Extra headers sent with every request, in the order given.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Headers(pub Vec<(HeaderName, HeaderValue)>);
-
-/// Values are left out: a header may carry an API key after all.
-impl fmt::Debug for Headers {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.0.iter().map(|(name, _)| format!("{name}: ***")))
-            .finish()
-    }
-}
-
-impl Setting for Headers {
-    const REPEATABLE: bool = true;
-
-    fn parse(raw: &str) -> Result<Self, String> {
-        let mut headers = Vec::new();
-        for (number, line) in raw.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
-            let place = || format!("line {}", number + 1);
-            let Some((name, value)) = line.split_once(':') else {
-                return Err(format!("{}: not a `Name: value` header", place()));
-            };
-            let name = HeaderName::from_bytes(name.trim().as_bytes())
-                .map_err(|_| format!("{}: {:?} is not a header name", place(), name.trim()))?;
-            if RESERVED.contains(&name) {
-                return Err(format!(
-                    "{}: {name} is set by alert-poller itself{}",
-                    place(),
-                    if name == header::AUTHORIZATION {
-                        " (use bearerTokenFile, basic auth or OAuth2, which read secrets from files)"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-            let value = HeaderValue::from_str(value.trim()).map_err(|_| {
-                format!(
-                    "{}: the value of {name} is not a valid header value",
-                    place()
-                )
-            })?;
-            headers.push((name, value));
-        }
-        Ok(Headers(headers))
-    }
-
-    /// Names only.
-    fn shown(raw: &str) -> String {
-        raw.lines()
-            .filter_map(|line| line.split_once(':').map(|(name, _)| name.trim()))
-            .map(|name| format!("{name}: ***"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-/// Headers the client sets itself; a configured one would fight it.
-const RESERVED: [HeaderName; 4] = [
-    header::AUTHORIZATION,
-    header::ACCEPT,
-    header::HOST,
-    header::CONTENT_LENGTH,
-];
+use super::error::PollError;
+use crate::config::{Headers, Tuning, redact};
 
 /// How the basic-auth user name is given.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -412,40 +343,6 @@ async fn fetch_token(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn headers_parse_one_per_line() {
-        let h = Headers::parse("X-Scope-OrgID: team-a\n\n  X-Extra:  a: b  \n").unwrap();
-        assert_eq!(h.0.len(), 2);
-        assert_eq!(h.0[0].0, "x-scope-orgid");
-        assert_eq!(h.0[0].1, "team-a");
-        assert_eq!(h.0[1].1, "a: b");
-        assert_eq!(Headers::parse("").unwrap(), Headers::default());
-    }
-
-    #[test]
-    fn bad_or_reserved_headers_are_refused_without_their_value() {
-        for (raw, says) in [
-            ("no colon here", "line 1"),
-            ("Bad Name: x", "not a header name"),
-            ("Authorization: Bearer s3cret", "bearerTokenFile"),
-            ("X-A: ok\nHost: elsewhere", "line 2"),
-            ("X-A: bad\u{7f}value", "not a valid header value"),
-        ] {
-            let error = Headers::parse(raw).unwrap_err();
-            assert!(error.contains(says), "{raw:?}: {error}");
-            assert!(
-                !error.contains("s3cret") && !error.contains("elsewhere"),
-                "{error}"
-            );
-        }
-        assert_eq!(
-            Headers::shown("X-Scope-OrgID: t1\nX-Api-Key: s3cret"),
-            "X-Scope-OrgID: ***, X-Api-Key: ***"
-        );
-        let debug = format!("{:?}", Headers::parse("X-Api-Key: s3cret").unwrap());
-        assert!(!debug.contains("s3cret"), "{debug}");
-    }
 
     #[test]
     fn tokens_are_renewed_before_they_expire() {

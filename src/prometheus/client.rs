@@ -15,17 +15,20 @@ use std::time::{Duration, SystemTime};
 
 use prometheus_http_query::reqwest::{self, StatusCode, Url, header};
 
-use super::auth::{Auth, Authenticator, Headers};
+use super::auth::{Auth, Authenticator};
 use super::decode::{
     DecodeError, Decoded, decode_alert_series, decode_alerts, decode_rule_timings,
     decode_start_time,
 };
-use super::error::{ClientError, PollError, redact};
-use super::source::{AlertSource, alerts_query};
-use crate::alerts::{ActiveAlert, Matcher};
+use super::error::{ClientError, PollError};
+use super::source::alerts_query;
+use crate::config::AlertSource;
+use crate::config::Headers;
 use crate::config::Tuning;
-use crate::phase::GroupTiming;
-use crate::tls::install_crypto_provider;
+use crate::config::redact;
+use crate::domain::alerts::{ActiveAlert, Matcher};
+use crate::prometheus::GroupTiming;
+use crate::prometheus::tls::install_crypto_provider;
 
 /// The files TLS is set up from. They are read when the client is built,
 /// and [`PrometheusClient::files_changed`] says when to build it again.

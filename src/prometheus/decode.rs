@@ -13,9 +13,22 @@ use serde::de::{
     self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 
-use crate::alerts::{ALERTNAME_LABEL, ActiveAlert, AlertState};
-use crate::labels::LabelSet;
-use crate::phase::GroupTiming;
+use crate::domain::alerts::{ALERTNAME_LABEL, ActiveAlert, AlertState};
+use crate::domain::labels::LabelSet;
+
+/// When one rule group is evaluated, in Unix milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupTiming {
+    /// Which group (its file and name, hashed): readings of the same group
+    /// are put together by it.
+    pub group: u64,
+    /// Start of the last evaluation.
+    pub last_evaluation_ms: i64,
+    /// Time between evaluations.
+    pub interval_ms: i64,
+    /// How long the last evaluation took.
+    pub evaluation_ms: i64,
+}
 
 /// Why a body did not decode. Garbage and a Prometheus error are kept apart
 /// because they are different causes to report (`decode`, `prometheus_error`).

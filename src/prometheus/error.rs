@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use prometheus_http_query::reqwest::{self, StatusCode, Url};
+use prometheus_http_query::reqwest::{self, StatusCode};
 
 /// What can go wrong asking Prometheus. Messages name the cause; none of them
 /// carries a credential or the URL (the caller adds the URL).
@@ -104,24 +104,4 @@ pub enum ClientError {
         url: String,
         source: prometheus_http_query::Error,
     },
-}
-
-/// A URL as logs, messages and conditions may show it: a URL can carry a
-/// user name and password, so both are dropped.
-pub fn redact(url: &Url) -> String {
-    let mut shown = url.clone();
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    shown.to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_never_show_in_urls() {
-        let url = Url::parse("https://user:secret@prom.example/").unwrap();
-        assert_eq!(redact(&url), "https://prom.example/");
-    }
 }

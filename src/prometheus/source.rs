@@ -5,46 +5,10 @@
 //! the answer no longer grows with the rest of the cluster. Both give the
 //! same alerts (same labels, same state), so switching changes no verdict.
 
-use std::fmt;
 use std::time::Duration;
 
-use crate::alerts::Matcher;
-use crate::config::Setting;
-use crate::phase::GroupTiming;
-
-/// How the poller asks Prometheus for the alerts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AlertSource {
-    /// `GET /api/v1/alerts`: every active alert, filtered here.
-    Alerts,
-    /// `GET /api/v1/query` of `ALERTS{alertname=~"<prefixes>.*"}`: only ours.
-    Query,
-}
-
-impl AlertSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertSource::Alerts => "alerts",
-            AlertSource::Query => "query",
-        }
-    }
-}
-
-impl fmt::Display for AlertSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Setting for AlertSource {
-    fn parse(raw: &str) -> Result<Self, String> {
-        match raw.trim() {
-            "alerts" => Ok(AlertSource::Alerts),
-            "query" => Ok(AlertSource::Query),
-            _ => Err("must be alerts (GET /api/v1/alerts) or query (an ALERTS query)".to_owned()),
-        }
-    }
-}
+use crate::domain::alerts::Matcher;
+use crate::prometheus::GroupTiming;
 
 /// The PromQL selector for the alerts of `matchers`, pending and firing, so
 /// that the pending count means the same in both sources. The prefixes are
@@ -121,18 +85,7 @@ fn promql_string(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kind::Kind;
-
-    #[test]
-    fn parses_both_sources_and_refuses_others() {
-        assert_eq!(AlertSource::parse(" query "), Ok(AlertSource::Query));
-        assert_eq!(AlertSource::parse("alerts"), Ok(AlertSource::Alerts));
-        for source in [AlertSource::Alerts, AlertSource::Query] {
-            assert_eq!(AlertSource::parse(source.as_str()), Ok(source));
-        }
-        assert!(AlertSource::parse("ALERTS").unwrap_err().contains("alerts"));
-        assert!(AlertSource::parse("").is_err());
-    }
+    use crate::domain::kind::Kind;
 
     #[test]
     fn the_selector_names_every_prefix_once() {

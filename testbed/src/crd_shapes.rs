@@ -8,12 +8,12 @@
 //!   keeps unknown fields, so the API server prunes what a version cannot
 //!   hold, which is how a write through v1alpha1 loses v1beta1-only fields.
 
-use alert_poller::kind::Kind;
+use alert_poller::domain::kind::Kind;
 use serde_json::Value;
 
 /// Our CRD of `kind`, as config/crd/ ships it.
 pub fn ours(kind: Kind) -> Value {
-    serde_json::to_value(alert_poller::pipeline::crd(kind)).expect("a CRD serializes")
+    serde_json::to_value(alert_poller::kubernetes::pipeline::crd(kind)).expect("a CRD serializes")
 }
 
 /// Our CRD of `kind` reshaped as telemetry-manager ships its own: atomic
@@ -50,7 +50,7 @@ fn strip_preserve_unknown(value: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alert_poller::schema::{ListShape, Schema};
+    use alert_poller::kubernetes::schema::{ListShape, Schema};
 
     fn shape(kind: Kind, crd: Value) -> Schema {
         Schema::from_crd(kind, &serde_json::from_value(crd).expect("a valid CRD")).expect("usable")

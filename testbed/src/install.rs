@@ -3,7 +3,7 @@
 //! test Prometheus: the common start of the demo, the end-to-end suites and
 //! the load run.
 
-use alert_poller::kind::Kind;
+use alert_poller::domain::kind::Kind;
 
 use super::controlplane::{ControlPlaneError, Kubectl};
 
@@ -40,7 +40,7 @@ pub fn repo(path: &str) -> String {
 pub fn install(kubectl: &Kubectl, tuning: &[(&str, &str)]) -> Result<(), ControlPlaneError> {
     kubectl.run(&["apply", "-k", &repo("config/crd")])?;
     for kind in Kind::ALL {
-        wait_for_crd(kubectl, &alert_poller::pipeline::crd_name(kind))?;
+        wait_for_crd(kubectl, &alert_poller::kubernetes::pipeline::crd_name(kind))?;
     }
     install_deploy(kubectl, tuning)
 }

@@ -22,9 +22,9 @@ use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use alert_poller::alerts::{Matcher, Snapshot};
-use alert_poller::health::{self, Knowledge, PipelineFacts};
-use alert_poller::kind::Kind;
+use alert_poller::domain::alerts::{Matcher, Snapshot};
+use alert_poller::domain::health::{self, Knowledge, PipelineFacts};
+use alert_poller::domain::kind::Kind;
 use alert_poller::prometheus::{AlertSource, ClientSettings, PrometheusClient};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;

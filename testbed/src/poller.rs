@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use alert_poller::alerts::Affected;
 use alert_poller::config::Tuning;
-use alert_poller::health::{self, PipelineFacts, Status};
-use alert_poller::kind::Kind;
-use alert_poller::metrics::{Metrics, ResultLabels};
-use alert_poller::poller::{PollView, Poller};
+use alert_poller::domain::alerts::Affected;
+use alert_poller::domain::health::{self, PipelineFacts, Status};
+use alert_poller::domain::kind::Kind;
+use alert_poller::operations::metrics::{Metrics, ResultLabels};
+use alert_poller::polling::poller::{PollView, Poller};
 
 /// The defaults with `settings` (ConfigMap keys and values) applied.
 ///

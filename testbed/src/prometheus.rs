@@ -273,7 +273,7 @@ impl Prometheus {
                     .alerts
                     .iter()
                     .filter(|a| {
-                        a.state == alert_poller::alerts::AlertState::Firing
+                        a.state == alert_poller::domain::alerts::AlertState::Firing
                             && a.labels.get("alertname") == Some("NoiseAlert")
                     })
                     .count();

@@ -17,11 +17,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alert_poller::alerts::{LabelSet, Matcher, Scope, Snapshot, Targets};
 use alert_poller::config::Tuning;
-use alert_poller::health::{self, Knowledge, Status};
-use alert_poller::kind::Kind;
-use alert_poller::metrics::{Metrics, render};
+use alert_poller::domain::alerts::{LabelSet, Matcher, Scope, Snapshot, Targets};
+use alert_poller::domain::health::{self, Knowledge, Status};
+use alert_poller::domain::kind::Kind;
+use alert_poller::operations::metrics::{Metrics, render};
 use alert_poller::prometheus::{ClientSettings, PrometheusClient};
 use alert_poller_experiments::unix_ms;
 use alert_poller_testbed::exposition;

@@ -10,8 +10,8 @@
 
 use std::fmt;
 
-use alert_poller::health::{LogSpec, PipelineFacts};
-use alert_poller::kind::Kind;
+use alert_poller::domain::health::{LogSpec, PipelineFacts};
+use alert_poller::domain::kind::Kind;
 use alert_poller_testbed::collector::PipelineKind;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 

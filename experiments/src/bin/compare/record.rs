@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use alert_poller::kind::Kind;
+use alert_poller::domain::kind::Kind;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use alert_poller::kind::Kind;
+use alert_poller::domain::kind::Kind;
 use alert_poller_experiments::figures::{
     bootstrap_interval, cpu_ms_per_request, kib_per_request, per_minute, percentile,
 };

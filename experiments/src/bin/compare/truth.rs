@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use alert_poller::kind::Kind;
+use alert_poller::domain::kind::Kind;
 use alert_poller::prometheus::install_crypto_provider;
 use anyhow::{Result, bail};
 use prometheus_http_query::response::Data;

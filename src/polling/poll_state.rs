@@ -24,10 +24,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::alerts::{Affected, Diff, Matcher, Snapshot};
 use crate::config::{Mode, Tuning};
-use crate::health::Knowledge;
-use crate::schedule::Outcome;
+use crate::domain::alerts::{Affected, Diff, Matcher, Snapshot};
+use crate::domain::health::Knowledge;
+use crate::polling::schedule::Outcome;
 
 /// What the poller knows, as reconciles see it. Reconciles read this instead
 /// of asking Prometheus, so a burst of reconciles costs no requests.
@@ -284,7 +284,9 @@ impl PollState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::{ALERTNAME_LABEL, ActiveAlert, AlertState, PIPELINE_NAME_LABEL, Targets};
+    use crate::domain::alerts::{
+        ALERTNAME_LABEL, ActiveAlert, AlertState, PIPELINE_NAME_LABEL, Targets,
+    };
 
     const STALE_AFTER: u64 = 120;
 

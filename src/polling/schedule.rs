@@ -26,6 +26,18 @@ pub struct Intervals {
     pub error_max: Duration,
 }
 
+impl Intervals {
+    /// The schedule's view of the tuning.
+    pub fn of(tuning: &crate::config::Tuning) -> Intervals {
+        Intervals {
+            min: tuning.min_interval,
+            max: tuning.max_interval,
+            factor: tuning.backoff_factor,
+            error_max: tuning.error_max_interval,
+        }
+    }
+}
+
 /// What the last poll found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {

@@ -12,15 +12,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::join_all;
 
-use crate::alerts::union;
 use crate::config::Tuning;
-use crate::metrics::{Metrics, SourceLabels, SourceResultLabels};
-use crate::phase::{self, GroupTiming, Readings};
+use crate::domain::alerts::union;
+use crate::operations::metrics::{Metrics, SourceLabels, SourceResultLabels};
+use crate::polling::phase::{self, Readings};
+use crate::polling::restart;
+use crate::prometheus::GroupTiming;
 use crate::prometheus::{
     AlertSource, AlertsResponse, ClientSettings, PollError, PrometheusClient, redact,
     series_max_age,
 };
-use crate::restart;
 
 /// How long a rule-group timing reading stands before the next is taken
 /// while phase-locked. Readings add up (`phase::Readings`), so the estimate

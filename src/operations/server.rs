@@ -16,8 +16,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics;
-use crate::watchdog::Watchdog;
+use crate::operations::metrics;
+use crate::operations::watchdog::Watchdog;
 
 /// Readiness inputs: the leader is ready once its first poll has finished
 /// and the pipeline cache has synced. A standby has nothing to load, but it is
@@ -31,7 +31,7 @@ pub struct Readiness {
     /// Whether the last lease round trip reached the API server (always true
     /// without leader election, where there is no standby).
     pub api_reachable: watch::Receiver<bool>,
-    /// Liveness: the loops that promised progress (see [`crate::watchdog`]).
+    /// Liveness: the loops that promised progress (see [`crate::operations::watchdog`]).
     pub watchdog: Arc<Watchdog>,
 }
 

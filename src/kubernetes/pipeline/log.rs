@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::*;
-use crate::health::LogSpec;
+use crate::domain::health::LogSpec;
 
 /// The v1alpha1 shape: the agent's input is `application`.
 pub mod v1alpha1 {

@@ -13,8 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::beside_metrics::BesideMetrics;
-use crate::kind::Kind;
+use crate::domain::kind::Kind;
+use crate::operations::beside_metrics::BesideMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -114,7 +114,7 @@ impl Metrics {
     /// the build and process figures every exporter is expected to have.
     pub fn new() -> (Metrics, Registry) {
         let mut root = Registry::default();
-        crate::process_metrics::register(&mut root);
+        crate::operations::process_metrics::register(&mut root);
         let registry = root.sub_registry_with_prefix("alert_poller");
         let m = Metrics {
             polls: Family::default(),

@@ -3,7 +3,7 @@
 //! object rather than from flags.
 //!
 //! It reads through the same version the controller would use
-//! ([`crate::schema`]), with the user's own kubeconfig: `check` runs on an
+//! ([`alert_poller::kubernetes::schema`]), with the user's own kubeconfig: `check` runs on an
 //! operator's machine or in CI, not as the controller's ServiceAccount.
 
 use std::path::PathBuf;
@@ -12,10 +12,10 @@ use kube::api::{Api, DynamicObject, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
 
-use super::{Current, Target};
-use crate::kind::Kind;
-use crate::pipeline;
-use crate::schema::{self, SchemaError};
+use super::judge::{Current, Target};
+use alert_poller::domain::kind::Kind;
+use alert_poller::kubernetes::pipeline;
+use alert_poller::kubernetes::schema::{self, SchemaError};
 
 /// Where the cluster is: kubectl's flags, with its defaults
 /// (`$KUBECONFIG`, then `~/.kube/config`, then in-cluster).
@@ -53,7 +53,7 @@ pub enum ClusterError {
 
 /// A client for the cluster the options name.
 pub async fn client(options: &ClusterOptions) -> Result<kube::Client, ClusterError> {
-    crate::prometheus::install_crypto_provider();
+    alert_poller::prometheus::install_crypto_provider();
     let kube_options = KubeConfigOptions {
         context: options.context.clone(),
         ..KubeConfigOptions::default()

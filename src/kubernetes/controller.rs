@@ -9,7 +9,7 @@
 //! (unscoped alert, staleness, recovery, new tuning), and a jittered resync
 //! every `resyncInterval` in case a watch event was missed.
 //!
-//! Pipelines are handled as untyped objects of the version [`crate::schema`]
+//! Pipelines are handled as untyped objects of the version [`crate::kubernetes::schema`]
 //! chose, so no field is lost to a type that does not model it, and status
 //! writes follow the CRD's conditions-list shape.
 
@@ -31,17 +31,17 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::alerts::Targets;
-use crate::conditions;
 use crate::config::{Mode, Tuning};
-use crate::health::{self, LogSpec, PipelineFacts, Status, Verdict};
-use crate::kind::Kind;
-use crate::metrics::Metrics;
-use crate::other_writers::{Decision, Ledger, Observed};
-use crate::poller::PollView;
-use crate::schema::{self, ListShape, Schema};
-use crate::shadow::{Comparison, Said, Side, Transition};
-use crate::watchdog::Watchdog;
+use crate::domain::alerts::Targets;
+use crate::domain::conditions;
+use crate::domain::health::{self, LogSpec, PipelineFacts, Status, Verdict};
+use crate::domain::kind::Kind;
+use crate::domain::other_writers::{Decision, Ledger, Observed};
+use crate::domain::shadow::{Comparison, Said, Side, Transition};
+use crate::kubernetes::schema::{self, ListShape, Schema};
+use crate::operations::metrics::Metrics;
+use crate::operations::watchdog::Watchdog;
+use crate::polling::poller::PollView;
 
 /// Field manager of our status writes: under server-side apply it owns our
 /// condition entry and nothing else.
@@ -145,7 +145,7 @@ async fn reconcile_inner(pipeline: &DynamicObject, shared: &Shared) -> Result<()
     let view = ctx.view.borrow().clone();
     let kind = shared.resource_kind;
     let log = match kind {
-        Kind::Log => crate::pipeline::log::spec_of(&pipeline.data),
+        Kind::Log => crate::kubernetes::pipeline::log::spec_of(&pipeline.data),
         Kind::Metric | Kind::Trace => LogSpec::default(),
     };
     let facts = PipelineFacts {
@@ -526,7 +526,7 @@ pub async fn run(
     let pipelines = watcher(api.clone(), watcher::Config::default().any_semantic())
         .default_backoff()
         // The cache keeps only what verdicts and writes read.
-        .modify(move |pipeline| crate::pipeline::cached::trim(kind, pipeline))
+        .modify(move |pipeline| crate::kubernetes::pipeline::cached::trim(kind, pipeline))
         .inspect_ok(move |event| {
             if matches!(event, watcher::Event::InitDone) && !*synced.borrow() {
                 tracing::info!(%kind, "pipeline cache synced");

@@ -1,25 +1,19 @@
-//! `alert-poller check`: one poll, and the condition each pipeline would get.
-//! For operators asking "what would the controller write right now?", and
-//! for scripts and CI (`-o json`, an exit code when something is unhealthy).
-//!
-//! The pipelines come either from the command line (no cluster needed) or
-//! from the cluster's objects ([`cluster`]), which also give each one's
-//! current condition to show beside the verdict.
-
-pub mod cluster;
-pub mod output;
+//! `alert-poller check`'s verdicts: one poll, as the controller polls, and
+//! the condition each pipeline would get. The pipelines come from the
+//! command line or from the cluster's objects ([`super::cluster`]), which
+//! also give each one's current condition to show beside the verdict.
 
 use serde::Serialize;
 
 use std::sync::Arc;
 
-use crate::alerts::Snapshot;
-use crate::config::Tuning;
-use crate::health::{self, Knowledge, LogSpec, PipelineFacts, Status};
-use crate::kind::Kind;
-use crate::metrics::Metrics;
-use crate::prometheus::PollError;
-use crate::sources::Sources;
+use alert_poller::config::Tuning;
+use alert_poller::domain::alerts::Snapshot;
+use alert_poller::domain::health::{self, Knowledge, LogSpec, PipelineFacts, Status};
+use alert_poller::domain::kind::Kind;
+use alert_poller::operations::metrics::Metrics;
+use alert_poller::polling::sources::Sources;
+use alert_poller::prometheus::PollError;
 
 /// One pipeline to judge: what health needs, and what the cluster says now.
 #[derive(Clone, Debug, PartialEq, Eq)]

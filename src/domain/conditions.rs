@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 
-use crate::health::Verdict;
+use crate::domain::health::Verdict;
 
 /// The raw `status.conditions` of a pipeline object (empty when absent or not
 /// a list).
@@ -88,7 +88,7 @@ pub fn merge(list: &[Value], ours: &Condition) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::Status;
+    use crate::domain::health::Status;
     use serde_json::json;
 
     fn verdict(status: Status, reason: &'static str) -> Verdict {

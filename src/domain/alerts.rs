@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::kind::Kind;
-pub use crate::labels::LabelSet;
+use crate::domain::kind::Kind;
+pub use crate::domain::labels::LabelSet;
 
 /// Label that every Prometheus alert carries with the rule's name.
 pub const ALERTNAME_LABEL: &str = "alertname";

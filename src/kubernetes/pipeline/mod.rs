@@ -6,7 +6,7 @@
 //! We model both, so our generated CRDs are useful on clusters without
 //! telemetry-manager, but the controller never deserializes a pipeline into
 //! these types: it reads and writes through the stored version as untyped
-//! JSON (see [`crate::schema`]), so fields we do not model can never be lost.
+//! JSON (see [`crate::kubernetes::schema`]), so fields we do not model can never be lost.
 //! Every spec field is optional and the schemas keep unknown fields.
 
 use std::borrow::Cow;
@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::kind::Kind;
+use crate::domain::kind::Kind;
 
 /// The spec type of one served version of a pipeline kind, with the
 /// `CustomResource` derive every version shares (group, status, unknown
@@ -83,7 +83,7 @@ impl JsonSchema for Opaque {
 /// Observed state of every kind: a list of conditions keyed by type, so that several writers
 /// (telemetry-manager, alert-poller) each own their own entries under
 /// server-side apply. telemetry-manager's own CRD leaves the list atomic;
-/// [`crate::schema`] tells the two apart and the controller writes either way.
+/// alert-poller reads the CRD to tell the two apart and writes either way.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineStatus {
@@ -98,7 +98,7 @@ pub struct PipelineStatus {
 /// Our CRD of a kind: both versions, v1beta1 stored, as telemetry-manager's
 /// are, with a `Flow Healthy` column showing the condition of the default type.
 pub fn crd(kind: Kind) -> CustomResourceDefinition {
-    crd_for(kind, crate::health::DEFAULT_CONDITION_TYPE)
+    crd_for(kind, crate::domain::health::DEFAULT_CONDITION_TYPE)
 }
 
 /// Our CRD of a kind with the `Flow Healthy` column reading `condition_type`,
@@ -223,7 +223,7 @@ mod tests {
             );
             let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
             assert!(
-                on_disk == crd_yaml(kind, crate::health::DEFAULT_CONDITION_TYPE),
+                on_disk == crd_yaml(kind, crate::domain::health::DEFAULT_CONDITION_TYPE),
                 "{path} is stale: regenerate it with `cargo run -- crd --kind {kind} > {path}`"
             );
         }

@@ -15,19 +15,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::alerts::{Affected, Snapshot};
 use crate::config::Tuning;
-use crate::kind::Kind;
-use crate::metrics::{ChangeLabels, KindStateLabels, Metrics};
-use crate::phase;
-use crate::poll_state::{PollState, PollTuning, Staleness, Step};
+use crate::domain::alerts::{Affected, Snapshot};
+use crate::domain::kind::Kind;
+use crate::operations::metrics::{ChangeLabels, KindStateLabels, Metrics};
+use crate::operations::watchdog::Watchdog;
+use crate::polling::phase;
+use crate::polling::poll_state::{PollState, PollTuning, Staleness, Step};
+use crate::polling::schedule::{Intervals, Outcome, Schedule};
+use crate::polling::sources::Sources;
 use crate::prometheus::AlertsResponse;
-use crate::schedule::{Outcome, Schedule};
-use crate::sources::Sources;
-use crate::watchdog::Watchdog;
 
 // The view is the poll state's output; this path is the one its readers know.
-pub use crate::poll_state::PollView;
+pub use crate::polling::poll_state::PollView;
 
 /// The poller's connections to the rest of the process. Built only by
 /// [`Poller::new`], so the channels it sends on always have their receiving
@@ -114,7 +114,7 @@ impl Poller {
             }
         }
         let mut tuning = self.tuning.borrow_and_update().clone();
-        let mut schedule = Schedule::new(&tuning.intervals());
+        let mut schedule = Schedule::new(&Intervals::of(&tuning));
         let mut sources = Sources::new(self.metrics.clone());
         let mut watching_tuning = true;
         let mut state = PollState::new(PollTuning::from(&*tuning), now());
@@ -143,7 +143,7 @@ impl Poller {
             self.act(step);
             self.polled.send_replace(true);
 
-            let mut delay = schedule.next(&tuning.intervals(), outcome, fastrand::f64());
+            let mut delay = schedule.next(&Intervals::of(&tuning), outcome, fastrand::f64());
             if tuning.phase_lock && !matches!(outcome, Outcome::Failed { .. }) {
                 delay = tokio::select! {
                     groups = sources.timings(&tuning) => within_staleness(phase_locked(&groups, delay), &tuning),
@@ -307,7 +307,7 @@ impl Poller {
 /// The adaptive delay moved to just after the next rule evaluation it
 /// reaches; unchanged while no timing is known.
 fn phase_locked(groups: &[phase::GroupTiming], delay: Duration) -> Duration {
-    let now_ms = crate::sources::unix_ms();
+    let now_ms = crate::polling::sources::unix_ms();
     let due = phase::due(now_ms, delay.as_millis() as i64, groups);
     match phase::next_poll(groups, due) {
         Some(at) => Duration::from_millis((at - now_ms).max(0) as u64),

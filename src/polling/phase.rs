@@ -10,19 +10,7 @@
 
 use std::collections::BTreeMap;
 
-/// When one rule group is evaluated, in Unix milliseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GroupTiming {
-    /// Which group (its file and name, hashed): readings of the same group
-    /// are put together by it.
-    pub group: u64,
-    /// Start of the last evaluation.
-    pub last_evaluation_ms: i64,
-    /// Time between evaluations.
-    pub interval_ms: i64,
-    /// How long the last evaluation took.
-    pub evaluation_ms: i64,
-}
+pub use crate::prometheus::GroupTiming;
 
 /// Extra wait after an evaluation's expected end, so the poll does not
 /// race it. Small, because the expected end is no longer one reading's word

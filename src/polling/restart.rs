@@ -24,11 +24,11 @@
 //! `lastEvaluation` a fresh group reports as the zero time). From then on
 //! every alert that fires is there, firing or pending, and one that fired
 //! before and is pending now still counts as firing
-//! ([`crate::alerts::Snapshot::after`]). While a source settles, the poller
+//! ([`crate::domain::alerts::Snapshot::after`]). While a source settles, the poller
 //! keeps the alerts that fired before the start, and the controller writes
 //! no healthy verdict over an unhealthy one. Pure.
 
-use crate::phase::GroupTiming;
+use crate::prometheus::GroupTiming;
 
 /// Where the groups' timing cannot be read, a source settles this long
 /// after its start: three of telemetry-manager's 30 s evaluations and a

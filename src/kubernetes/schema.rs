@@ -24,8 +24,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::kind::Kind;
-use crate::pipeline;
+use crate::domain::kind::Kind;
+use crate::kubernetes::pipeline;
 
 /// How the CRD declares `status.conditions`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

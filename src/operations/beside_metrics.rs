@@ -1,6 +1,6 @@
 //! The metrics of running beside another writer of the condition: how often
-//! we left its writes standing ([`crate::other_writers`]), and in shadow mode
-//! how our verdicts compare with its condition ([`crate::shadow`]).
+//! we left its writes standing ([`crate::domain::other_writers`]), and in shadow mode
+//! how our verdicts compare with its condition ([`crate::domain::shadow`]).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -9,8 +9,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::kind::Kind;
-use crate::shadow::Transition;
+use crate::domain::kind::Kind;
+use crate::domain::shadow::Transition;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {

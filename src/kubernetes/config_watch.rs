@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigErrors, Tuning};
-use crate::metrics::Metrics;
+use crate::operations::metrics::Metrics;
 
 /// What to do with one version of the ConfigMap. Pure, so the policy is
 /// tested without a cluster.

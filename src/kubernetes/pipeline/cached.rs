@@ -19,8 +19,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::DynamicObject;
 use serde_json::{Map, Value, json};
 
-use crate::kind::Kind;
-use crate::pipeline::log;
+use crate::domain::kind::Kind;
+use crate::kubernetes::pipeline::log;
 
 /// Trims a pipeline of `kind` to what the controller reads.
 pub fn trim(kind: Kind, pipeline: &mut DynamicObject) {
@@ -79,7 +79,7 @@ fn log_spec_skeleton(object: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::watched_state;
+    use crate::kubernetes::controller::watched_state;
 
     fn object(data: Value) -> DynamicObject {
         let mut object: DynamicObject = serde_json::from_value(json!({

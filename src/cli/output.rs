@@ -2,7 +2,7 @@
 //! and `yaml`, as kubectl spells them. Tables are for people and may change;
 //! json and yaml are for scripts and keep their fields.
 
-use super::PipelineReport;
+use super::judge::PipelineReport;
 
 /// The output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,8 +87,8 @@ fn aligned(rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::Current;
-    use crate::kind::Kind;
+    use crate::cli::judge::Current;
+    use alert_poller::domain::kind::Kind;
 
     fn report(name: &str, status: &str, current: Option<(&str, &str)>) -> PipelineReport {
         PipelineReport {

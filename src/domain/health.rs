@@ -6,8 +6,8 @@
 //! uses. The reason strings are an interface shared with telemetry-manager and
 //! must stay exactly as they are; the messages are ours.
 
-use crate::alerts::Snapshot;
-use crate::kind::Kind;
+use crate::domain::alerts::Snapshot;
+use crate::domain::kind::Kind;
 
 /// The default condition type, the one telemetry-manager writes.
 pub const DEFAULT_CONDITION_TYPE: &str = "TelemetryFlowHealthy";
@@ -283,7 +283,7 @@ pub fn evaluate(pipeline: PipelineFacts<'_>, knowledge: Knowledge<'_>) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::{ActiveAlert, AlertState, Matcher};
+    use crate::domain::alerts::{ActiveAlert, AlertState, Matcher};
     use std::collections::BTreeMap;
 
     fn snapshot(alerts: &[(&str, Option<&str>)]) -> Snapshot {

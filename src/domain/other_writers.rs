@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ManagedFieldsEntry};
 
-use crate::health::Verdict;
+use crate::domain::health::Verdict;
 
 /// How often a deleted condition is written back while one verdict stands.
 /// More than once: a single `kubectl apply --server-side` of another
@@ -202,7 +202,7 @@ pub fn last_status_writer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::Status;
+    use crate::domain::health::Status;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::jiff::Timestamp;
 
