@@ -13,7 +13,7 @@ use alert_poller::domain::alerts::{Affected, Targets};
 use alert_poller::domain::kind::Kind;
 use alert_poller::kubernetes::config_watch::ConfigWatch;
 use alert_poller::kubernetes::controller::{self, Context};
-use alert_poller::kubernetes::leader::{self, LeaseConfig};
+use alert_poller::kubernetes::leader;
 use alert_poller::kubernetes::pipeline;
 use alert_poller::operations::metrics::Metrics;
 use alert_poller::operations::server::{self, Readiness};
@@ -25,6 +25,7 @@ use cli::{Command, LogFormat, RunArgs};
 use kube::runtime::events::{Recorder, Reporter};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -120,76 +121,151 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
         configmap = %args.config_map,
         "alert-poller starting"
     );
+    let shutdown = CancellationToken::new();
+    let lost = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    spawn_tasks(&mut tasks, client, listener, &args, base, &shutdown, &lost);
+    stop(tasks, &shutdown, &lost).await
+}
 
+/// Starts every task: the port, the ConfigMap watch, the leader's work
+/// (which waits for the lease) and the election. The channels between them
+/// are made first, before any task runs, so no message is lost.
+fn spawn_tasks(
+    tasks: &mut JoinSet<()>,
+    client: kube::Client,
+    listener: TcpListener,
+    args: &RunArgs,
+    base: Tuning,
+    shutdown: &CancellationToken,
+    lost: &CancellationToken,
+) {
     let (metrics, registry) = Metrics::new();
     let metrics = Arc::new(metrics);
-    let shutdown = CancellationToken::new();
     let base = Arc::new(base);
-    let (tuning_tx, tuning_rx) = watch::channel(base.clone());
-    let (synced_tx, synced_rx) = watch::channel(false);
-    let (loaded_tx, loaded_rx) = watch::channel(false);
+    let links = Links::new(args.leader_election, base.clone());
     let watchdog = Watchdog::new(args.stuck_after);
-    let (poller, polls) = Poller::new(tuning_rx.clone(), loaded_rx, metrics.clone());
-    let poller = poller.watched_by(watchdog.clone());
-    let (leading_tx, leading_rx) = watch::channel(!args.leader_election);
-    // Without an election there is no standby; with one, a replica is not
-    // ready until its first lease round reached the API server.
-    let (reachable_tx, reachable_rx) = watch::channel(!args.leader_election);
-    let lost = CancellationToken::new();
-    let reporter = Reporter {
-        controller: "alert-poller".into(),
-        instance: Some(args.pod_name.clone()),
+    let (poller, polls) = Poller::new(links.tuning.1.clone(), links.loaded.1, metrics.clone());
+    let readiness = Readiness {
+        polled: polls.polled,
+        synced: links.synced.1,
+        leading: links.leading.0.subscribe(),
+        api_reachable: links.reachable.1,
+        watchdog: watchdog.clone(),
     };
-    let recorder = Recorder::new(client.clone(), reporter.clone());
-
-    let mut tasks = tokio::task::JoinSet::new();
+    let registry = Arc::new(registry);
     tasks.spawn(server::serve(
         listener,
-        Arc::new(registry),
-        Readiness {
-            polled: polls.polled,
-            synced: synced_rx,
-            leading: leading_tx.subscribe(),
-            api_reachable: reachable_rx,
-            watchdog: watchdog.clone(),
-        },
+        registry,
+        readiness,
         shutdown.clone(),
     ));
-    tasks.spawn(
-        ConfigWatch {
-            client: client.clone(),
-            namespace: args.namespace.clone(),
-            name: args.config_map.clone(),
-            base,
-            tuning: tuning_tx,
-            reporter,
-            metrics: metrics.clone(),
-            loaded: loaded_tx,
-        }
-        .run(shutdown.clone()),
-    );
+    let reporter = args.reporter();
+    let (tuning, loaded) = (links.tuning.0, links.loaded.0);
+    let watch = config_watch(args, &client, base, tuning, loaded, &reporter, &metrics);
+    tasks.spawn(watch.run(shutdown.clone()));
     let ctx = Arc::new(Context {
         client: client.clone(),
         view: polls.view,
-        tuning: tuning_rx,
-        recorder,
-        metrics: metrics.clone(),
-        watchdog,
+        tuning: links.tuning.1,
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics,
+        watchdog: watchdog.clone(),
     });
-    // Only the leader polls and reconciles; a standby keeps its tuning
-    // current and its probes green, and waits.
-    let work_shutdown = shutdown.clone();
-    let mut leading = leading_rx;
-    let kinds: BTreeSet<Kind> = args.kinds.iter().copied().collect();
-    tracing::info!(kinds = ?kinds, "pipeline kinds");
-    tasks.spawn(async move {
+    let work = LeaderWork {
+        poller: poller.watched_by(watchdog),
+        requeues: polls.requeues,
+        ctx,
+        synced: links.synced.0,
+    };
+    tasks.spawn(work.run(
+        args.kinds.iter().copied().collect(),
+        links.leading.1,
+        shutdown.clone(),
+    ));
+    if args.leader_election {
+        let (leading, reachable) = (links.leading.0, links.reachable.0);
+        let (lost, stop) = (lost.clone(), shutdown.clone());
+        let election = leader::run(client, args.lease(), leading, reachable, lost, stop);
+        tasks.spawn(election);
+    }
+}
+
+/// The tuning ConfigMap's watch: it replaces the tuning in `tuning` and
+/// says in `loaded` when the first read is done.
+fn config_watch(
+    args: &RunArgs,
+    client: &kube::Client,
+    base: Arc<Tuning>,
+    tuning: watch::Sender<Arc<Tuning>>,
+    loaded: watch::Sender<bool>,
+    reporter: &Reporter,
+    metrics: &Arc<Metrics>,
+) -> ConfigWatch {
+    ConfigWatch {
+        client: client.clone(),
+        namespace: args.namespace.clone(),
+        name: args.config_map.clone(),
+        base,
+        tuning,
+        reporter: reporter.clone(),
+        metrics: metrics.clone(),
+        loaded,
+    }
+}
+
+/// The channels that tie the tasks together, each as (sender, receiver).
+struct Links {
+    tuning: (watch::Sender<Arc<Tuning>>, watch::Receiver<Arc<Tuning>>),
+    /// Every kind's pipeline cache has synced.
+    synced: (watch::Sender<bool>, watch::Receiver<bool>),
+    /// The tuning ConfigMap has been read (or found missing).
+    loaded: (watch::Sender<bool>, watch::Receiver<bool>),
+    leading: (watch::Sender<bool>, watch::Receiver<bool>),
+    /// The last lease round reached the API server.
+    reachable: (watch::Sender<bool>, watch::Receiver<bool>),
+}
+
+impl Links {
+    /// Without an election this replica leads from the start and there is
+    /// no standby to keep ready; with one, it waits for its first round.
+    fn new(election: bool, base: Arc<Tuning>) -> Links {
+        Links {
+            tuning: watch::channel(base),
+            synced: watch::channel(false),
+            loaded: watch::channel(false),
+            leading: watch::channel(!election),
+            reachable: watch::channel(!election),
+        }
+    }
+}
+
+/// What only the leader runs: the poller and one controller per kind.
+struct LeaderWork {
+    poller: Poller,
+    requeues: mpsc::UnboundedReceiver<Affected>,
+    ctx: Arc<Context>,
+    /// Turns true once every kind's pipeline cache has synced.
+    synced: watch::Sender<bool>,
+}
+
+impl LeaderWork {
+    /// Waits for the lease, then polls and reconciles until shutdown. A
+    /// standby keeps its tuning current and its probes green meanwhile.
+    async fn run(
+        self,
+        kinds: BTreeSet<Kind>,
+        mut leading: watch::Receiver<bool>,
+        shutdown: CancellationToken,
+    ) {
         tokio::select! {
-            () = work_shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return,
             _ = leading.wait_for(|l| *l) => {}
         }
-        metrics.leader.set(1);
-        let poller = tokio::spawn(poller.run(work_shutdown.clone()));
-        let mut controllers = tokio::task::JoinSet::new();
+        tracing::info!(kinds = ?kinds, "leading: polling, and a controller per kind");
+        self.ctx.metrics.leader.set(1);
+        let poller = tokio::spawn(self.poller.run(shutdown.clone()));
+        let mut controllers = JoinSet::new();
         let mut requeues = BTreeMap::new();
         let mut synced = Vec::new();
         for kind in kinds {
@@ -197,41 +273,29 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
             let (synced_tx, synced_rx) = watch::channel(false);
             requeues.insert(kind, tx);
             synced.push(synced_rx);
-            controllers.spawn(controller::run(
-                kind,
-                ctx.clone(),
-                rx,
-                synced_tx,
-                work_shutdown.clone(),
-            ));
+            let run = controller::run(kind, self.ctx.clone(), rx, synced_tx, shutdown.clone());
+            controllers.spawn(run);
         }
-        tokio::spawn(dispatch(polls.requeues, requeues));
-        tokio::spawn(all_synced(synced, synced_tx));
+        tokio::spawn(dispatch(self.requeues, requeues));
+        tokio::spawn(all_synced(synced, self.synced));
         // A controller stops by itself only when its CRD moved to another
         // version: end this task, so the process exits and restarts.
         controllers.join_next().await;
-        if work_shutdown.is_cancelled() {
+        if shutdown.is_cancelled() {
             while controllers.join_next().await.is_some() {}
             let _ = poller.await;
         }
-    });
-    if args.leader_election {
-        tasks.spawn(leader::run(
-            client,
-            LeaseConfig {
-                namespace: args.namespace.clone(),
-                name: args.lease_name.clone(),
-                identity: args.pod_name.clone(),
-                duration: args.lease_duration,
-                retry: args.lease_retry,
-            },
-            leading_tx,
-            reachable_tx,
-            lost.clone(),
-            shutdown.clone(),
-        ));
     }
+}
 
+/// Runs until a signal, a lost lease or a task that ended, then gives the
+/// tasks [`SHUTDOWN_GRACE`] to finish. An error makes the process exit
+/// non-zero, so the replica restarts as a fresh candidate.
+async fn stop(
+    mut tasks: JoinSet<()>,
+    shutdown: &CancellationToken,
+    lost: &CancellationToken,
+) -> anyhow::Result<()> {
     let mut failure = None;
     tokio::select! {
         signal = shutdown_signal() => tracing::info!(signal, "shutting down"),
@@ -251,7 +315,6 @@ async fn run_controller(args: RunArgs, base: Tuning) -> anyhow::Result<()> {
         tracing::warn!("tasks did not finish within the grace period; exiting anyway");
     }
     match failure {
-        // Exit non-zero so the replica restarts as a fresh candidate.
         Some(reason) => anyhow::bail!(reason),
         None => Ok(()),
     }

@@ -16,8 +16,10 @@ use std::time::Duration;
 
 use alert_poller::config::{SETTINGS, TuningArgs};
 use alert_poller::domain::kind::Kind;
+use alert_poller::kubernetes::leader::LeaseConfig;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use kube::runtime::events::Reporter;
 use output::Format;
 
 /// Keeps the TelemetryFlowHealthy condition of Kyma telemetry pipelines
@@ -204,6 +206,27 @@ impl From<Output> for Format {
 pub enum LogFormat {
     Json,
     Text,
+}
+
+impl RunArgs {
+    /// How this replica signs its Events.
+    pub fn reporter(&self) -> Reporter {
+        Reporter {
+            controller: "alert-poller".into(),
+            instance: Some(self.pod_name.clone()),
+        }
+    }
+
+    /// The leader election's settings.
+    pub fn lease(&self) -> LeaseConfig {
+        LeaseConfig {
+            namespace: self.namespace.clone(),
+            name: self.lease_name.clone(),
+            identity: self.pod_name.clone(),
+            duration: self.lease_duration,
+            retry: self.lease_retry,
+        }
+    }
 }
 
 /// Settings `check` does not use: they shape the controller's schedule and

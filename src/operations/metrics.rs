@@ -141,120 +141,139 @@ impl Metrics {
             settling: Gauge::default(),
             beside: BesideMetrics::register(registry),
         };
-        let r = registry;
+        m.register_polls(registry);
+        m.register_alerts_and_reconciles(registry);
+        m.register_process_state(registry);
+        m.config_valid.set(1);
+        (m, root)
+    }
+
+    /// The poll loop: how polls went, how long they took, when the next is due.
+    fn register_polls(&self, r: &mut Registry) {
         r.register(
             "polls",
             "Polls of Prometheus alerts, by result",
-            m.polls.clone(),
+            self.polls.clone(),
         );
         r.register(
             "source_requests",
             "Alert requests to each source, by result; a poll succeeds while any source answers",
-            m.source_requests.clone(),
+            self.source_requests.clone(),
         );
         r.register(
             "source_warnings",
             "Warnings in a source's answers, such as a Thanos partial response",
-            m.source_warnings.clone(),
+            self.source_warnings.clone(),
         );
         r.register_with_unit(
             "poll_duration",
             "Time of one poll, request and decoding",
             Unit::Seconds,
-            m.poll_duration.clone(),
+            self.poll_duration.clone(),
         );
         r.register_with_unit(
             "prometheus_response",
             "Bytes of alerts responses read (after decompression)",
             Unit::Bytes,
-            m.response_bytes.clone(),
-        );
-        r.register(
-            "active_alerts",
-            "Alerts of the pipeline kind at the last successful poll, by state",
-            m.active_alerts.clone(),
-        );
-        r.register(
-            "alert_changes",
-            "Firing alerts that appeared or went away between polls",
-            m.alert_changes.clone(),
-        );
-        r.register(
-            "pipelines_requeued",
-            "Pipelines queued for reconcile because their alerts changed",
-            m.pipelines_requeued.clone(),
-        );
-        r.register(
-            "full_requeues",
-            "Times every pipeline was queued (unscoped alert change, staleness, recovery, tuning change)",
-            m.full_requeues.clone(),
-        );
-        r.register("reconciles", "Reconciles, by result", m.reconciles.clone());
-        r.register_with_unit(
-            "reconcile_duration",
-            "Time of one reconcile",
-            Unit::Seconds,
-            m.reconcile_duration.clone(),
-        );
-        r.register(
-            "status_writes",
-            "Condition writes to the API server, by written status",
-            m.status_writes.clone(),
-        );
-        r.register(
-            "status_write_conflicts",
-            "Condition writes refused because another writer changed the object since it was read (then re-read and retried)",
-            m.status_write_conflicts.clone(),
+            self.response_bytes.clone(),
         );
         r.register_with_unit(
             "poll_interval",
             "Delay until the next poll, as last scheduled",
             Unit::Seconds,
-            m.poll_interval.clone(),
+            self.poll_interval.clone(),
         );
         r.register_with_unit(
             "last_successful_poll_timestamp",
             "Unix time of the last successful poll",
             Unit::Seconds,
-            m.last_success.clone(),
-        );
-        r.register(
-            "stale",
-            "1 while no poll succeeded within staleAfter and pipelines are Unknown",
-            m.stale.clone(),
-        );
-        r.register(
-            "config_valid",
-            "1 if the last ConfigMap read was valid, 0 if it was refused",
-            m.config_valid.clone(),
-        );
-        r.register(
-            "config_reloads",
-            "ConfigMap reads, by result",
-            m.config_reloads.clone(),
-        );
-        r.register(
-            "leader",
-            "1 while this replica holds the leader lease and runs the poller and controller",
-            m.leader.clone(),
+            self.last_success.clone(),
         );
         r.register(
             "rule_timing_reads",
             "Reads of /api/v1/rules for phase-locked polling",
-            m.rule_timing_reads.clone(),
+            self.rule_timing_reads.clone(),
         );
         r.register(
             "phase_rechecks",
             "Phase-locked polls asked again because they may have read a rule group halfway through its evaluation",
-            m.phase_rechecks.clone(),
+            self.phase_rechecks.clone(),
         );
         r.register(
             "prometheus_settling",
             "1 while a source that started lately may not show every firing alert yet: the alerts that fired before are kept and no verdict turns healthy",
-            m.settling.clone(),
+            self.settling.clone(),
         );
-        m.config_valid.set(1);
-        (m, root)
+    }
+
+    /// What the polls found, and what the controllers did about it.
+    fn register_alerts_and_reconciles(&self, r: &mut Registry) {
+        r.register(
+            "active_alerts",
+            "Alerts of the pipeline kind at the last successful poll, by state",
+            self.active_alerts.clone(),
+        );
+        r.register(
+            "alert_changes",
+            "Firing alerts that appeared or went away between polls",
+            self.alert_changes.clone(),
+        );
+        r.register(
+            "pipelines_requeued",
+            "Pipelines queued for reconcile because their alerts changed",
+            self.pipelines_requeued.clone(),
+        );
+        r.register(
+            "full_requeues",
+            "Times every pipeline was queued (unscoped alert change, staleness, recovery, tuning change)",
+            self.full_requeues.clone(),
+        );
+        r.register(
+            "reconciles",
+            "Reconciles, by result",
+            self.reconciles.clone(),
+        );
+        r.register_with_unit(
+            "reconcile_duration",
+            "Time of one reconcile",
+            Unit::Seconds,
+            self.reconcile_duration.clone(),
+        );
+        r.register(
+            "status_writes",
+            "Condition writes to the API server, by written status",
+            self.status_writes.clone(),
+        );
+        r.register(
+            "status_write_conflicts",
+            "Condition writes refused because another writer changed the object since it was read (then re-read and retried)",
+            self.status_write_conflicts.clone(),
+        );
+    }
+
+    /// The replica's own state: its tuning, whether it leads, whether what
+    /// it knows has gone stale.
+    fn register_process_state(&self, r: &mut Registry) {
+        r.register(
+            "stale",
+            "1 while no poll succeeded within staleAfter and pipelines are Unknown",
+            self.stale.clone(),
+        );
+        r.register(
+            "config_valid",
+            "1 if the last ConfigMap read was valid, 0 if it was refused",
+            self.config_valid.clone(),
+        );
+        r.register(
+            "config_reloads",
+            "ConfigMap reads, by result",
+            self.config_reloads.clone(),
+        );
+        r.register(
+            "leader",
+            "1 while this replica holds the leader lease and runs the poller and controller",
+            self.leader.clone(),
+        );
     }
 
     pub fn record_poll(&self, result: &str, took: Duration) {
