@@ -62,8 +62,11 @@ struct Written {
     version: String,
     /// How often this verdict was written back after a delete.
     repairs: u8,
-    /// The other writer we yield to, once noticed.
+    /// The other writer we yielded to, once noticed: it is reported once
+    /// per pipeline, not once per verdict.
     yielded_to: Option<String>,
+    /// Whether its write stands now; our next write ends that.
+    yielding: bool,
 }
 
 /// What to do about one pipeline's condition.
@@ -139,6 +142,7 @@ impl Ledger {
                     .unwrap_or_else(|| "an unknown writer".to_owned());
                 let first_time = ours.yielded_to.as_deref() != Some(writer.as_str());
                 ours.yielded_to = Some(writer.clone());
+                ours.yielding = true;
                 Decision::Yield { writer, first_time }
             }
         }
@@ -155,7 +159,9 @@ impl Ledger {
                 version: String::new(),
                 repairs: 0,
                 yielded_to: None,
+                yielding: false,
             });
+        entry.yielding = false;
         if entry.said != said {
             entry.repairs = 0;
         }
@@ -166,10 +172,7 @@ impl Ledger {
     /// How many pipelines currently have their condition kept by another
     /// writer (for the gauge).
     pub fn yielding(&self) -> usize {
-        self.pipelines
-            .values()
-            .filter(|w| w.yielded_to.is_some())
-            .count()
+        self.pipelines.values().filter(|w| w.yielding).count()
     }
 }
 
@@ -347,6 +350,13 @@ mod tests {
                 ledger.wrote("p", &step.verdict, next_version.to_string());
                 next_version += 3;
             }
+            // The gauge: their write stands from a yield until our next write.
+            let yielding_after = [0, 0, 0, 0, 1, 1, 0, 1];
+            assert_eq!(
+                ledger.yielding(),
+                yielding_after[i],
+                "yielding after step {i}"
+            );
         }
         assert_eq!(ledger.yielding(), 1);
     }

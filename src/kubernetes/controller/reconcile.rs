@@ -130,11 +130,13 @@ async fn record_written(
     written: Written,
 ) {
     let name = pipeline.name_any();
-    shared
-        .ledger
-        .lock()
-        .expect("ledger lock")
-        .wrote(&name, verdict, written.version);
+    let yielding = {
+        let mut ledger = shared.ledger.lock().expect("ledger lock");
+        ledger.wrote(&name, verdict, written.version);
+        ledger.yielding()
+    };
+    let kind = shared.resource_kind;
+    shared.ctx.metrics.beside.set_yielding(kind, yielding);
     let transition = written
         .previous
         .is_none_or(|c| c.status != written.condition.status);
