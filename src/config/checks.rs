@@ -8,108 +8,134 @@ use std::time::Duration;
 
 use super::{ConfigError, Tuning, shown};
 
+/// A setting that breaks a rule, and why; the setting is the one the
+/// error names, with the value the user gave for it.
+type Problem = (&'static str, String);
+
 impl Tuning {
     /// Rules that span settings or bound a single one. `given` holds the raw
     /// values of this source, so an error quotes what the user wrote.
     pub(super) fn check(&self, given: &BTreeMap<&str, &str>) -> Vec<ConfigError> {
-        let mut errors = Vec::new();
-        let mut refuse = |key: &str, reason: String| {
-            let value = given
-                .get(key)
-                .map_or_else(|| "(default)".to_owned(), |raw| shown(key, raw));
-            errors.push(ConfigError::new(key, &value, reason));
-        };
-        let human = |d: Duration| humantime::format_duration(d).to_string();
+        let credentials = self
+            .credential_conflicts()
+            .into_iter()
+            .map(|(key, reason)| (key, reason.to_owned()));
+        self.interval_problems()
+            .into_iter()
+            .chain(self.timeout_problems())
+            .chain(self.value_problems())
+            .chain(credentials)
+            .map(|(key, reason)| {
+                let value = given
+                    .get(key)
+                    .map_or_else(|| "(default)".to_owned(), |raw| shown(key, raw));
+                ConfigError::new(key, &value, reason)
+            })
+            .collect()
+    }
+
+    /// The schedule's bounds: a floor that would hammer Prometheus, a
+    /// ceiling below the floor, which no delay could meet, a backoff that
+    /// shrinks or leaps.
+    fn interval_problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
         if self.min_interval < Duration::from_millis(100) {
-            refuse("minInterval", "must be at least 100ms".into());
+            problems.push(("minInterval", "must be at least 100ms".into()));
         }
         if self.max_interval < self.min_interval {
-            refuse(
+            problems.push((
                 "maxInterval",
                 format!(
                     "must not be below minInterval ({})",
                     human(self.min_interval)
                 ),
-            );
+            ));
         }
         if !(1.0..=10.0).contains(&self.backoff_factor) {
-            refuse("backoffFactor", "must be between 1 and 10".into());
+            problems.push(("backoffFactor", "must be between 1 and 10".into()));
         }
         if self.error_max_interval < self.min_interval {
-            refuse(
+            problems.push((
                 "errorMaxInterval",
                 format!(
                     "must not be below minInterval ({})",
                     human(self.min_interval)
                 ),
-            );
+            ));
         }
+        problems
+    }
+
+    /// The timeouts against each other and against staleness: a request
+    /// that may outlast `staleAfter`, or a poll that late, would turn every
+    /// pipeline Unknown before its answer counts.
+    fn timeout_problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
         if self.request_timeout < Duration::from_millis(100) {
-            refuse("requestTimeout", "must be at least 100ms".into());
+            problems.push(("requestTimeout", "must be at least 100ms".into()));
         }
         if self.connect_timeout.is_zero() || self.connect_timeout > self.request_timeout {
-            refuse(
+            problems.push((
                 "connectTimeout",
                 format!(
                     "must be above 0 and at most requestTimeout ({})",
                     human(self.request_timeout)
                 ),
-            );
+            ));
         }
         if self.stale_after <= self.request_timeout {
-            refuse(
+            problems.push((
                 "staleAfter",
                 format!(
                     "must be longer than requestTimeout ({})",
                     human(self.request_timeout)
                 ),
-            );
+            ));
         }
         // Checked only once staleAfter is sane, so one mistake gets one message.
         else if self.max_interval + self.request_timeout >= self.stale_after {
-            refuse(
+            problems.push((
                 "maxInterval",
                 format!(
                     "plus requestTimeout ({}) must stay below staleAfter ({}): a poll that late would turn every pipeline Unknown between two polls",
                     human(self.request_timeout),
                     human(self.stale_after)
                 ),
-            );
+            ));
         }
+        problems
+    }
+
+    /// Single settings outside what works: a prefix that would claim every
+    /// alert, a resync that would hammer the API server, a condition type
+    /// it refuses at every write, a cap below any answer.
+    fn value_problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
         if self.alert_name_prefix.trim().is_empty() {
-            refuse(
+            problems.push((
                 "alertNamePrefix",
                 "must not be empty: every alert of the source would count as a MetricPipeline's"
                     .into(),
-            );
+            ));
         }
         if self.resync_interval < Duration::from_secs(10) {
-            refuse("resyncInterval", "must be at least 10s".into());
+            problems.push(("resyncInterval", "must be at least 10s".into()));
         }
         if let Err(reason) = check_condition_type(&self.condition_type) {
-            refuse("conditionType", reason);
+            problems.push(("conditionType", reason));
         }
         if self.max_response_bytes.0 < 1024 {
-            refuse("maxResponseBytes", "must be at least 1Ki".into());
+            problems.push(("maxResponseBytes", "must be at least 1Ki".into()));
         }
-        for (key, reason) in self.credential_conflicts() {
-            refuse(key, reason.into());
-        }
-        errors
+        problems
     }
 
     /// Credential settings that do not go together: one way to authenticate
     /// at a time, each complete. A half-set mode would otherwise send no
     /// credentials and fail every poll with a puzzling 401.
     fn credential_conflicts(&self) -> Vec<(&'static str, &'static str)> {
+        let (basic, oauth2) = (self.uses_basic_auth(), self.uses_oauth2());
         let mut conflicts = Vec::new();
-        let basic = self.basic_auth_username.is_some()
-            || self.basic_auth_username_file.is_some()
-            || self.basic_auth_password_file.is_some();
-        let oauth2 = self.oauth2_token_url.is_some()
-            || self.oauth2_client_id.is_some()
-            || self.oauth2_client_secret_file.is_some()
-            || !self.oauth2_scopes.0.is_empty();
         let modes = [self.bearer_token_file.is_some(), basic, oauth2];
         if modes.iter().filter(|m| **m).count() > 1 {
             let key = if oauth2 {
@@ -123,57 +149,97 @@ impl Tuning {
             ));
         }
         if basic {
-            match (
-                self.basic_auth_username.is_some(),
-                self.basic_auth_username_file.is_some(),
-            ) {
-                (true, true) => conflicts.push((
-                    "basicAuthUsernameFile",
-                    "give basicAuthUsername or basicAuthUsernameFile, not both",
-                )),
-                (false, false) => conflicts.push((
-                    "basicAuthUsername",
-                    "basic auth needs basicAuthUsername or basicAuthUsernameFile",
-                )),
-                _ => {}
-            }
-            if self.basic_auth_password_file.is_none() {
-                conflicts.push(("basicAuthPasswordFile", "basic auth needs a password file"));
-            }
+            conflicts.extend(self.basic_auth_gaps());
         }
         if oauth2 {
-            for (missing, key, reason) in [
-                (
-                    self.oauth2_token_url.is_none(),
-                    "oauth2TokenUrl",
-                    "OAuth2 needs the token endpoint's URL",
-                ),
-                (
-                    self.oauth2_client_id.is_none(),
-                    "oauth2ClientId",
-                    "OAuth2 needs a client id",
-                ),
-                (
-                    self.oauth2_client_secret_file.is_none(),
-                    "oauth2ClientSecretFile",
-                    "OAuth2 needs a client secret file",
-                ),
-            ] {
-                if missing {
-                    conflicts.push((key, reason));
-                }
-            }
+            conflicts.extend(self.oauth2_gaps());
         }
-        if self.cert_file.is_some() != self.key_file.is_some() {
-            let key = if self.cert_file.is_some() {
-                "keyFile"
-            } else {
-                "certFile"
-            };
-            conflicts.push((key, "a client certificate needs both certFile and keyFile"));
-        }
+        conflicts.extend(self.client_certificate_gap());
         conflicts
     }
+
+    /// Whether any basic auth setting is given: then all it needs must be.
+    fn uses_basic_auth(&self) -> bool {
+        self.basic_auth_username.is_some()
+            || self.basic_auth_username_file.is_some()
+            || self.basic_auth_password_file.is_some()
+    }
+
+    /// Whether any OAuth2 setting is given: then all it needs must be.
+    fn uses_oauth2(&self) -> bool {
+        self.oauth2_token_url.is_some()
+            || self.oauth2_client_id.is_some()
+            || self.oauth2_client_secret_file.is_some()
+            || !self.oauth2_scopes.0.is_empty()
+    }
+
+    /// What basic auth lacks: exactly one source of the username, and the
+    /// password file.
+    fn basic_auth_gaps(&self) -> Vec<(&'static str, &'static str)> {
+        let mut gaps = Vec::new();
+        match (
+            self.basic_auth_username.is_some(),
+            self.basic_auth_username_file.is_some(),
+        ) {
+            (true, true) => gaps.push((
+                "basicAuthUsernameFile",
+                "give basicAuthUsername or basicAuthUsernameFile, not both",
+            )),
+            (false, false) => gaps.push((
+                "basicAuthUsername",
+                "basic auth needs basicAuthUsername or basicAuthUsernameFile",
+            )),
+            _ => {}
+        }
+        if self.basic_auth_password_file.is_none() {
+            gaps.push(("basicAuthPasswordFile", "basic auth needs a password file"));
+        }
+        gaps
+    }
+
+    /// What OAuth2 lacks of the token URL, client id and secret file.
+    fn oauth2_gaps(&self) -> Vec<(&'static str, &'static str)> {
+        [
+            (
+                self.oauth2_token_url.is_none(),
+                "oauth2TokenUrl",
+                "OAuth2 needs the token endpoint's URL",
+            ),
+            (
+                self.oauth2_client_id.is_none(),
+                "oauth2ClientId",
+                "OAuth2 needs a client id",
+            ),
+            (
+                self.oauth2_client_secret_file.is_none(),
+                "oauth2ClientSecretFile",
+                "OAuth2 needs a client secret file",
+            ),
+        ]
+        .into_iter()
+        .filter(|(missing, _, _)| *missing)
+        .map(|(_, key, reason)| (key, reason))
+        .collect()
+    }
+
+    /// A client certificate without its key, or a key without its
+    /// certificate, named by the one missing.
+    fn client_certificate_gap(&self) -> Option<(&'static str, &'static str)> {
+        if self.cert_file.is_some() == self.key_file.is_some() {
+            return None;
+        }
+        let key = if self.cert_file.is_some() {
+            "keyFile"
+        } else {
+            "certFile"
+        };
+        Some((key, "a client certificate needs both certFile and keyFile"))
+    }
+}
+
+/// A duration as the user writes one (`1m 30s`), for quoting a bound.
+fn human(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
 }
 
 /// A condition type is a Kubernetes qualified name: an optional DNS-subdomain

@@ -82,15 +82,7 @@ pub async fn run(
     loop {
         let leader = *leading.borrow();
         let limit = round_limit(leader, last_renewal.map(|t| t.elapsed()), &config);
-        // A request can hang (a partition drops packets without a reset):
-        // the round gives up in time, so a leader still steps down before
-        // its lease can pass to another replica, and a standby reports the
-        // API server unreachable.
-        let round = match tokio::time::timeout(limit, try_once(&api, &config)).await {
-            Ok(Ok(held)) => Ok(held),
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(_) => Err(format!("no answer within {limit:?}")),
-        };
+        let round = bounded_round(&api, &config, limit).await;
         reachable.send_if_modified(|r| std::mem::replace(r, round.is_ok()) != round.is_ok());
         match round {
             Ok(true) => {
@@ -103,12 +95,7 @@ pub async fn run(
             Ok(false) => {}
             Err(error) => tracing::warn!(%error, lease = %config.name, "lease update failed"),
         }
-        // A leader that has not renewed for a whole lease duration may have
-        // been replaced: stop before two replicas write at once.
-        if *leading.borrow()
-            && last_renewal
-                .is_none_or(|t| t.elapsed() >= config.duration.saturating_sub(config.retry))
-        {
+        if *leading.borrow() && renewal_overdue(last_renewal, &config) {
             tracing::error!(lease = %config.name, "could not renew the lease in time; stepping down");
             lost.cancel();
             return;
@@ -131,6 +118,30 @@ pub async fn run(
             () = tokio::time::sleep(pause) => {}
         }
     }
+}
+
+/// One round within `limit`: `Ok(true)` when we hold the lease afterwards,
+/// or why the API server was not reached. A request can hang (a partition
+/// drops packets without a reset): the round gives up in time, so a leader
+/// still steps down before its lease can pass to another replica, and a
+/// standby reports the API server unreachable.
+async fn bounded_round(
+    api: &Api<Lease>,
+    config: &LeaseConfig,
+    limit: Duration,
+) -> Result<bool, String> {
+    match tokio::time::timeout(limit, try_once(api, config)).await {
+        Ok(Ok(held)) => Ok(held),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!("no answer within {limit:?}")),
+    }
+}
+
+/// Whether a leader has missed its renewal deadline (the lease duration
+/// less one retry period): past it another replica may take the lease
+/// over, so the leader stops before two replicas write at once.
+fn renewal_overdue(last_renewal: Option<tokio::time::Instant>, config: &LeaseConfig) -> bool {
+    last_renewal.is_none_or(|t| t.elapsed() >= config.duration.saturating_sub(config.retry))
 }
 
 /// How long one round may take. A leader has until its renewal deadline

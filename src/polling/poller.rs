@@ -104,14 +104,8 @@ impl Poller {
 
     /// Polls until `shutdown` is cancelled.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        self.promise(TUNING_WAIT, &self.tuning.borrow());
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            loaded = tokio::time::timeout(TUNING_WAIT, self.tuning_loaded.wait_for(|l| *l)) => {
-                if loaded.is_err() {
-                    tracing::warn!("tuning ConfigMap not read within {TUNING_WAIT:?}; polling with the flags' tuning");
-                }
-            }
+        if !self.wait_for_tuning(&shutdown).await {
+            return;
         }
         let mut tuning = self.tuning.borrow_and_update().clone();
         let mut schedule = Schedule::new(&Intervals::of(&tuning));
@@ -120,29 +114,12 @@ impl Poller {
         let mut state = PollState::new(PollTuning::from(&*tuning), now());
         loop {
             sources.update(&tuning);
-            let started = Instant::now();
-            let polled = tokio::select! {
-                polled = sources.poll(&tuning) => polled,
-                () = shutdown.cancelled() => return,
+            let Some(outcome) = self
+                .poll_once(&mut sources, &tuning, &mut state, &shutdown)
+                .await
+            else {
+                return;
             };
-            let (outcome, step) = match polled.into_result() {
-                Ok(response) => {
-                    self.metrics.record_poll("success", started.elapsed());
-                    let snapshot = tokio::select! {
-                        snapshot = self.settled_snapshot(response, &tuning, &state, &mut sources) => snapshot,
-                        () = shutdown.cancelled() => return,
-                    };
-                    self.on_success(snapshot, &mut state)
-                }
-                Err((url, error)) => {
-                    self.metrics.record_poll(error.kind(), started.elapsed());
-                    tracing::warn!(%url, %error, kind = error.kind(), "poll of Prometheus alerts failed");
-                    state.failed(error.kind(), error.retry_after())
-                }
-            };
-            self.act(step);
-            self.polled.send_replace(true);
-
             let mut delay = schedule.next(&Intervals::of(&tuning), outcome, fastrand::f64());
             if tuning.phase_lock && !matches!(outcome, Outcome::Failed { .. }) {
                 delay = tokio::select! {
@@ -154,24 +131,90 @@ impl Poller {
             self.promise(delay, &tuning);
             tracing::debug!(?delay, ?outcome, "next poll scheduled");
             let next_poll = tokio::time::Instant::now() + delay;
+            let waited =
+                self.wait_for_next_poll(next_poll, &mut state, &mut watching_tuning, &shutdown);
+            match waited.await {
+                Waited::Due => {}
+                Waited::Retuned(new) => tuning = new,
+                Waited::ShutDown => return,
+            }
+        }
+    }
 
-            // Wait for the next poll, waking early for staleness or new tuning.
-            loop {
-                let stale_at = state.stale_at().map(tokio::time::Instant::from_std);
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep_until(next_poll) => break,
-                    () = sleep_until_some(stale_at) => self.act(state.deadline_reached(now())),
-                    changed = self.tuning.changed(), if watching_tuning => {
-                        if changed.is_err() {
-                            watching_tuning = false;
-                            continue;
-                        }
-                        let new = self.tuning.borrow_and_update().clone();
-                        self.act(state.retuned(PollTuning::from(&*new)));
-                        tuning = new;
-                        break;
+    /// Waits for the tuning ConfigMap to be read, at most [`TUNING_WAIT`],
+    /// so the first poll does not go to the flag's URL when the ConfigMap
+    /// names another. False when `shutdown` came first.
+    async fn wait_for_tuning(&mut self, shutdown: &CancellationToken) -> bool {
+        self.promise(TUNING_WAIT, &self.tuning.borrow());
+        tokio::select! {
+            () = shutdown.cancelled() => false,
+            loaded = tokio::time::timeout(TUNING_WAIT, self.tuning_loaded.wait_for(|l| *l)) => {
+                if loaded.is_err() {
+                    tracing::warn!("tuning ConfigMap not read within {TUNING_WAIT:?}; polling with the flags' tuning");
+                }
+                true
+            }
+        }
+    }
+
+    /// One poll of every source, its result handed to the state and acted
+    /// on. `None` when `shutdown` came first.
+    async fn poll_once(
+        &self,
+        sources: &mut Sources,
+        tuning: &Tuning,
+        state: &mut PollState,
+        shutdown: &CancellationToken,
+    ) -> Option<Outcome> {
+        let started = Instant::now();
+        let polled = tokio::select! {
+            polled = sources.poll(tuning) => polled,
+            () = shutdown.cancelled() => return None,
+        };
+        let (outcome, step) = match polled.into_result() {
+            Ok(response) => {
+                self.metrics.record_poll("success", started.elapsed());
+                let snapshot = tokio::select! {
+                    snapshot = self.settled_snapshot(response, tuning, state, sources) => snapshot,
+                    () = shutdown.cancelled() => return None,
+                };
+                self.on_success(snapshot, state)
+            }
+            Err((url, error)) => {
+                self.metrics.record_poll(error.kind(), started.elapsed());
+                tracing::warn!(%url, %error, kind = error.kind(), "poll of Prometheus alerts failed");
+                state.failed(error.kind(), error.retry_after())
+            }
+        };
+        self.act(step);
+        self.polled.send_replace(true);
+        Some(outcome)
+    }
+
+    /// Waits for the next poll, acting on staleness when its deadline comes
+    /// first and ending early for a new tuning, which is polled with at
+    /// once. A closed tuning channel is stopped being watched.
+    async fn wait_for_next_poll(
+        &mut self,
+        next_poll: tokio::time::Instant,
+        state: &mut PollState,
+        watching_tuning: &mut bool,
+        shutdown: &CancellationToken,
+    ) -> Waited {
+        loop {
+            let stale_at = state.stale_at().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                () = shutdown.cancelled() => return Waited::ShutDown,
+                () = tokio::time::sleep_until(next_poll) => return Waited::Due,
+                () = sleep_until_some(stale_at) => self.act(state.deadline_reached(now())),
+                changed = self.tuning.changed(), if *watching_tuning => {
+                    if changed.is_err() {
+                        *watching_tuning = false;
+                        continue;
                     }
+                    let new = self.tuning.borrow_and_update().clone();
+                    self.act(state.retuned(PollTuning::from(&*new)));
+                    return Waited::Retuned(new);
                 }
             }
         }
@@ -302,6 +345,16 @@ impl Poller {
                 .inc_by(n as u64);
         }
     }
+}
+
+/// How the wait between two polls ended.
+enum Waited {
+    /// The next poll is due.
+    Due,
+    /// A new tuning came, to poll with at once.
+    Retuned(Arc<Tuning>),
+    /// `shutdown` was cancelled.
+    ShutDown,
 }
 
 /// The adaptive delay moved to just after the next rule evaluation it

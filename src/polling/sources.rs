@@ -168,32 +168,9 @@ impl Sources {
         let mut failed = Vec::new();
         for (source, answer) in self.sources.iter().zip(answers) {
             let shown = source.shown();
-            let result = match &answer {
-                Ok(_) => "success",
-                Err(e) => e.kind(),
-            };
-            metrics
-                .source_requests
-                .get_or_create(&SourceResultLabels {
-                    source: shown.clone(),
-                    result: result.to_owned(),
-                })
-                .inc();
+            count_answer(&metrics, &shown, &answer);
             match answer {
                 Ok(response) => {
-                    if !response.warnings.is_empty() {
-                        metrics
-                            .source_warnings
-                            .get_or_create(&SourceLabels {
-                                source: shown.clone(),
-                            })
-                            .inc_by(response.warnings.len() as u64);
-                        tracing::warn!(
-                            source = %shown,
-                            warnings = ?response.warnings,
-                            "the answer came with warnings (a Thanos partial response?)"
-                        );
-                    }
                     bytes += response.bytes;
                     warnings.extend(response.warnings);
                     merged.push(response.alerts);
@@ -203,15 +180,7 @@ impl Sources {
         }
         // With one source the poller's own line says it all.
         if self.sources.len() > 1 {
-            for (source, error) in &failed {
-                tracing::warn!(
-                    %source,
-                    %error,
-                    kind = error.kind(),
-                    others_answered = !merged.is_empty(),
-                    "an alert source failed"
-                );
-            }
+            log_failures(&failed, !merged.is_empty());
         }
         if merged.is_empty() {
             return Polled {
@@ -262,6 +231,53 @@ impl Sources {
         }))
         .await;
         checks.into_iter().flatten().any(|settling| settling)
+    }
+}
+
+/// Counts one source's answer by its result, and the warnings it came
+/// with, which a Thanos partial response carries: the answer is used, but
+/// may lack alerts, so an operator should see it.
+fn count_answer(metrics: &Metrics, shown: &str, answer: &Result<AlertsResponse, PollError>) {
+    let result = match answer {
+        Ok(_) => "success",
+        Err(e) => e.kind(),
+    };
+    metrics
+        .source_requests
+        .get_or_create(&SourceResultLabels {
+            source: shown.to_owned(),
+            result: result.to_owned(),
+        })
+        .inc();
+    let Ok(response) = answer else {
+        return;
+    };
+    if !response.warnings.is_empty() {
+        metrics
+            .source_warnings
+            .get_or_create(&SourceLabels {
+                source: shown.to_owned(),
+            })
+            .inc_by(response.warnings.len() as u64);
+        tracing::warn!(
+            source = %shown,
+            warnings = ?response.warnings,
+            "the answer came with warnings (a Thanos partial response?)"
+        );
+    }
+}
+
+/// Names each failed source, and whether the poll still had an answer from
+/// another.
+fn log_failures(failed: &[(String, PollError)], others_answered: bool) {
+    for (source, error) in failed {
+        tracing::warn!(
+            %source,
+            %error,
+            kind = error.kind(),
+            others_answered,
+            "an alert source failed"
+        );
     }
 }
 

@@ -16,12 +16,11 @@ use std::time::{Duration, SystemTime};
 use prometheus_http_query::reqwest::{self, StatusCode, Url, header};
 
 use super::auth::{Auth, Authenticator};
-use super::decode::{
-    DecodeError, Decoded, decode_alert_series, decode_alerts, decode_rule_timings,
-    decode_start_time,
-};
+use super::decode::{Decoded, decode_alert_series, decode_alerts};
+use super::envelope::DecodeError;
 use super::error::{ClientError, PollError};
 use super::source::alerts_query;
+use super::timing::{decode_rule_timings, decode_start_time};
 use crate::config::AlertSource;
 use crate::config::Headers;
 use crate::config::Tuning;
@@ -140,68 +139,23 @@ pub struct PrometheusClient {
 impl PrometheusClient {
     pub fn new(settings: ClientSettings) -> Result<Self, ClientError> {
         install_crypto_provider();
-        let mut builder = reqwest::Client::builder()
-            .timeout(settings.request_timeout)
-            .connect_timeout(settings.connect_timeout)
-            .no_proxy()
-            .user_agent(concat!("alert-poller/", env!("CARGO_PKG_VERSION")));
-        let tls = &settings.tls;
-        let stamps = tls.paths().map(|p| stamp(p)).collect();
-        if let Some(path) = &tls.ca_file {
-            let pem = read_client_file("CA", path)?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
-                ClientError::CaParse {
-                    path: path.clone(),
-                    source,
-                }
-            })?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-            let mut pem = read_client_file("client certificate", cert)?;
-            pem.push(b'\n');
-            pem.extend(read_client_file("client key", key)?);
-            let identity =
-                reqwest::Identity::from_pem(&pem).map_err(|e| ClientError::Identity {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                    cause: causes(&e),
-                })?;
-            builder = builder.identity(identity);
-        }
-        if tls.insecure_skip_verify {
-            tracing::warn!(
-                url = %redact(&settings.url),
-                "TLS certificate verification towards Prometheus is disabled (insecureSkipVerify)"
-            );
-            builder = builder.danger_accept_invalid_certs(true);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| ClientError::Build(causes(&e)))?;
-        let mut base = settings.url.clone();
-        if !base.path().ends_with('/') {
-            base.set_path(&format!("{}/", base.path()));
-        }
+        // Stamped before they are read, so a rotation in between is noticed.
+        let stamps = settings.tls.paths().map(|p| stamp(p)).collect();
+        let http = http_client(&settings)?;
+        let base = base_url(&settings.url);
         let api = prometheus_http_query::Client::from(http, base.as_str()).map_err(|source| {
             ClientError::Url {
                 url: redact(&settings.url),
                 source,
             }
         })?;
-        let alerts_url = base.join("api/v1/alerts").expect("a relative path joins");
+        let alerts_url = endpoint(&base, "api/v1/alerts");
         // Only the groups' timing is read: Prometheus 2.49 and later leave
         // out every rule's active alerts when asked (older ones ignore the
         // parameter), which with other teams' alerts is most of the body.
-        let rules_url = base
-            .join("api/v1/rules?type=alert&exclude_alerts=true")
-            .expect("a relative path joins");
-        let query_url = base.join("api/v1/query").expect("a relative path joins");
-        let runtime_url = base
-            .join("api/v1/status/runtimeinfo")
-            .expect("a relative path joins");
+        let rules_url = endpoint(&base, "api/v1/rules?type=alert&exclude_alerts=true");
+        let query_url = endpoint(&base, "api/v1/query");
+        let runtime_url = endpoint(&base, "api/v1/status/runtimeinfo");
         let shown_url = redact(match settings.source {
             AlertSource::Alerts => &alerts_url,
             AlertSource::Query => &query_url,
@@ -302,11 +256,20 @@ impl PrometheusClient {
     }
 
     /// One GET with the headers and credentials, the status rules and the
-    /// body cap. A refused OAuth2 token (revoked, or expired early) is
-    /// replaced and the request sent once more.
+    /// body cap.
     async fn fetch(&self, url: Url) -> Result<(StatusCode, Vec<u8>), PollError> {
+        let response = self.send(url).await?;
+        let status = response.status();
+        refuse_unreadable(status, response.headers())?;
+        let body = self.read_body(response).await?;
+        Ok((status, body))
+    }
+
+    /// Sends the GET. A refused OAuth2 token (revoked, or expired early) is
+    /// replaced and the request sent once more.
+    async fn send(&self, url: Url) -> Result<reqwest::Response, PollError> {
         let mut retried = false;
-        let mut response = loop {
+        loop {
             let http = self.api.inner();
             let request = http
                 .get(url.clone())
@@ -317,29 +280,13 @@ impl PrometheusClient {
                 retried = true;
                 continue;
             }
-            break response;
-        };
-        let status = response.status();
-        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
-            return Err(PollError::RetryLater {
-                status,
-                retry_after: retry_after(response.headers()),
-            });
+            return Ok(response);
         }
-        if !is_json(response.headers()) {
-            if !status.is_success() {
-                return Err(PollError::Http {
-                    status,
-                    detail: "no JSON error body".into(),
-                });
-            }
-            let content_type = response
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .unwrap_or_else(|| "(none)".into());
-            return Err(PollError::ContentType(content_type));
-        }
+    }
+
+    /// The body, refused once it passes `maxResponseBytes`: at once when
+    /// the announced length does, else as soon as the chunks read do.
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, PollError> {
         let limit = self.settings.max_response_bytes;
         if response.content_length().is_some_and(|len| len > limit) {
             return Err(PollError::TooLarge(limit));
@@ -365,7 +312,7 @@ impl PrometheusClient {
         for chunk in chunks {
             body.extend_from_slice(&chunk);
         }
-        Ok((status, body))
+        Ok(body)
     }
 
     fn transport_error(&self, e: reqwest::Error) -> PollError {
@@ -377,6 +324,70 @@ impl PrometheusClient {
             PollError::Transport(root_cause(&e))
         }
     }
+}
+
+/// The HTTP client with the settings' timeouts and TLS files. No proxy:
+/// Prometheus is asked directly, whatever the environment says.
+fn http_client(settings: &ClientSettings) -> Result<reqwest::Client, ClientError> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(settings.request_timeout)
+        .connect_timeout(settings.connect_timeout)
+        .no_proxy()
+        .user_agent(concat!("alert-poller/", env!("CARGO_PKG_VERSION")));
+    let tls = &settings.tls;
+    if let Some(path) = &tls.ca_file {
+        for cert in ca_certificates(path)? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        builder = builder.identity(client_identity(cert, key)?);
+    }
+    if tls.insecure_skip_verify {
+        tracing::warn!(
+            url = %redact(&settings.url),
+            "TLS certificate verification towards Prometheus is disabled (insecureSkipVerify)"
+        );
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder.build().map_err(|e| ClientError::Build(causes(&e)))
+}
+
+/// The certificates of a CA bundle, each trusted besides the system's.
+fn ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let pem = read_client_file("CA", path)?;
+    reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| ClientError::CaParse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The client certificate and its key as one identity: reqwest reads both
+/// from a single PEM.
+fn client_identity(cert: &Path, key: &Path) -> Result<reqwest::Identity, ClientError> {
+    let mut pem = read_client_file("client certificate", cert)?;
+    pem.push(b'\n');
+    pem.extend(read_client_file("client key", key)?);
+    reqwest::Identity::from_pem(&pem).map_err(|e| ClientError::Identity {
+        cert: cert.to_owned(),
+        key: key.to_owned(),
+        cause: causes(&e),
+    })
+}
+
+/// The configured URL as a base to join paths to: without a trailing slash
+/// its last segment (a path prefix such as `/prometheus`) would be replaced.
+fn base_url(url: &Url) -> Url {
+    let mut base = url.clone();
+    if !base.path().ends_with('/') {
+        base.set_path(&format!("{}/", base.path()));
+    }
+    base
+}
+
+/// An API endpoint under the base URL.
+fn endpoint(base: &Url, path: &str) -> Url {
+    base.join(path).expect("a relative path joins")
 }
 
 fn read_client_file(what: &'static str, path: &Path) -> Result<Vec<u8>, ClientError> {
@@ -409,6 +420,32 @@ fn decode_error(status: StatusCode, e: DecodeError) -> PollError {
         (true, DecodeError::Invalid(cause)) => PollError::Decode(cause),
         (true, DecodeError::Prometheus(message)) => PollError::Prometheus(message),
     }
+}
+
+/// Refuses an answer that cannot be decoded, before its body is read:
+/// "retry later" with its `Retry-After`, a failed status without a JSON
+/// error body, or a success that is not JSON.
+fn refuse_unreadable(status: StatusCode, headers: &header::HeaderMap) -> Result<(), PollError> {
+    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+        return Err(PollError::RetryLater {
+            status,
+            retry_after: retry_after(headers),
+        });
+    }
+    if is_json(headers) {
+        return Ok(());
+    }
+    if !status.is_success() {
+        return Err(PollError::Http {
+            status,
+            detail: "no JSON error body".into(),
+        });
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_else(|| "(none)".into());
+    Err(PollError::ContentType(content_type))
 }
 
 fn is_json(headers: &header::HeaderMap) -> bool {
