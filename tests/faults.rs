@@ -210,6 +210,7 @@ async fn a_failing_prometheus_is_backed_off_and_pipelines_turn_unknown() {
         &fake.url(),
         &[
             ("minInterval", "100ms"),
+            ("maxInterval", "200ms"),
             ("errorMaxInterval", "400ms"),
             ("staleAfter", "1500ms"),
         ],

@@ -161,7 +161,7 @@ fn tls_is_verified_unless_explicitly_disabled() {
     );
     assert!(String::from_utf8_lossy(&trusted.stdout).contains("FlowHealthy"));
 
-    let insecure = check(&url, &["--insecure-skip-verify", "true"]);
+    let insecure = check(&url, &["--insecure-skip-verify"]);
     assert!(
         insecure.status.success(),
         "{}",
