@@ -20,7 +20,7 @@ pub async fn run_check(tuning: &Tuning, args: &CheckArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match check::check(tuning, targets).await {
+    match check::poll_and_judge(tuning, targets).await {
         Ok(reports) => {
             if reports.is_empty() && matches!(args.output, Output::Table | Output::Wide) {
                 eprintln!("No pipelines found.");

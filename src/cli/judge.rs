@@ -67,7 +67,7 @@ pub struct CheckError {
 
 /// Polls once, as the controller does (every source, answers merged), and
 /// judges each target.
-pub async fn check(
+pub async fn poll_and_judge(
     tuning: &Tuning,
     targets: Vec<Target>,
 ) -> Result<Vec<PipelineReport>, CheckError> {

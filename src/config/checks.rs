@@ -15,7 +15,7 @@ type Problem = (&'static str, String);
 impl Tuning {
     /// Rules that span settings or bound a single one. `given` holds the raw
     /// values of this source, so an error quotes what the user wrote.
-    pub(super) fn check(&self, given: &BTreeMap<&str, &str>) -> Vec<ConfigError> {
+    pub(super) fn refusals(&self, given: &BTreeMap<&str, &str>) -> Vec<ConfigError> {
         let credentials = self
             .credential_conflicts()
             .into_iter()
@@ -130,96 +130,13 @@ impl Tuning {
         problems
     }
 
-    /// Credential settings that do not go together: one way to authenticate
-    /// at a time, each complete. A half-set mode would otherwise send no
-    /// credentials and fail every poll with a puzzling 401.
+    /// Credential settings that do not go together: one mode at a time,
+    /// each complete ([`super::Auth::try_from`]), and a whole client
+    /// certificate.
     fn credential_conflicts(&self) -> Vec<(&'static str, &'static str)> {
-        let (basic, oauth2) = (self.uses_basic_auth(), self.uses_oauth2());
-        let mut conflicts = Vec::new();
-        let modes = [self.bearer_token_file.is_some(), basic, oauth2];
-        if modes.iter().filter(|m| **m).count() > 1 {
-            let key = if oauth2 {
-                "oauth2TokenUrl"
-            } else {
-                "basicAuthPasswordFile"
-            };
-            conflicts.push((
-                key,
-                "use one of bearerTokenFile, basic auth and OAuth2, not several",
-            ));
-        }
-        if basic {
-            conflicts.extend(self.basic_auth_gaps());
-        }
-        if oauth2 {
-            conflicts.extend(self.oauth2_gaps());
-        }
+        let mut conflicts = super::Auth::try_from(self).err().unwrap_or_default();
         conflicts.extend(self.client_certificate_gap());
         conflicts
-    }
-
-    /// Whether any basic auth setting is given: then all it needs must be.
-    fn uses_basic_auth(&self) -> bool {
-        self.basic_auth_username.is_some()
-            || self.basic_auth_username_file.is_some()
-            || self.basic_auth_password_file.is_some()
-    }
-
-    /// Whether any OAuth2 setting is given: then all it needs must be.
-    fn uses_oauth2(&self) -> bool {
-        self.oauth2_token_url.is_some()
-            || self.oauth2_client_id.is_some()
-            || self.oauth2_client_secret_file.is_some()
-            || !self.oauth2_scopes.0.is_empty()
-    }
-
-    /// What basic auth lacks: exactly one source of the username, and the
-    /// password file.
-    fn basic_auth_gaps(&self) -> Vec<(&'static str, &'static str)> {
-        let mut gaps = Vec::new();
-        match (
-            self.basic_auth_username.is_some(),
-            self.basic_auth_username_file.is_some(),
-        ) {
-            (true, true) => gaps.push((
-                "basicAuthUsernameFile",
-                "give basicAuthUsername or basicAuthUsernameFile, not both",
-            )),
-            (false, false) => gaps.push((
-                "basicAuthUsername",
-                "basic auth needs basicAuthUsername or basicAuthUsernameFile",
-            )),
-            _ => {}
-        }
-        if self.basic_auth_password_file.is_none() {
-            gaps.push(("basicAuthPasswordFile", "basic auth needs a password file"));
-        }
-        gaps
-    }
-
-    /// What OAuth2 lacks of the token URL, client id and secret file.
-    fn oauth2_gaps(&self) -> Vec<(&'static str, &'static str)> {
-        [
-            (
-                self.oauth2_token_url.is_none(),
-                "oauth2TokenUrl",
-                "OAuth2 needs the token endpoint's URL",
-            ),
-            (
-                self.oauth2_client_id.is_none(),
-                "oauth2ClientId",
-                "OAuth2 needs a client id",
-            ),
-            (
-                self.oauth2_client_secret_file.is_none(),
-                "oauth2ClientSecretFile",
-                "OAuth2 needs a client secret file",
-            ),
-        ]
-        .into_iter()
-        .filter(|(missing, _, _)| *missing)
-        .map(|(_, key, reason)| (key, reason))
-        .collect()
     }
 
     /// A client certificate without its key, or a key without its

@@ -10,8 +10,10 @@
 //! back to the flag's value. Parsing is pure; the watch lives in `config_watch`.
 
 mod checks;
+mod credentials;
 mod values;
 
+pub use credentials::{Auth, OAuth2, Username};
 pub use values::{AlertSource, Bytes, Headers, Mode, Setting, Urls, Words, redact};
 
 use std::collections::BTreeMap;
@@ -258,7 +260,7 @@ impl Tuning {
             }
         }
         if errors.is_empty() {
-            errors.extend(tuning.check(&given));
+            errors.extend(tuning.refusals(&given));
         }
         if errors.is_empty() {
             Ok(tuning)

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 /// What a candidate should do about the lease it just read. Pure.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Step {
+pub enum LeaseAction {
     /// Nobody holds it, or the holder let it expire: take it.
     Acquire,
     /// We hold it: renew it.
@@ -32,23 +32,23 @@ pub enum Step {
     Wait,
 }
 
-pub fn step(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> Step {
+pub fn next_action(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> LeaseAction {
     let Some(spec) = spec else {
-        return Step::Acquire;
+        return LeaseAction::Acquire;
     };
     let holder = spec.holder_identity.as_deref().unwrap_or_default();
     if holder == me {
-        return Step::Renew;
+        return LeaseAction::Renew;
     }
     if holder.is_empty() {
-        return Step::Acquire;
+        return LeaseAction::Acquire;
     }
     let duration = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(0)));
     match &spec.renew_time {
         Some(MicroTime(renewed)) if renewed.saturating_add(duration).is_ok_and(|end| end > now) => {
-            Step::Wait
+            LeaseAction::Wait
         }
-        _ => Step::Acquire,
+        _ => LeaseAction::Acquire,
     }
 }
 
@@ -162,12 +162,12 @@ fn round_limit(leading: bool, since_renewal: Option<Duration>, config: &LeaseCon
 async fn try_once(api: &Api<Lease>, config: &LeaseConfig) -> Result<bool, kube::Error> {
     let now = Timestamp::now();
     let current = api.get_opt(&config.name).await?;
-    let decision = step(
+    let decision = next_action(
         current.as_ref().and_then(|l| l.spec.as_ref()),
         &config.identity,
         now,
     );
-    if decision == Step::Wait {
+    if decision == LeaseAction::Wait {
         return Ok(false);
     }
     let previous = current
@@ -180,11 +180,11 @@ async fn try_once(api: &Api<Lease>, config: &LeaseConfig) -> Result<bool, kube::
         lease_duration_seconds: Some(config.duration.as_secs().max(1) as i32),
         renew_time: Some(MicroTime(now)),
         acquire_time: match decision {
-            Step::Renew => previous.acquire_time.clone(),
+            LeaseAction::Renew => previous.acquire_time.clone(),
             _ => Some(MicroTime(now)),
         },
         lease_transitions: Some(match decision {
-            Step::Acquire if current.is_some() => transitions + 1,
+            LeaseAction::Acquire if current.is_some() => transitions + 1,
             _ => transitions,
         }),
         ..LeaseSpec::default()
@@ -284,23 +284,26 @@ mod tests {
     #[test]
     fn decisions_follow_holder_and_expiry() {
         let now = Timestamp::from_second(1_000).unwrap();
-        assert_eq!(step(None, "me", now), Step::Acquire);
+        assert_eq!(next_action(None, "me", now), LeaseAction::Acquire);
         assert_eq!(
-            step(Some(&lease(Some("me"), Some(1), 15)), "me", now),
-            Step::Renew
+            next_action(Some(&lease(Some("me"), Some(1), 15)), "me", now),
+            LeaseAction::Renew
         );
         assert_eq!(
-            step(Some(&lease(Some("other"), Some(5), 15)), "me", now),
-            Step::Wait
+            next_action(Some(&lease(Some("other"), Some(5), 15)), "me", now),
+            LeaseAction::Wait
         );
         assert_eq!(
-            step(Some(&lease(Some("other"), Some(16), 15)), "me", now),
-            Step::Acquire
+            next_action(Some(&lease(Some("other"), Some(16), 15)), "me", now),
+            LeaseAction::Acquire
         );
-        assert_eq!(step(Some(&lease(None, None, 15)), "me", now), Step::Acquire);
         assert_eq!(
-            step(Some(&lease(Some("other"), None, 15)), "me", now),
-            Step::Acquire
+            next_action(Some(&lease(None, None, 15)), "me", now),
+            LeaseAction::Acquire
+        );
+        assert_eq!(
+            next_action(Some(&lease(Some("other"), None, 15)), "me", now),
+            LeaseAction::Acquire
         );
     }
 }

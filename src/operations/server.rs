@@ -37,7 +37,7 @@ pub struct Readiness {
 
 impl Readiness {
     /// `Ok` when ready, otherwise what is missing, for the probe's body.
-    fn check(&self) -> Result<(), String> {
+    fn missing(&self) -> Result<(), String> {
         if !*self.leading.borrow() {
             return if *self.api_reachable.borrow() {
                 Ok(())
@@ -119,7 +119,7 @@ fn route(
                 &format!("stuck: {stuck}\n"),
             ),
         },
-        "/readyz" => match readiness.check() {
+        "/readyz" => match readiness.missing() {
             Ok(()) => text(StatusCode::OK, "ready\n"),
             Err(missing) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -193,16 +193,16 @@ mod tests {
 
     #[test]
     fn a_standby_is_ready_only_while_it_reaches_the_api_server() {
-        assert_eq!(readiness(false, true, false, false).check(), Ok(()));
-        let err = readiness(false, false, false, false).check().unwrap_err();
+        assert_eq!(readiness(false, true, false, false).missing(), Ok(()));
+        let err = readiness(false, false, false, false).missing().unwrap_err();
         assert!(err.contains("cannot reach the API server"), "{err}");
     }
 
     #[test]
     fn the_leader_is_ready_after_its_first_poll_and_cache_sync() {
-        assert_eq!(readiness(true, true, true, true).check(), Ok(()));
+        assert_eq!(readiness(true, true, true, true).missing(), Ok(()));
         for (polled, synced) in [(false, true), (true, false), (false, false)] {
-            let err = readiness(true, true, polled, synced).check().unwrap_err();
+            let err = readiness(true, true, polled, synced).missing().unwrap_err();
             assert!(err.contains(&format!("first poll done={polled}")), "{err}");
         }
     }

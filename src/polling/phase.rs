@@ -13,9 +13,8 @@ use std::collections::BTreeMap;
 pub use crate::prometheus::GroupTiming;
 
 /// Extra wait after an evaluation's expected end, so the poll does not
-/// race it. Small, because the expected end is no longer one reading's word
-/// (see [`Readings`]): the evaluation time is the median of several, and
-/// the slot the earliest start seen.
+/// race it. It can be small because the expected end rests on several
+/// readings ([`Readings`]) rather than on one.
 pub const MARGIN_MS: i64 = 10;
 
 /// How many readings of a group the estimate rests on.
@@ -23,14 +22,12 @@ pub const READINGS: usize = 5;
 
 /// The last few timing readings of each rule group.
 ///
-/// One evaluation can take three times as long as the next (11 to 35 ms at
-/// 1 s and 100 pipelines in the experiments, 38 to 153 ms at 30 s), and a
-/// schedule built on one long reading polls late for as long as it trusts
-/// it (the experiments showed +25-30 ms for five minutes). Several readings
-/// give a steadier picture: the median duration is not moved by one slow
-/// evaluation; and an evaluation starts at its slot or after it (later when
-/// Prometheus is busy), never before, so the earliest start seen is nearest
-/// to the slot.
+/// An evaluation's duration varies a lot from one to the next (threefold is
+/// common), so a schedule built on one long reading polls late for as long
+/// as it keeps that reading. Several readings give a steadier picture: the
+/// median duration is not moved by one slow evaluation; and an evaluation
+/// starts at its slot or after it (later when Prometheus is busy), never
+/// before, so the earliest start seen is nearest to the slot.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Readings {
     /// Per group, oldest first.

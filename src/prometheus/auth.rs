@@ -8,96 +8,18 @@
 
 use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use prometheus_http_query::reqwest::{
-    self, RequestBuilder, StatusCode, Url,
+    self, RequestBuilder, StatusCode,
     header::{self},
 };
 use serde::Deserialize;
 
 use super::error::PollError;
-use crate::config::{Headers, Tuning, redact};
-
-/// How the basic-auth user name is given.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Username {
-    Plain(String),
-    File(PathBuf),
-}
-
-/// The OAuth2 client-credentials grant (RFC 6749, 4.4).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OAuth2 {
-    pub token_url: Url,
-    pub client_id: String,
-    pub client_secret_file: PathBuf,
-    pub scopes: Vec<String>,
-}
-
-/// The one way of authenticating that the settings name; the configuration
-/// check guarantees there is at most one and that it is complete.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Auth {
-    #[default]
-    None,
-    Bearer {
-        token_file: PathBuf,
-    },
-    Basic {
-        username: Username,
-        password_file: PathBuf,
-    },
-    OAuth2(OAuth2),
-}
-
-impl From<&Tuning> for Auth {
-    fn from(t: &Tuning) -> Self {
-        if let Some(token_file) = &t.bearer_token_file {
-            return Auth::Bearer {
-                token_file: token_file.clone(),
-            };
-        }
-        if let Some(password_file) = &t.basic_auth_password_file {
-            let username = match (&t.basic_auth_username, &t.basic_auth_username_file) {
-                (Some(name), _) => Username::Plain(name.clone()),
-                (None, Some(file)) => Username::File(file.clone()),
-                (None, None) => Username::Plain(String::new()),
-            };
-            return Auth::Basic {
-                username,
-                password_file: password_file.clone(),
-            };
-        }
-        match (
-            &t.oauth2_token_url,
-            &t.oauth2_client_id,
-            &t.oauth2_client_secret_file,
-        ) {
-            (Some(token_url), Some(client_id), Some(client_secret_file)) => Auth::OAuth2(OAuth2 {
-                token_url: token_url.clone(),
-                client_id: client_id.clone(),
-                client_secret_file: client_secret_file.clone(),
-                scopes: t.oauth2_scopes.0.clone(),
-            }),
-            _ => Auth::None,
-        }
-    }
-}
-
-impl Auth {
-    /// The mode's name, for the log line that says how the poller connects.
-    pub fn mode(&self) -> &'static str {
-        match self {
-            Auth::None => "none",
-            Auth::Bearer { .. } => "bearer",
-            Auth::Basic { .. } => "basic",
-            Auth::OAuth2(_) => "oauth2",
-        }
-    }
-}
+use crate::config::{Auth, Headers, OAuth2, Username, redact};
 
 /// A secret read from a file, which never prints.
 struct Secret(String);

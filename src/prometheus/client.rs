@@ -15,19 +15,20 @@ use std::time::{Duration, SystemTime};
 
 use prometheus_http_query::reqwest::{self, StatusCode, Url, header};
 
-use super::auth::{Auth, Authenticator};
+use super::auth::Authenticator;
 use super::decode::{Decoded, decode_alert_series, decode_alerts};
 use super::envelope::DecodeError;
 use super::error::{ClientError, PollError};
-use super::source::alerts_query;
+use super::query::alerts_query;
 use super::timing::{decode_rule_timings, decode_start_time};
 use crate::config::AlertSource;
+use crate::config::Auth;
 use crate::config::Headers;
 use crate::config::Tuning;
 use crate::config::redact;
 use crate::domain::alerts::{ActiveAlert, Matcher};
 use crate::prometheus::GroupTiming;
-use crate::prometheus::tls::install_crypto_provider;
+use crate::prometheus::crypto::install_crypto_provider;
 
 /// The files TLS is set up from. They are read when the client is built,
 /// and [`PrometheusClient::files_changed`] says when to build it again.
@@ -85,7 +86,8 @@ impl ClientSettings {
                 connect_timeout: t.connect_timeout,
                 max_response_bytes: t.max_response_bytes.0,
                 headers: t.headers.clone(),
-                auth: Auth::from(t),
+                auth: Auth::try_from(t)
+                    .expect("a validated tuning names one complete credential mode"),
                 tls: TlsFiles {
                     ca_file: t.ca_file.clone(),
                     cert_file: t.cert_file.clone(),

@@ -79,7 +79,7 @@ pub fn go_build(program: &str) -> Result<PathBuf, String> {
 }
 
 /// An HTTP client for the test bed's own requests, the crypto provider
-/// installed first (see `alert_poller::prometheus::tls`).
+/// installed first (see `alert_poller::prometheus::crypto`).
 pub fn http_client() -> prometheus_http_query::reqwest::Client {
     alert_poller::prometheus::install_crypto_provider();
     prometheus_http_query::reqwest::Client::new()
