@@ -4,7 +4,10 @@
 # `pause`) and the pause image archive, at most once per source state.
 # Prints the directory holding them as the only line on stdout:
 #   DIR/node  DIR/pause  DIR/pause.oci.tar
-# How it is cached is tests/go/cached-build.sh's.
+# How it is cached is tests/go/cached-build.sh's. It shares its Go caches
+# (go-scratch-kubernetes) with the control plane's build
+# (tests/controlplane/build.sh), which compiles mostly the same modules:
+# whichever is built second reuses what the first compiled.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
@@ -18,4 +21,4 @@ build() {
 }
 
 cached_build node "$(source_hash go.mod go.sum $(find . -name '*.go' -type f | LC_ALL=C sort))" \
-	"the node" build
+	"the node" build kubernetes controlplane
