@@ -1,7 +1,12 @@
-//! Property tests over the two parsers that take outside input: the alerts
-//! response (from Prometheus, or whatever answers in its place) and the
-//! tuning ConfigMap (from whoever can edit it). Neither may panic on any
+//! Property tests over the parsers that take outside input: the alerts
+//! answers (from Prometheus, or whatever answers in its place: the
+//! `/api/v1/alerts` body and the `ALERTS` query's, the default source) and
+//! the tuning ConfigMap (from whoever can edit it). None may panic on any
 //! input, and what they accept must be sound. Also the diff's algebra.
+//!
+//! The decoders take the whole body and no size limit: `maxResponseBytes`
+//! is enforced by the client while it reads the body, before any decoding
+//! (`tests/faults.rs` sends a 100 MB one), so there is no limit to fuzz here.
 //!
 //! Cases per property: 2000 by default; `PROPTEST_CASES=200000 cargo test
 //! --release --test fuzz` for a long run.
@@ -9,11 +14,22 @@
 use std::collections::BTreeMap;
 
 use alert_poller::config::{SETTINGS, Tuning};
-use alert_poller::domain::alerts::{ActiveAlert, AlertState, Matcher, Snapshot};
-use alert_poller::prometheus::{decode, decode_rule_timings};
+use alert_poller::domain::alerts::{ActiveAlert, AlertState, LabelSet, Matcher, Snapshot};
+use alert_poller::domain::kind::Kind;
+use alert_poller::prometheus::{
+    DecodeError, Decoded, decode, decode_alert_series, decode_alerts, decode_rule_timings,
+};
 use proptest::prelude::*;
 
 const VALID: &str = r#"{"status":"success","data":{"alerts":[{"labels":{"alertname":"MetricGatewayThrottling","pipeline_name":"a"},"annotations":{},"state":"firing","activeAt":"2026-11-27T10:00:00.1Z","value":"1e+00"}]}}"#;
+
+const VALID_SERIES: &str = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"ALERTS","alertname":"MetricGatewayThrottling","alertstate":"firing","pipeline_name":"a"},"value":[1795989643.407,"1"]}]}}"#;
+
+/// Every alert name a keep function built from these kinds accepts, as the
+/// client builds it from its matchers.
+fn ours(kinds: &[Kind]) -> impl Fn(&str) -> bool + '_ {
+    move |name: &str| kinds.iter().any(|k| Matcher::for_kind(*k).takes_name(name))
+}
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -38,6 +54,9 @@ fn json() -> impl Strategy<Value = serde_json::Value> {
             Just("firing".to_string()),
             Just("pending".to_string()),
             Just("2026-11-27T10:00:00Z".to_string()),
+            Just("vector".to_string()),
+            Just("ALERTS".to_string()),
+            Just("MetricGatewayThrottling".to_string()),
             ".{0,12}",
         ]
         .prop_map(serde_json::Value::from),
@@ -53,6 +72,12 @@ fn json() -> impl Strategy<Value = serde_json::Value> {
             Just("value".to_string()),
             Just("annotations".to_string()),
             Just("groups".to_string()),
+            Just("resultType".to_string()),
+            Just("result".to_string()),
+            Just("metric".to_string()),
+            Just("alertname".to_string()),
+            Just("alertstate".to_string()),
+            Just("__name__".to_string()),
             "[a-z]{1,6}",
         ];
         prop_oneof![
@@ -101,6 +126,8 @@ proptest! {
     #[test]
     fn decode_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         let _ = decode(&bytes);
+        let _ = decode_alert_series(&bytes, &|_| true);
+        let _ = decode_alert_series(&bytes, &ours(&[Kind::Metric]));
         let _ = decode_rule_timings(&bytes, &["Metric"]);
     }
 
@@ -108,6 +135,8 @@ proptest! {
     fn decode_never_panics_on_json(value in json()) {
         let body = serde_json::to_vec(&value).unwrap();
         let _ = decode(&body);
+        let _ = decode_alert_series(&body, &|_| true);
+        let _ = decode_alert_series(&body, &ours(&[Kind::Metric]));
         let _ = decode_rule_timings(&body, &["Metric"]);
     }
 
@@ -117,6 +146,22 @@ proptest! {
         body[at] = byte;
         let _ = decode(&body);
         let _ = decode(&VALID.as_bytes()[..cut]);
+    }
+
+    #[test]
+    fn series_decode_never_panics_on_mangled_answers(
+        cut in 0usize..VALID_SERIES.len(),
+        at in 0usize..VALID_SERIES.len(),
+        byte in any::<u8>(),
+    ) {
+        let mut body = VALID_SERIES.as_bytes().to_vec();
+        body[at] = byte;
+        let _ = decode_alert_series(&body, &|_| true);
+        // Any strict prefix of an answer is cut JSON: invalid, never an alert.
+        prop_assert!(matches!(
+            decode_alert_series(&VALID_SERIES.as_bytes()[..cut], &|_| true),
+            Err(DecodeError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -166,5 +211,550 @@ proptest! {
         prop_assert_eq!(ab.removed, ba.added);
         prop_assert_eq!(ab.affected.is_nobody(), ab.is_empty());
         prop_assert_eq!(&ab.affected, &ba.affected);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The answer to an `ALERTS` instant query (`alertSource: query`, the default):
+// generated as a structure, written out as JSON in any key order with fields
+// Prometheus, Thanos or Mimir may add, and compared with what a plain reading
+// of that structure says the alerts are.
+
+/// One sample of the vector: its labels in the order they are written, its
+/// `value` (read past, so sometimes not even the right type), and extra
+/// fields.
+#[derive(Clone, Debug)]
+struct SeriesSample {
+    labels: Vec<(String, String)>,
+    value: String,
+    extras: Vec<(String, String)>,
+    order: u64,
+}
+
+/// A `success` answer: `result` (`None`: `null`, as Thanos may answer),
+/// `warnings` (absent, `null` or a list), extra fields in `data` and in the
+/// envelope, and the order in which the keys are written.
+#[derive(Clone, Debug)]
+struct SeriesAnswer {
+    result: Option<Vec<SeriesSample>>,
+    warnings: Option<Option<Vec<String>>>,
+    data_extras: Vec<(String, String)>,
+    extras: Vec<(String, String)>,
+    order: u64,
+}
+
+const SPECIAL_LABELS: [&str; 3] = ["alertname", "alertstate", "__name__"];
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// `{"k": v, ...}` with the values already JSON, in an order `seed` picks.
+fn object(mut fields: Vec<(String, String)>, seed: u64) -> String {
+    // Fisher-Yates over a xorshift of the seed: the same seed, the same order.
+    let mut x = seed | 1;
+    for i in (1..fields.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        fields.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    let inner: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{}:{v}", json_str(k)))
+        .collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+/// A key for an extra field, never one of `reserved`.
+fn extra_key(reserved: &'static [&'static str]) -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "stats",
+            "infos",
+            "histogram",
+            "timestamp",
+            "exemplars",
+            ""
+        ])
+        .prop_map(String::from),
+        "[a-zA-Z_]{1,8}",
+    ]
+    .prop_map(move |k| {
+        if reserved.contains(&k.as_str()) {
+            format!("{k}_")
+        } else {
+            k
+        }
+    })
+}
+
+fn extras(reserved: &'static [&'static str]) -> impl Strategy<Value = Vec<(String, String)>> {
+    prop::collection::vec(
+        (extra_key(reserved), json().prop_map(|v| v.to_string())),
+        0..3,
+    )
+}
+
+fn alertname_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => prop::sample::select(vec![
+            "MetricGatewayThrottling",
+            "MetricAgentAllDataDropped",
+            "TraceGatewayExporterDroppedData",
+            "LogAgentBufferFull",
+            "LogFluentBitAllDataDropped",
+            "Metric",
+        ])
+        .prop_map(String::from),
+        2 => prop::sample::select(vec!["KubePodNotReady", "Watchdog", "metricGatewayThrottling", "Tr\u{e4}ceX", ""])
+            .prop_map(String::from),
+        1 => ".{0,10}",
+    ]
+}
+
+fn alertstate_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => prop::sample::select(vec!["firing", "pending"]).prop_map(String::from),
+        2 => prop::sample::select(vec!["inactive", "Firing", "PENDING", ""]).prop_map(String::from),
+        1 => ".{0,8}",
+    ]
+}
+
+fn label_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => prop::sample::select(vec![
+            "pipeline_name",
+            "pipeline_type",
+            "pod",
+            "severity",
+            "Zone",
+            "namespace",
+            "__meta",
+            "",
+        ])
+        .prop_map(String::from),
+        1 => "[a-zA-Z_][a-zA-Z0-9_]{0,6}",
+        // Prometheus 3 allows any UTF-8 in a name; some need escapes in JSON.
+        1 => ".{1,6}",
+    ]
+}
+
+fn label_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => prop::sample::select(vec![
+            "a", "b", "metricpipeline", "tracepipeline", "logpipeline", "", "x\"y\\z", "caf\u{e9}", "firing",
+        ])
+        .prop_map(String::from),
+        1 => ".{0,10}",
+    ]
+}
+
+/// A label set, each name once, in any order (Prometheus sorts them, other
+/// implementations need not): usually with `alertname`, `alertstate` and
+/// `__name__`, sometimes without.
+fn series_labels() -> impl Strategy<Value = Vec<(String, String)>> {
+    (
+        prop::option::weighted(0.9, alertname_value()),
+        prop::option::weighted(0.9, alertstate_value()),
+        prop::option::weighted(
+            0.7,
+            prop_oneof![4 => Just("ALERTS".to_string()), 1 => ".{0,6}"],
+        ),
+        prop::collection::btree_map(label_name(), label_value(), 0..6),
+    )
+        .prop_map(|(name, state, metric, others)| {
+            let mut labels: Vec<(String, String)> = others
+                .into_iter()
+                .filter(|(n, _)| !SPECIAL_LABELS.contains(&n.as_str()))
+                .collect();
+            for (n, v) in [
+                ("alertname", name),
+                ("alertstate", state),
+                ("__name__", metric),
+            ] {
+                if let Some(v) = v {
+                    labels.push((n.to_string(), v));
+                }
+            }
+            labels
+        })
+        .prop_flat_map(|labels| Just(labels).prop_shuffle())
+}
+
+/// A sample's `value`: `[time, "value"]` as Prometheus writes it, or
+/// anything at all, which the decoder reads past.
+fn sample_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => (
+            0u64..4_000_000_000_000,
+            prop_oneof![
+                prop::sample::select(vec!["1", "0", "+Inf", "-Inf", "NaN", "1e+00"]).prop_map(String::from),
+                any::<f64>().prop_map(|f| f.to_string()),
+            ],
+        )
+            .prop_map(|(ms, v)| format!("[{}.{:03},{}]", ms / 1000, ms % 1000, json_str(&v))),
+        1 => json().prop_map(|v| v.to_string()),
+    ]
+}
+
+fn series_sample() -> impl Strategy<Value = SeriesSample> {
+    (
+        series_labels(),
+        sample_value(),
+        extras(&["metric"]),
+        any::<u64>(),
+    )
+        .prop_map(|(labels, value, extras, order)| SeriesSample {
+            labels,
+            value,
+            extras,
+            order,
+        })
+}
+
+fn series_answer() -> impl Strategy<Value = SeriesAnswer> {
+    (
+        prop::option::weighted(0.95, prop::collection::vec(series_sample(), 0..8)),
+        prop::option::of(prop::option::of(prop::collection::vec(".{0,8}", 0..3))),
+        extras(&["result", "resultType"]),
+        extras(&["status", "data", "errorType", "error", "warnings"]),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(result, warnings, data_extras, extras, order)| SeriesAnswer {
+                result,
+                warnings,
+                data_extras,
+                extras,
+                order,
+            },
+        )
+}
+
+/// One thing wrong with an answer, each of which must make it invalid: a
+/// field missing, or of a type or value the decoder cannot take.
+#[derive(Clone, Debug)]
+enum Wrong {
+    Status(Option<&'static str>),
+    Data(Option<&'static str>),
+    ResultType(Option<&'static str>),
+    Result(&'static str),
+    Warnings(&'static str),
+    /// The sample at this index (modulo their number) is not an object.
+    Sample(prop::sample::Index, &'static str),
+    Metric(prop::sample::Index, Option<&'static str>),
+    AlertName(prop::sample::Index, &'static str),
+    AlertState(prop::sample::Index, &'static str),
+}
+
+fn wrong() -> impl Strategy<Value = Wrong> {
+    let not_string = || prop::sample::select(vec!["1", "null", "true", "[]", "{}", "[\"firing\"]"]);
+    let not_object = || prop::sample::select(vec!["1", "null", "true", "[]", "\"x\"", "[{}]"]);
+    prop_oneof![
+        prop::option::of(prop::sample::select(vec![
+            "\"Success\"",
+            "\"ok\"",
+            "1",
+            "null",
+            "[]"
+        ]))
+        .prop_map(Wrong::Status),
+        prop::option::of(not_object()).prop_map(Wrong::Data),
+        prop::option::of(prop::sample::select(vec![
+            "\"matrix\"",
+            "\"scalar\"",
+            "\"string\"",
+            "\"Vector\"",
+            "\"\"",
+            "1",
+            "null",
+            "[]",
+        ]))
+        .prop_map(Wrong::ResultType),
+        prop::sample::select(vec!["{}", "1", "\"x\"", "true", "[1]", "[[]]", "[null]"])
+            .prop_map(Wrong::Result),
+        prop::sample::select(vec!["1", "\"w\"", "[1]", "{}", "[null]"]).prop_map(Wrong::Warnings),
+        (any::<prop::sample::Index>(), not_object()).prop_map(|(i, v)| Wrong::Sample(i, v)),
+        (any::<prop::sample::Index>(), prop::option::of(not_object()))
+            .prop_map(|(i, v)| Wrong::Metric(i, v)),
+        (any::<prop::sample::Index>(), not_string()).prop_map(|(i, v)| Wrong::AlertName(i, v)),
+        (any::<prop::sample::Index>(), not_string()).prop_map(|(i, v)| Wrong::AlertState(i, v)),
+    ]
+}
+
+/// `labels` as the JSON object `metric`; `replace` gives one label a raw
+/// JSON value instead of its string (and adds it first if it is absent).
+fn metric_json(labels: &[(String, String)], replace: Option<(&str, &str)>) -> String {
+    let mut fields: Vec<(String, String)> = labels
+        .iter()
+        .map(|(n, v)| (n.clone(), json_str(v)))
+        .collect();
+    if let Some((name, raw)) = replace {
+        match fields.iter_mut().find(|(n, _)| n == name) {
+            Some(field) => field.1 = raw.to_string(),
+            None => fields.insert(0, (name.to_string(), raw.to_string())),
+        }
+    }
+    // In the order given: `object` would shuffle, and the order is the test's.
+    let inner: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{}:{v}", json_str(k)))
+        .collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+impl SeriesAnswer {
+    fn samples(&self) -> &[SeriesSample] {
+        self.result.as_deref().unwrap_or_default()
+    }
+
+    /// The answer as Prometheus would write it, or with `wrong` in it.
+    fn render(&self, wrong: Option<&Wrong>) -> String {
+        let n = self.samples().len();
+        // A fault in a sample needs a sample; without one, a wrong `result`.
+        let wrong = match wrong {
+            Some(
+                Wrong::Sample(..)
+                | Wrong::Metric(..)
+                | Wrong::AlertName(..)
+                | Wrong::AlertState(..),
+            ) if n == 0 => Some(&Wrong::Result("{}")),
+            w => w,
+        };
+        let at = |i: &prop::sample::Index| i.index(n);
+        let result = match (wrong, &self.result) {
+            (Some(Wrong::Result(raw)), _) => raw.to_string(),
+            (_, None) => "null".to_string(),
+            (_, Some(samples)) => {
+                let items: Vec<String> = samples
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let replace = match wrong {
+                            Some(Wrong::Sample(j, raw)) if at(j) == i => return raw.to_string(),
+                            Some(Wrong::AlertName(j, raw)) if at(j) == i => {
+                                Some(("alertname", *raw))
+                            }
+                            Some(Wrong::AlertState(j, raw)) if at(j) == i => {
+                                Some(("alertstate", *raw))
+                            }
+                            _ => None,
+                        };
+                        let metric = match wrong {
+                            Some(Wrong::Metric(j, raw)) if at(j) == i => raw.map(str::to_string),
+                            _ => Some(metric_json(&s.labels, replace)),
+                        };
+                        let mut fields: Vec<(String, String)> = metric
+                            .map(|m| ("metric".to_string(), m))
+                            .into_iter()
+                            .collect();
+                        fields.push(("value".into(), s.value.clone()));
+                        fields.extend(s.extras.iter().cloned());
+                        object(fields, s.order)
+                    })
+                    .collect();
+                format!("[{}]", items.join(","))
+            }
+        };
+        let result_type = match wrong {
+            Some(Wrong::ResultType(raw)) => raw.map(str::to_string),
+            _ => Some(json_str("vector")),
+        };
+        let mut data: Vec<(String, String)> = result_type
+            .map(|t| ("resultType".to_string(), t))
+            .into_iter()
+            .collect();
+        data.push(("result".into(), result));
+        data.extend(self.data_extras.iter().cloned());
+        let data = match wrong {
+            Some(Wrong::Data(raw)) => raw.map(str::to_string),
+            _ => Some(object(data, self.order.rotate_left(17))),
+        };
+        let status = match wrong {
+            Some(Wrong::Status(raw)) => raw.map(str::to_string),
+            _ => Some(json_str("success")),
+        };
+        let warnings = match (wrong, &self.warnings) {
+            (Some(Wrong::Warnings(raw)), _) => Some(raw.to_string()),
+            (_, None) => None,
+            (_, Some(None)) => Some("null".to_string()),
+            (_, Some(Some(list))) => Some(serde_json::to_string(list).unwrap()),
+        };
+        let mut envelope: Vec<(String, String)> = Vec::new();
+        envelope.extend(status.map(|s| ("status".to_string(), s)));
+        envelope.extend(data.map(|d| ("data".to_string(), d)));
+        envelope.extend(warnings.map(|w| ("warnings".to_string(), w)));
+        envelope.extend(self.extras.iter().cloned());
+        object(envelope, self.order)
+    }
+
+    /// What the answer says, read plainly: every sample whose `alertname`
+    /// `keep` accepts and whose `alertstate` is firing or pending, with its
+    /// labels less `__name__` and `alertstate`; and the warnings.
+    fn expected(&self, keep: &dyn Fn(&str) -> bool) -> Decoded {
+        let alerts = self
+            .samples()
+            .iter()
+            .filter_map(|s| {
+                let label = |name: &str| {
+                    s.labels
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.as_str())
+                };
+                if !keep(label("alertname")?) {
+                    return None;
+                }
+                let state = match label("alertstate")? {
+                    "firing" => AlertState::Firing,
+                    "pending" => AlertState::Pending,
+                    _ => return None,
+                };
+                let labels: LabelSet = s
+                    .labels
+                    .iter()
+                    .filter(|(n, _)| n != "__name__" && n != "alertstate")
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                Some(ActiveAlert { labels, state })
+            })
+            .collect();
+        Decoded {
+            alerts,
+            warnings: self.warnings.clone().flatten().unwrap_or_default(),
+        }
+    }
+
+    /// The same alerts as an `/api/v1/alerts` body: each sample an entry
+    /// whose `state` is its `alertstate`.
+    fn as_alerts_body(&self) -> String {
+        let entries: Vec<String> = self
+            .samples()
+            .iter()
+            .map(|s| {
+                let labels: Vec<(String, String)> = s
+                    .labels
+                    .iter()
+                    .filter(|(n, _)| n != "__name__" && n != "alertstate")
+                    .cloned()
+                    .collect();
+                let mut fields = vec![("labels".to_string(), metric_json(&labels, None))];
+                if let Some((_, state)) = s.labels.iter().find(|(n, _)| n == "alertstate") {
+                    fields.push(("state".into(), json_str(state)));
+                }
+                object(fields, s.order)
+            })
+            .collect();
+        let mut envelope = vec![
+            ("status".to_string(), json_str("success")),
+            (
+                "data".to_string(),
+                format!("{{\"alerts\":[{}]}}", entries.join(",")),
+            ),
+        ];
+        if let Some(w) = &self.warnings {
+            envelope.push(("warnings".into(), serde_json::to_string(w).unwrap()));
+        }
+        object(envelope, self.order)
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A well-formed answer gives exactly the alerts of the kinds asked
+    /// for, in the answer's order, whatever the key order, extra fields,
+    /// `value`s and label names; the same as `/api/v1/alerts` would for
+    /// the same alerts.
+    #[test]
+    fn series_answers_decode_to_exactly_the_alerts_of_our_kinds(
+        answer in series_answer(),
+        kinds in prop::sample::subsequence(Kind::ALL.to_vec(), 0..=3),
+    ) {
+        let body = answer.render(None);
+        let keep = ours(&kinds);
+        let decoded = decode_alert_series(body.as_bytes(), &keep);
+        prop_assert_eq!(decoded.as_ref().ok(), Some(&answer.expected(&keep)), "{}", body);
+        let every = decode_alert_series(body.as_bytes(), &|_| true);
+        prop_assert_eq!(every.as_ref().ok(), Some(&answer.expected(&|_| true)), "{}", body);
+        let alerts = answer.as_alerts_body();
+        prop_assert_eq!(decode_alerts(alerts.as_bytes(), &keep).ok(), decoded.ok(), "{}", alerts);
+    }
+
+    /// A missing field or a wrong type where the decoder must read is an
+    /// invalid answer, never a panic and never a partial list of alerts;
+    /// so is any strict prefix of a well-formed answer.
+    #[test]
+    fn series_answers_with_a_fault_are_invalid(
+        answer in series_answer(),
+        wrong in wrong(),
+        cut in any::<prop::sample::Index>(),
+        kinds in prop::sample::subsequence(Kind::ALL.to_vec(), 0..=3),
+    ) {
+        let keep = ours(&kinds);
+        let body = answer.render(Some(&wrong));
+        match decode_alert_series(body.as_bytes(), &keep) {
+            Err(DecodeError::Invalid(m)) => prop_assert!(!m.is_empty()),
+            other => prop_assert!(false, "{:?} gave {:?} for {}", wrong, other, body),
+        }
+        let whole = answer.render(None);
+        let cut = cut.index(whole.len());
+        prop_assert!(
+            matches!(decode_alert_series(&whole.as_bytes()[..cut], &keep), Err(DecodeError::Invalid(_))),
+            "{}", &whole[..cut]
+        );
+    }
+
+    /// Wrong types where the decoder reads past (`value`, labels of an
+    /// alert that is not ours once its name is known, extra fields) never
+    /// panic, and any error is an invalid answer.
+    #[test]
+    fn series_answers_with_anything_anywhere_never_panic(
+        answer in series_answer(),
+        at in any::<prop::sample::Index>(),
+        value in json(),
+        kinds in prop::sample::subsequence(Kind::ALL.to_vec(), 0..=3),
+    ) {
+        // Replace one token of a well-formed answer (a key, string, number
+        // or literal) with arbitrary JSON.
+        let body = answer.render(None);
+        let starts: Vec<usize> = body
+            .char_indices()
+            .filter(|&(i, c)| i > 0 && matches!(c, '"' | '0'..='9' | 't' | 'f' | 'n') && matches!(body.as_bytes()[i - 1], b':' | b',' | b'['))
+            .map(|(i, _)| i)
+            .collect();
+        prop_assume!(!starts.is_empty());
+        let start = starts[at.index(starts.len())];
+        let mut de = serde_json::Deserializer::from_str(&body[start..]).into_iter::<serde_json::Value>();
+        let _ = de.next();
+        let end = start + de.byte_offset();
+        let mangled = format!("{}{}{}", &body[..start], value, &body[end..]);
+        match decode_alert_series(mangled.as_bytes(), &ours(&kinds)) {
+            Ok(_) | Err(DecodeError::Invalid(_)) => {}
+            Err(e) => prop_assert!(false, "{:?} for {}", e, mangled),
+        }
+    }
+
+    /// `{"status":"error"}` is Prometheus' own error, reported with its
+    /// type and message, whatever else the answer holds and in any order.
+    #[test]
+    fn series_error_answers_are_prometheus_errors(
+        error_type in prop::option::of(prop_oneof![Just("timeout".to_string()), Just("bad_data".to_string()), ".{0,8}".prop_map(String::from)]),
+        error in prop::option::of(".{0,20}"),
+        extras in extras(&["status", "data", "errorType", "error", "warnings"]),
+        order in any::<u64>(),
+    ) {
+        let mut fields = vec![("status".to_string(), json_str("error"))];
+        fields.extend(error_type.as_deref().map(|t| ("errorType".to_string(), json_str(t))));
+        fields.extend(error.as_deref().map(|e| ("error".to_string(), json_str(e))));
+        fields.extend(extras);
+        let body = object(fields, order);
+        let want = format!(
+            "{}: {}",
+            error_type.as_deref().unwrap_or("unknown"),
+            error.as_deref().unwrap_or("no message")
+        );
+        prop_assert_eq!(decode_alert_series(body.as_bytes(), &|_| true), Err(DecodeError::Prometheus(want)), "{}", body);
     }
 }
