@@ -217,16 +217,24 @@ impl Sources {
 impl Sources {
     /// Whether a source that started lately may still lack firing alerts
     /// in its answers (`restart`): its start time, and its groups' timing
-    /// read afresh. Asked only when a poll would drop a firing alert, and
-    /// while settling, so it costs two requests per resolve.
+    /// read afresh, and how often they ran by its own count. Asked only
+    /// when a poll would drop a firing alert, and while settling, so it
+    /// costs three requests per resolve.
     pub async fn settling(&mut self, tuning: &Tuning) -> bool {
         let metrics = self.metrics.clone();
         let checks = join_all(self.sources.iter_mut().map(|source| async {
             let start = start_time(source).await?;
             let groups = read_timings(source, tuning, &metrics).await;
             let readable = source.timings.as_ref().is_some_and(|(r, _)| !r.is_empty());
-            let groups = readable.then_some(groups.as_slice());
-            Some(restart::settling(start, groups, unix_ms()))
+            let evaluations = match &source.client {
+                Ok(client) => client.evaluations().await.ok(),
+                Err(_) => None,
+            };
+            let seen = restart::SinceStart {
+                groups: readable.then_some(groups.as_slice()),
+                evaluations: evaluations.as_ref(),
+            };
+            Some(restart::settling(start, seen, unix_ms()))
         }))
         .await;
         checks.into_iter().flatten().any(|settling| settling)

@@ -9,6 +9,7 @@
 //! body in chunks up to `maxResponseBytes`, and decode it into the crate's
 //! `Alert` type.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -20,7 +21,7 @@ use super::decode::{Decoded, decode_alert_series, decode_alerts};
 use super::envelope::DecodeError;
 use super::error::{ClientError, PollError};
 use super::query::alerts_query;
-use super::timing::{decode_rule_timings, decode_start_time};
+use super::timing::{decode_evaluations, decode_rule_timings, decode_start_time};
 use crate::config::AlertSource;
 use crate::config::Auth;
 use crate::config::Headers;
@@ -131,6 +132,8 @@ pub struct PrometheusClient {
     rules_url: Url,
     /// `/api/v1/status/runtimeinfo`: when the server started.
     runtime_url: Url,
+    /// The server's own metrics: how often each rule group has run.
+    metrics_url: Url,
     /// The URL without credentials, for messages.
     shown_url: String,
     authenticator: Arc<Authenticator>,
@@ -158,6 +161,7 @@ impl PrometheusClient {
         let rules_url = endpoint(&base, "api/v1/rules?type=alert&exclude_alerts=true");
         let query_url = endpoint(&base, "api/v1/query");
         let runtime_url = endpoint(&base, "api/v1/status/runtimeinfo");
+        let metrics_url = endpoint(&base, "metrics");
         let shown_url = redact(match settings.source {
             AlertSource::Alerts => &alerts_url,
             AlertSource::Query => &query_url,
@@ -176,6 +180,7 @@ impl PrometheusClient {
             query_url,
             rules_url,
             runtime_url,
+            metrics_url,
         })
     }
 
@@ -243,6 +248,13 @@ impl PrometheusClient {
     pub async fn rule_timings(&self, prefixes: &[&str]) -> Result<Vec<GroupTiming>, PollError> {
         let (status, body) = self.fetch(self.rules_url.clone()).await?;
         decode_rule_timings(&body, prefixes).map_err(|e| decode_error(status, e))
+    }
+
+    /// How often each rule group has been evaluated since the server
+    /// started, from its own `/metrics` ([`decode_evaluations`]).
+    pub async fn evaluations(&self) -> Result<BTreeMap<u64, u64>, PollError> {
+        let (_, body) = self.fetch(self.metrics_url.clone()).await?;
+        Ok(decode_evaluations(&String::from_utf8_lossy(&body)))
     }
 
     /// When this server started, in Unix ms (`/api/v1/status/runtimeinfo`);

@@ -31,4 +31,4 @@ pub use decode::{Decoded, Keep, decode, decode_alert_series, decode_alerts};
 pub use envelope::DecodeError;
 pub use error::{ClientError, PollError};
 pub use query::{alerts_query, alerts_selector, series_max_age};
-pub use timing::{GroupTiming, decode_rule_timings, decode_start_time};
+pub use timing::{GroupTiming, decode_evaluations, decode_rule_timings, decode_start_time};

@@ -3,6 +3,7 @@
 //! started (`/api/v1/status/runtimeinfo`), for telling a restart apart from
 //! resolved alerts. Pure, like the alert decoders.
 
+use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::marker::PhantomData;
 
@@ -88,6 +89,63 @@ pub fn decode_rule_timings(
         .collect())
 }
 
+/// How many times each rule group has been evaluated since the server
+/// started, by group (the hash [`GroupTiming::group`] uses), from
+/// Prometheus' own `/metrics`: scheduled iterations less missed ones. A
+/// group is named there as `file;name`, and either may hold a `;`, so each
+/// way of splitting it is entered; only real groups are ever looked up.
+/// Lines of other metrics, and those that do not parse, count nothing. Pure.
+pub fn decode_evaluations(text: &str) -> BTreeMap<u64, u64> {
+    let mut scheduled: BTreeMap<String, f64> = BTreeMap::new();
+    let mut missed: BTreeMap<String, f64> = BTreeMap::new();
+    for line in text.lines() {
+        let (counts, rest) =
+            if let Some(rest) = line.strip_prefix("prometheus_rule_group_iterations_total{") {
+                (&mut scheduled, rest)
+            } else if let Some(rest) =
+                line.strip_prefix("prometheus_rule_group_iterations_missed_total{")
+            {
+                (&mut missed, rest)
+            } else {
+                continue;
+            };
+        if let Some((key, value)) = group_sample(rest) {
+            counts.insert(key, value);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (key, total) in scheduled {
+        let executed = (total - missed.get(&key).copied().unwrap_or(0.0)).max(0.0) as u64;
+        for (at, _) in key.match_indices(';') {
+            let mut group = DefaultHasher::new();
+            (&key[..at], &key[at + 1..]).hash(&mut group);
+            out.insert(group.finish(), executed);
+        }
+    }
+    out
+}
+
+/// The `rule_group` label's value and the sample's value from what follows
+/// a metric name's `{`.
+fn group_sample(rest: &str) -> Option<(String, f64)> {
+    let (labels, value) = rest.rsplit_once("} ")?;
+    let value: f64 = value.split_whitespace().next()?.parse().ok()?;
+    let quoted = labels.split_once("rule_group=\"")?.1;
+    let mut key = String::new();
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some((key, value)),
+            '\\' => match chars.next()? {
+                'n' => key.push('\n'),
+                other => key.push(other),
+            },
+            c => key.push(c),
+        }
+    }
+    None
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RuntimeInfo {
@@ -108,6 +166,37 @@ pub fn decode_start_time(body: &[u8]) -> Result<i64, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evaluations_are_counted_per_group_less_the_missed_ones() {
+        let text = "# HELP prometheus_rule_group_iterations_total The total number\n\
+            prometheus_rule_group_iterations_total{rule_group=\"/etc/rules.yaml;telemetry\"} 7\n\
+            prometheus_rule_group_iterations_missed_total{rule_group=\"/etc/rules.yaml;telemetry\"} 2\n\
+            prometheus_rule_group_iterations_total{rule_group=\"/etc/a;b.yaml;g;h\"} 3\n\
+            prometheus_rule_group_iterations_total{rule_group=\"/x/q\\\"t.yaml;other\"} 1\n\
+            prometheus_rule_group_last_duration_seconds{rule_group=\"/etc/rules.yaml;telemetry\"} 0.01\n\
+            prometheus_rule_group_iterations_total{rule_group=\"broken";
+        let counts = decode_evaluations(text);
+        let key = |file: &str, name: &str| {
+            let mut h = DefaultHasher::new();
+            (file, name).hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(counts.get(&key("/etc/rules.yaml", "telemetry")), Some(&5));
+        // A `;` in the file or the name: every split is entered.
+        assert_eq!(counts.get(&key("/etc/a;b.yaml", "g;h")), Some(&3));
+        assert_eq!(counts.get(&key("/etc/a", "b.yaml;g;h")), Some(&3));
+        // An escaped quote in the file name.
+        assert_eq!(counts.get(&key("/x/q\"t.yaml", "other")), Some(&1));
+        assert_eq!(counts.len(), 5);
+        // The same key as the group's timing.
+        let rules =
+            br#"{"status":"success","data":{"groups":[{"name":"telemetry","file":"/etc/rules.yaml",
+            "interval":30,"evaluationTime":0.01,"lastEvaluation":"2026-12-04T10:00:00Z",
+            "rules":[{"name":"MetricGatewayThrottling","type":"alerting"}]}]}}"#;
+        let timing = decode_rule_timings(rules, &["Metric"]).unwrap();
+        assert_eq!(counts.get(&timing[0].group), Some(&5));
+    }
 
     #[test]
     fn rule_timings_come_from_groups_with_our_alerts() {
