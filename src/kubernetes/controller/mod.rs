@@ -13,8 +13,8 @@
 //! chose, so no field is lost to a type that does not model it, and status
 //! writes follow the CRD's conditions-list shape.
 //!
-//! [`reconcile`] judges one pipeline and decides whether to write;
-//! [`write`] writes the condition the way the CRD's list shape asks.
+//! `reconcile.rs` judges one pipeline and decides whether to write;
+//! `write.rs` writes the condition the way the CRD's list shape asks.
 
 mod reconcile;
 mod write;
