@@ -13,6 +13,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
 
 use super::judge::{Current, Target};
+use alert_poller::domain::conditions;
 use alert_poller::domain::kind::Kind;
 use alert_poller::kubernetes::pipeline;
 use alert_poller::kubernetes::schema::{self, SchemaError};
@@ -129,9 +130,11 @@ fn target_of(kind: Kind, object: &Value, condition_type: &str) -> Target {
     }
 }
 
+/// The condition as the object holds it, fields read leniently: `check`
+/// shows what is there even where an entry lacks a field the controller's
+/// own reading (`conditions::find`) would require.
 fn current_condition(object: &Value, condition_type: &str) -> Option<Current> {
-    let conditions = object.pointer("/status/conditions")?.as_array()?;
-    let found = conditions
+    let found = conditions::raw_list(object)
         .iter()
         .find(|c| c.get("type").and_then(Value::as_str) == Some(condition_type))?;
     let field = |name: &str| {

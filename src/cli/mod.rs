@@ -285,7 +285,8 @@ pub fn command() -> clap::Command {
 /// Parses the command line; the second value names a flag given to a
 /// subcommand that does not use it.
 pub fn parse() -> (Cli, Option<String>) {
-    let matches = command().get_matches();
+    let mut command = command();
+    let matches = command.get_matches_mut();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let misplaced = match &cli.command {
         Some(Command::Check(c)) if !c.all && (c.kubeconfig.is_some() || c.context.is_some()) => {
@@ -293,13 +294,12 @@ pub fn parse() -> (Cli, Option<String>) {
         }
         _ => None,
     };
-    (cli, misplaced.or_else(|| unused_flag(&matches)))
+    (cli, misplaced.or_else(|| unused_flag(&command, &matches)))
 }
 
-fn unused_flag(matches: &ArgMatches) -> Option<String> {
+fn unused_flag(command: &clap::Command, matches: &ArgMatches) -> Option<String> {
     let (name, sub) = matches.subcommand()?;
     let used = used_by(name)?;
-    let command = command();
     let sub_command = command.find_subcommand(name)?;
     sub_command.get_arguments().find_map(|arg| {
         let long = arg.get_long()?;
@@ -315,9 +315,10 @@ mod tests {
     use super::*;
 
     fn parsed(args: &[&str]) -> Result<(Cli, Option<String>), clap::Error> {
-        let matches = command().try_get_matches_from(args)?;
+        let mut command = command();
+        let matches = command.try_get_matches_from_mut(args)?;
         let cli = Cli::from_arg_matches(&matches)?;
-        Ok((cli, unused_flag(&matches)))
+        Ok((cli, unused_flag(&command, &matches)))
     }
 
     fn help_of(subcommand: &str) -> String {
