@@ -17,6 +17,22 @@ pub use crate::prometheus::GroupTiming;
 /// readings ([`Readings`]) rather than on one.
 pub const MARGIN_MS: i64 = 10;
 
+/// The same for a group whose polls are checked after their answer
+/// ([`RECHECK_FROM_INTERVAL_MS`]): a race there costs one request, not an
+/// interval, so the poll can follow the evaluation's end as closely as the
+/// clocks allow; what it saves is latency, which push measures from the
+/// rule's own evaluation. Clocks that disagree are learned ([`Lateness`]).
+pub const RECHECKED_MARGIN_MS: i64 = 1;
+
+/// The margin after an evaluation of a group evaluated every `interval_ms`.
+pub fn margin_ms(interval_ms: i64) -> i64 {
+    if interval_ms >= RECHECK_FROM_INTERVAL_MS {
+        RECHECKED_MARGIN_MS
+    } else {
+        MARGIN_MS
+    }
+}
+
 /// How many readings of a group the estimate rests on.
 pub const READINGS: usize = 5;
 
@@ -115,7 +131,8 @@ pub fn next_poll(groups: &[GroupTiming], due_ms: i64) -> Option<i64> {
         .iter()
         .filter(|g| g.interval_ms > 0)
         .map(|g| {
-            let first_end = g.last_evaluation_ms + g.evaluation_ms.max(0) + MARGIN_MS;
+            let first_end =
+                g.last_evaluation_ms + g.evaluation_ms.max(0) + margin_ms(g.interval_ms);
             let ticks = (due_ms - first_end).div_euclid(g.interval_ms);
             let mut at = first_end + ticks * g.interval_ms;
             if at < due_ms {
@@ -136,10 +153,10 @@ pub const RECHECK_FROM_INTERVAL_MS: i64 = 5_000;
 /// What a timing reading taken after a poll's answer says of that answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recheck {
-    /// An evaluation ended after the poll was sent (the poll raced it, or
-    /// came before it): the answer may lack some of its changes, and the
-    /// evaluation has ended now, so ask again at once.
-    AskAgain,
+    /// An evaluation ended `short_ms` after the poll was sent (the poll
+    /// raced it, or came before it): the answer may lack some of its
+    /// changes, and the evaluation has ended now, so ask again at once.
+    AskAgain { short_ms: i64 },
     /// An evaluation was due before the poll was sent and had not ended by
     /// the reading (it started late, or runs long): read the timing again at
     /// this Unix ms, when it should have.
@@ -152,15 +169,20 @@ pub enum Recheck {
 /// `None`: it does. Groups evaluated more often than
 /// [`RECHECK_FROM_INTERVAL_MS`] are left out. Pure, so it is table-tested.
 pub fn recheck(groups: &[GroupTiming], sent_ms: i64, now_ms: i64) -> Option<Recheck> {
+    let rechecked = || {
+        groups
+            .iter()
+            .filter(|g| g.interval_ms >= RECHECK_FROM_INTERVAL_MS)
+    };
+    let short_ms = rechecked()
+        .map(|g| g.last_evaluation_ms + g.evaluation_ms.max(0) - sent_ms)
+        .max();
+    if let Some(short_ms) = short_ms.filter(|s| *s > 0) {
+        return Some(Recheck::AskAgain { short_ms });
+    }
     let mut wait_until = None;
-    for g in groups
-        .iter()
-        .filter(|g| g.interval_ms >= RECHECK_FROM_INTERVAL_MS)
-    {
+    for g in rechecked() {
         let (start, took) = (g.last_evaluation_ms, g.evaluation_ms.max(0));
-        if start + took > sent_ms {
-            return Some(Recheck::AskAgain);
-        }
         let due = start + g.interval_ms;
         if sent_ms >= due {
             // It should take as long as the last one; if that has passed,
@@ -170,6 +192,63 @@ pub fn recheck(groups: &[GroupTiming], sent_ms: i64, now_ms: i64) -> Option<Rech
         }
     }
     wait_until.map(Recheck::WaitUntil)
+}
+
+/// How much later than its readings say a source's evaluations end, by
+/// our clock, as the polls that raced one found.
+///
+/// Prometheus stamps its timing with its own clock and the poll is sent by
+/// ours; on two nodes they may disagree by some milliseconds, and then
+/// every poll placed [`RECHECKED_MARGIN_MS`] after the evaluation's end
+/// would race it and be asked twice. A difference of clocks makes every
+/// poll race by about as much; a slow evaluation makes one race, by
+/// however long it took. So the extra wait is the smallest shortfall of
+/// the last [`LATENESS_RACES`] races, and only once that many fell within
+/// the last hour: one slow evaluation (a loaded node) does not slow every
+/// later poll, and a lasting difference costs that many races an hour.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lateness {
+    /// (when, shortfall ms) of the recent races, oldest first.
+    races: Vec<(i64, i64)>,
+}
+
+/// How long a race's shortfall is kept.
+pub const LATENESS_MEMORY_MS: i64 = 3_600_000;
+/// The races the extra wait rests on.
+pub const LATENESS_RACES: usize = 3;
+
+impl Lateness {
+    /// A poll sent at `now_ms` raced an evaluation that ended `short_ms` later.
+    pub fn raced(&mut self, short_ms: i64, now_ms: i64) {
+        self.races.push((now_ms, short_ms.max(0)));
+        if self.races.len() > LATENESS_RACES {
+            self.races.remove(0);
+        }
+    }
+
+    /// The extra wait after an evaluation's expected end.
+    pub fn extra_ms(&self, now_ms: i64) -> i64 {
+        let recent = self
+            .races
+            .iter()
+            .filter(|(at, _)| now_ms - at < LATENESS_MEMORY_MS);
+        if recent.clone().count() < LATENESS_RACES {
+            return 0;
+        }
+        recent.map(|(_, short)| *short).min().unwrap_or(0)
+    }
+
+    /// `groups` with the learned extra added to the evaluation time of
+    /// those whose polls are checked (the others keep [`MARGIN_MS`]).
+    pub fn apply(&self, groups: &mut [GroupTiming], now_ms: i64) {
+        let extra = self.extra_ms(now_ms);
+        for g in groups
+            .iter_mut()
+            .filter(|g| g.interval_ms >= RECHECK_FROM_INTERVAL_MS)
+        {
+            g.evaluation_ms = g.evaluation_ms.max(0) + extra;
+        }
+    }
 }
 
 /// The moment the adaptive schedule's `delay_ms` (from `now_ms`) asks for,
@@ -219,8 +298,12 @@ mod tests {
             interval_ms: 30_000,
             evaluation_ms: 100,
         };
-        // The slow group ends at 10_500, before the fast one at 11_005.
-        assert_eq!(next_poll(&[slow, G], 10_100), Some(10_500 + M));
+        // The slow group ends at 10_500, before the fast one at 11_005; it
+        // is checked after each poll, so it takes the small margin.
+        assert_eq!(
+            next_poll(&[slow, G], 10_100),
+            Some(10_500 + RECHECKED_MARGIN_MS)
+        );
         assert_eq!(next_poll(&[], 10_100), None);
         let broken = GroupTiming {
             interval_ms: 0,
@@ -262,7 +345,10 @@ mod tests {
         for pair in polls.windows(2) {
             assert!(pair[1] - pair[0] >= 30_000, "{polls:?}");
         }
-        assert!(polls.iter().all(|p| p % 30_000 == 40 + M), "{polls:?}");
+        assert!(
+            polls.iter().all(|p| p % 30_000 == 40 + RECHECKED_MARGIN_MS),
+            "{polls:?}"
+        );
     }
 
     /// A reading of group `group` at interval 1 s: an evaluation that
@@ -393,9 +479,9 @@ mod tests {
             (&[g], 60_200, 60_210, None),
             (&[g], 89_999, 90_005, None),
             // Sent while it ran, or before it: it has ended now, ask again.
-            (&[g], 60_000, 60_250, Some(AskAgain)),
-            (&[g], 60_199, 60_250, Some(AskAgain)),
-            (&[g], 59_000, 60_250, Some(AskAgain)),
+            (&[g], 60_000, 60_250, Some(AskAgain { short_ms: 200 })),
+            (&[g], 60_199, 60_250, Some(AskAgain { short_ms: 1 })),
+            (&[g], 59_000, 60_250, Some(AskAgain { short_ms: 1_200 })),
             // The next was due before the send and had not ended by the
             // reading: read again when it should have ended...
             (&[g], 90_000, 90_020, Some(WaitUntil(90_200 + M))),
@@ -405,7 +491,12 @@ mod tests {
             // A fast group is not checked: a late read costs it a second.
             (&[fast], 60_100, 60_150, None),
             // Several groups: any one raced asks again; else the latest wait.
-            (&[g, other], 60_500, 60_600, Some(AskAgain)),
+            (
+                &[g, other],
+                60_500,
+                60_600,
+                Some(AskAgain { short_ms: 900 }),
+            ),
             (
                 &[g, other],
                 91_500,
@@ -421,5 +512,48 @@ mod tests {
                 "sent at {sent}, read at {now}"
             );
         }
+    }
+
+    #[test]
+    fn races_that_keep_coming_teach_how_late_evaluations_end() {
+        let hour = LATENESS_MEMORY_MS;
+        // (races as (at, shortfall), asked at, expected extra)
+        let cases: &[(&[(i64, i64)], i64, i64)] = &[
+            (&[], 0, 0),
+            // One or two races are slow evaluations: nothing learned.
+            (&[(1_000, 45)], 2_000, 0),
+            (&[(1_000, 45), (31_000, 7)], 32_000, 0),
+            // A clock about 7 ms behind Prometheus' races every poll: the
+            // smallest of three shortfalls is the difference.
+            (&[(1_000, 45), (31_000, 7), (61_000, 8)], 62_000, 7),
+            (
+                &[(1_000, 9), (31_000, 7), (61_000, 8), (91_000, 8)],
+                92_000,
+                7,
+            ),
+            // An hour after the oldest of the three, it is forgotten.
+            (&[(1_000, 9), (31_000, 7), (61_000, 8)], 1_000 + hour, 0),
+            // A negative shortfall cannot make polls earlier.
+            (&[(1_000, -5), (2_000, 3), (3_000, 4)], 4_000, 0),
+        ];
+        for (races, now, expected) in cases {
+            let mut lateness = Lateness::default();
+            for (at, short) in *races {
+                lateness.raced(*short, *at);
+            }
+            assert_eq!(lateness.extra_ms(*now), *expected, "{races:?} at {now}");
+        }
+        // Only rechecked groups wait for it: a fast group keeps its margin.
+        let mut lateness = Lateness::default();
+        for at in 0..3 {
+            lateness.raced(7, at);
+        }
+        let slow = GroupTiming {
+            interval_ms: 30_000,
+            ..G
+        };
+        let mut groups = [slow, G];
+        lateness.apply(&mut groups, 1_000);
+        assert_eq!((groups[0].evaluation_ms, groups[1].evaluation_ms), (12, 5));
     }
 }

@@ -51,6 +51,8 @@ struct Source {
     /// Set once the source has said it does not tell its start time
     /// (Thanos Query, Mimir), so it is not asked again.
     start_unknown: bool,
+    /// How much later than read its evaluations end, by our clock.
+    lateness: phase::Lateness,
 }
 
 impl Source {
@@ -70,6 +72,7 @@ impl Source {
             timings: None,
             timings_outdated: false,
             start_unknown: false,
+            lateness: phase::Lateness::default(),
         }
     }
 
@@ -330,25 +333,37 @@ async fn poll_one(
         AlertSource::Alerts => None,
     };
     let sent_ms = unix_ms();
-    let mut answer = client.alerts_of_ours(max_age).await;
-    let mut reads = 0;
-    while answer.is_ok() && reads < MAX_RECHECK_READS && source.rechecks_polls(tuning) {
-        reads += 1;
-        let reading = read_timings(source, tuning, metrics).await;
-        match phase::recheck(&reading, sent_ms, unix_ms()) {
+    // The check's reading is taken beside the query, not after its answer:
+    // it shows whether the evaluation had ended when the query was sent as
+    // well, and the answer waits for the slower of two requests instead of
+    // for both in turn, as a push notification waits for none.
+    let (mut answer, mut reading) = if source.rechecks_polls(tuning) {
+        let (answer, reading) = futures::join!(
+            client.alerts_of_ours(max_age),
+            read_timings(source, tuning, metrics)
+        );
+        (answer, Some(reading))
+    } else {
+        (client.alerts_of_ours(max_age).await, None)
+    };
+    let mut reads = 1;
+    while let (Ok(_), Some(groups)) = (&answer, reading.take()) {
+        match phase::recheck(&groups, sent_ms, unix_ms()) {
             None => break,
-            Some(phase::Recheck::AskAgain) => {
+            Some(phase::Recheck::AskAgain { short_ms }) => {
                 metrics.phase_rechecks.inc();
+                source.lateness.raced(short_ms, unix_ms());
                 tracing::debug!(
                     url = client.url(),
+                    short_ms,
                     "the poll may have read a rule group halfway through its evaluation; asking again"
                 );
                 // Asked after a reading that shows the evaluation ended, the
                 // answer is whole; not checked again, so a clock that is
                 // off costs one request per poll, not a loop of them.
                 answer = client.alerts_of_ours(max_age).await;
-                break;
             }
+            Some(phase::Recheck::WaitUntil(_)) if reads >= MAX_RECHECK_READS => {}
             Some(phase::Recheck::WaitUntil(at_ms)) => {
                 let wait = (at_ms - unix_ms()).clamp(0, RECHECK_MAX_WAIT_MS);
                 tracing::debug!(
@@ -357,6 +372,8 @@ async fn poll_one(
                     "a rule evaluation due before the poll has not ended; waiting for it"
                 );
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+                reads += 1;
+                reading = Some(read_timings(source, tuning, metrics).await);
             }
         }
     }
@@ -406,11 +423,13 @@ async fn rule_timings(source: &mut Source, tuning: &Tuning, metrics: &Metrics) -
     if source.timings.as_ref().is_none_or(expired) {
         read_timings(source, tuning, metrics).await;
     }
-    source
+    let mut groups = source
         .timings
         .as_ref()
         .map(|(readings, _)| readings.estimate())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    source.lateness.apply(&mut groups, unix_ms());
+    groups
 }
 
 /// Reads the timing of the groups holding alerts of any watched kind, adds
