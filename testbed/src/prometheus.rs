@@ -176,6 +176,11 @@ impl Prometheus {
         std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
+    /// The binary it runs (for the version experiments record).
+    pub fn binary(&self) -> &str {
+        &self.binary
+    }
+
     /// The process id while running (for CPU accounting in experiments).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().and_then(Child::id)

@@ -87,6 +87,24 @@ pub struct AgentReport {
     pub peak_rss_kib: u64,
 }
 
+/// One report over a design's incarnations (a disruption scenario stops
+/// and starts it around each change): their detections in turn, their
+/// counts added up, the largest memory.
+pub fn merged(reports: &[AgentReport]) -> AgentReport {
+    let mut out = AgentReport::default();
+    for r in reports {
+        out.detections.extend(r.detections.iter().cloned());
+        out.notifications += r.notifications;
+        out.prometheus_requests += r.prometheus_requests;
+        out.prometheus_bytes += r.prometheus_bytes;
+        out.reconciles += r.reconciles;
+        out.status_writes += r.status_writes;
+        out.cpu_seconds += r.cpu_seconds;
+        out.peak_rss_kib = out.peak_rss_kib.max(r.peak_rss_kib);
+    }
+    out
+}
+
 /// The reconcile side shared by all designs.
 struct Book {
     queue: Mutex<BTreeSet<Pipeline>>,
@@ -523,5 +541,47 @@ mod tests {
             }
         }
         assert_eq!(polls_made(&metrics), 78);
+    }
+
+    #[test]
+    fn incarnations_merge_into_one_report() {
+        let seen = |status: &str, unix_ms| Detection {
+            pipeline: "p1".into(),
+            pipeline_kind: "trace".into(),
+            status: status.into(),
+            unix_ms,
+        };
+        let first = AgentReport {
+            detections: vec![seen("True", 10)],
+            notifications: 2,
+            prometheus_requests: 3,
+            prometheus_bytes: 400,
+            reconciles: 5,
+            status_writes: 1,
+            cpu_seconds: 0.5,
+            peak_rss_kib: 9_000,
+        };
+        let second = AgentReport {
+            detections: vec![seen("False", 20)],
+            peak_rss_kib: 8_000,
+            ..first.clone()
+        };
+        let m = merged(&[first, second]);
+        let statuses: Vec<&str> = m.detections.iter().map(|d| d.status.as_str()).collect();
+        assert_eq!(statuses, ["True", "False"]);
+        assert_eq!(
+            (
+                m.notifications,
+                m.prometheus_requests,
+                m.prometheus_bytes,
+                m.reconciles
+            ),
+            (4, 6, 800, 10)
+        );
+        assert_eq!(
+            (m.status_writes, m.cpu_seconds, m.peak_rss_kib),
+            (2, 1.0, 9_000)
+        );
+        assert!(merged(&[]).detections.is_empty());
     }
 }

@@ -1,6 +1,6 @@
 //! The test bed of one run: a collector stand-in and a real Prometheus
-//! scraping it and evaluating the shipped rules, sped up to the scenario's
-//! evaluation interval, with the background alert and the noise already
+//! scraping it and evaluating the shipped rules at the scenario's
+//! evaluation interval (their windows and `for` sped up, or as shipped), with the background alert and the noise already
 //! firing before any design starts, so that no design sees them appear.
 
 use std::net::SocketAddr;
@@ -26,6 +26,9 @@ pub struct Bed {
 pub struct BedSetup {
     pub pipelines: usize,
     pub evaluation: Duration,
+    /// The rules' rate window and `for`.
+    pub window: Duration,
+    pub hold: Duration,
     pub resend_delay: Option<Duration>,
     pub noise: usize,
     pub background_alert: bool,
@@ -51,13 +54,13 @@ impl Bed {
             );
         }
         collector.set_noise(b.noise);
-        let window = b.evaluation * 3;
+        let window = b.window;
         // The noise group is there even without noise, so every scenario
         // evaluates the same rule groups.
         let prometheus = Prometheus::start(&Setup {
             scrape_interval: b.evaluation,
             evaluation_interval: b.evaluation,
-            rules: rules::with_noise(&rules::fast(window, Duration::ZERO, b.evaluation)),
+            rules: rules::with_noise(&rules::fast(window, b.hold, b.evaluation)),
             collector: Some(collector.addr()),
             alertmanagers: b.alertmanagers.clone(),
             resend_delay: b.resend_delay,
@@ -69,7 +72,7 @@ impl Bed {
                 &prometheus,
                 "p0",
                 true,
-                window * 4 + Duration::from_secs(10),
+                window * 4 + b.hold + Duration::from_secs(10),
             )
             .await?;
         }

@@ -42,18 +42,63 @@ pub struct Outcome {
     pub duration: Duration,
     /// Counts during the stable phase only.
     pub stable: Vec<Stable>,
+    /// When the designs were started again, in a disruption scenario (Unix ms).
+    pub restarts: Vec<u64>,
     /// When the run was made and from which code, so a report that mixes
     /// saved runs says which figures came from which version.
     pub provenance: Provenance,
 }
 
-/// When a run was recorded, and the commit it was built from.
+/// When a run was recorded, the commit it was built from and what it ran on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Provenance {
     pub recorded_unix_ms: u64,
     /// `git describe`-like: the commit, `-dirty` with uncommitted changes;
     /// `None` for runs saved before this was recorded.
     pub code: Option<String>,
+    /// The machine, kernel, Rust and Prometheus; `None` in older records.
+    pub environment: Option<Environment>,
+}
+
+/// What a run ran on, recorded with it, since the pieces of a full run may
+/// be made on different days or machines.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    pub machine: String,
+    pub kernel: String,
+    pub rust: String,
+    pub prometheus: String,
+}
+
+impl Environment {
+    /// The environment now, with the Prometheus binary the run uses.
+    pub fn of(prometheus: &str) -> Environment {
+        let first_line = |program: &str, args: &[&str]| {
+            Command::new(program)
+                .args(args)
+                .output()
+                .ok()
+                .map(|o| {
+                    let text = if o.stdout.is_empty() {
+                        o.stderr
+                    } else {
+                        o.stdout
+                    };
+                    String::from_utf8_lossy(&text)
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_owned()
+                })
+                .unwrap_or_default()
+        };
+        Environment {
+            machine: crate::report::machine(),
+            kernel: first_line("uname", &["-sr"]),
+            rust: first_line("rustc", &["--version"]),
+            prometheus: first_line(prometheus, &["--version"]),
+        }
+    }
 }
 
 impl Provenance {
@@ -82,13 +127,14 @@ impl Provenance {
     }
 
     /// A run of `code`, recorded now.
-    pub fn recorded_now(code: Option<String>) -> Provenance {
+    pub fn recorded_now(code: Option<String>, environment: Environment) -> Provenance {
         Provenance {
             recorded_unix_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_millis() as u64,
             code,
+            environment: Some(environment),
         }
     }
 }
@@ -108,6 +154,9 @@ pub struct SoloOutcome {
     pub reconciles: u64,
     pub notifications: u64,
     pub design_cpu: f64,
+    /// The commit it was built from; absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// One design running in a child process (`compare agent`).
@@ -322,6 +371,8 @@ pub async fn run_scenario(s: &Scenario) -> Result<Outcome> {
     let bed = Bed::start(&BedSetup {
         pipelines: s.pipelines,
         evaluation: s.evaluation,
+        window: s.window(),
+        hold: s.hold(),
         resend_delay: s.resend_delay,
         noise: s.noise,
         background_alert: s.background_alert,
@@ -333,43 +384,33 @@ pub async fn run_scenario(s: &Scenario) -> Result<Outcome> {
         },
     })
     .await?;
-    let (collector, prometheus) = (&bed.collector, &bed.prometheus);
-
+    let environment = Environment::of(bed.prometheus.binary());
     let dir = TempDir::new("compare")?;
-    let agents = start_agents(&s.designs, &listens, &bed, dir.path())?;
+    let mut agents = Agents::start(&s.designs, listens, &bed, dir.path())?;
     let started = Instant::now();
-    let cpu_before = usage(prometheus.pid().unwrap_or(0)).0;
+    let cpu_before = usage(bed.prometheus.pid().unwrap_or(0)).0;
     // Let every design settle on the initial state.
     tokio::time::sleep(s.evaluation * 2 + Duration::from_secs(2)).await;
 
-    let (settle, limit) = (s.settle(), s.limit());
-    let mut injected = Vec::new();
-    for i in 0..s.changes {
-        // Every kind's pipelines pass the gateway, so one fault serves all.
-        let pipeline = pipelines::faulty(&bed.pipelines, i);
-        let (kind, name) = (pipeline.bed_kind(), pipeline.name.as_str());
-        eprintln!(
-            "compare:   change {}/{} on {pipeline} ({:.0}s in)",
-            i + 1,
-            s.changes,
-            started.elapsed().as_secs_f64()
-        );
-        let broke = unix_ms();
-        collector.set_flow_of(kind, Component::Gateway, name, Flow::AllDropped);
-        until_firing(prometheus, name, true, limit).await?;
-        tokio::time::sleep(settle).await;
-        let mended = unix_ms();
-        collector.set_flow_of(kind, Component::Gateway, name, Flow::Healthy);
-        until_firing(prometheus, name, false, limit).await?;
-        tokio::time::sleep(settle).await;
-        injected.push((pipeline.clone(), broke, mended));
-    }
+    let injected = if s.disruption.is_some() {
+        disrupted_changes(s, &bed, &mut agents, started).await?
+    } else {
+        let lanes = (0..s.lanes.max(1)).map(|lane| lane_of_changes(s, &bed, lane, started));
+        let mut all: Vec<Injected> = futures::future::try_join_all(lanes)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        all.sort_by_key(|c| c.1);
+        all
+    };
 
     // The stable phase: nothing changes; count what each design still costs.
-    let before = snapshots(&agents).await;
+    let before = agents.snapshots().await;
     tokio::time::sleep(s.stable).await;
-    let after = snapshots(&agents).await;
+    let after = agents.snapshots().await;
     let stable = agents
+        .running
         .iter()
         .zip(before.iter().zip(&after))
         .map(|(a, (b, e))| Stable {
@@ -379,14 +420,11 @@ pub async fn run_scenario(s: &Scenario) -> Result<Outcome> {
             reconciles: e.reconciles.saturating_sub(b.reconciles),
         })
         .collect();
-    let prometheus_cpu = usage(prometheus.pid().unwrap_or(0)).0 - cpu_before;
+    let prometheus_cpu = usage(bed.prometheus.pid().unwrap_or(0)).0 - cpu_before;
     let duration = started.elapsed();
-
-    let mut reports = Vec::new();
-    for a in agents {
-        reports.push(a.stop()?);
-    }
-    let truths = truth::changes(&prometheus.url(), &injected, s.evaluation).await?;
+    let restarts = agents.restarts.clone();
+    let reports = agents.stop()?;
+    let truths = truth::changes(&bed.prometheus.url(), &injected, s.evaluation).await?;
     Ok(Outcome {
         scenario: s.clone(),
         reports,
@@ -394,19 +432,165 @@ pub async fn run_scenario(s: &Scenario) -> Result<Outcome> {
         prometheus_cpu,
         duration,
         stable,
-        provenance: Provenance::recorded_now(code),
+        restarts,
+        provenance: Provenance::recorded_now(code, environment),
     })
+}
+
+/// A fault: the pipeline, when it was broken and when mended (Unix ms).
+type Injected = (pipelines::Pipeline, u64, u64);
+
+/// One lane's changes: the `k`-th change of lane `lane` is change
+/// `lane + k × lanes` of the scenario, on a pipeline of the lane's own.
+/// Lanes start staggered, so that their changes fall on different
+/// evaluations.
+async fn lane_of_changes(
+    s: &Scenario,
+    bed: &Bed,
+    lane: usize,
+    started: Instant,
+) -> Result<Vec<Injected>> {
+    let lanes = s.lanes.max(1);
+    tokio::time::sleep((s.window() + s.hold()) / lanes as u32 * lane as u32).await;
+    let mut out = Vec::new();
+    for (k, i) in (lane..s.changes).step_by(lanes).enumerate() {
+        let pipeline = pipelines::faulty_in_lane(&bed.pipelines, lanes, lane, k);
+        progress(s, i, pipeline, started);
+        let broke = inject(s, bed, pipeline, Flow::AllDropped).await?;
+        tokio::time::sleep(s.settle()).await;
+        let mended = inject(s, bed, pipeline, Flow::Healthy).await?;
+        tokio::time::sleep(s.settle()).await;
+        out.push((pipeline.clone(), broke, mended));
+    }
+    Ok(out)
+}
+
+/// The changes of a disruption scenario, one after the other: the designs
+/// are stopped before each break and each mend, and started again `down`
+/// after Prometheus shows it, so every change happens while none runs.
+async fn disrupted_changes(
+    s: &Scenario,
+    bed: &Bed,
+    agents: &mut Agents,
+    started: Instant,
+) -> Result<Vec<Injected>> {
+    let down = s.disruption.map_or(Duration::ZERO, |d| d.down);
+    let mut out = Vec::new();
+    for i in 0..s.changes {
+        let pipeline = pipelines::faulty(&bed.pipelines, i);
+        progress(s, i, pipeline, started);
+        let mut at = [0; 2];
+        for (n, flow) in [Flow::AllDropped, Flow::Healthy].into_iter().enumerate() {
+            agents.stop_running()?;
+            at[n] = inject(s, bed, pipeline, flow).await?;
+            tokio::time::sleep(down).await;
+            agents.start_again(bed)?;
+            tokio::time::sleep(s.settle()).await;
+        }
+        out.push((pipeline.clone(), at[0], at[1]));
+    }
+    Ok(out)
+}
+
+fn progress(s: &Scenario, i: usize, pipeline: &pipelines::Pipeline, started: Instant) {
+    eprintln!(
+        "compare:   change {}/{} on {pipeline} ({:.0}s in)",
+        i + 1,
+        s.changes,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Breaks or mends (`flow`) the pipeline's gateway (every kind's pipelines
+/// pass it, so one fault serves all) and waits until Prometheus shows it.
+/// Returns when the fault was injected (Unix ms).
+async fn inject(
+    s: &Scenario,
+    bed: &Bed,
+    pipeline: &pipelines::Pipeline,
+    flow: Flow,
+) -> Result<u64> {
+    let at = unix_ms();
+    let name = pipeline.name.as_str();
+    bed.collector
+        .set_flow_of(pipeline.bed_kind(), Component::Gateway, name, flow);
+    until_firing(&bed.prometheus, name, flow != Flow::Healthy, s.limit()).await?;
+    Ok(at)
+}
+
+/// The designs of a scenario as processes: those running now, and the
+/// reports of those stopped in a disruption scenario, so that every design
+/// ends with one report over all its incarnations.
+struct Agents {
+    designs: Vec<DesignSpec>,
+    listens: Vec<Option<String>>,
+    dir: PathBuf,
+    running: Vec<AgentProcess>,
+    /// Per design, the reports of its stopped incarnations.
+    stopped: Vec<Vec<AgentReport>>,
+    /// When the designs were started again (Unix ms).
+    restarts: Vec<u64>,
+}
+
+impl Agents {
+    fn start(
+        designs: &[DesignSpec],
+        listens: Vec<Option<String>>,
+        bed: &Bed,
+        dir: &Path,
+    ) -> Result<Agents> {
+        let running = start_agents(designs, &listens, bed, dir)?;
+        Ok(Agents {
+            designs: designs.to_vec(),
+            listens,
+            dir: dir.to_owned(),
+            running,
+            stopped: vec![Vec::new(); designs.len()],
+            restarts: Vec::new(),
+        })
+    }
+
+    fn stop_running(&mut self) -> Result<()> {
+        for (i, agent) in std::mem::take(&mut self.running).into_iter().enumerate() {
+            self.stopped[i].push(agent.stop()?.1);
+        }
+        Ok(())
+    }
+
+    fn start_again(&mut self, bed: &Bed) -> Result<()> {
+        self.running = start_agents(&self.designs, &self.listens, bed, &self.dir)?;
+        self.restarts.push(unix_ms());
+        Ok(())
+    }
+
+    async fn snapshots(&self) -> Vec<AgentReport> {
+        snapshots(&self.running).await
+    }
+
+    /// Stops every design; one report each, over all its incarnations.
+    fn stop(mut self) -> Result<Vec<(DesignSpec, AgentReport)>> {
+        self.stop_running()?;
+        Ok(self
+            .designs
+            .iter()
+            .zip(&self.stopped)
+            .map(|(spec, reports)| (spec.clone(), agent::merged(reports)))
+            .collect())
+    }
 }
 
 /// One design (or none) alone with a fresh Prometheus: Prometheus' CPU over
 /// a stable minute, so each design's cost to Prometheus shows on its own.
 pub async fn run_solo(run: &SoloRun) -> Result<SoloOutcome> {
+    let code = Provenance::code();
     let designs: Vec<DesignSpec> = run.design.iter().cloned().collect();
     let listens = listens(&designs);
     let evaluation = Duration::from_secs(1);
     let bed = Bed::start(&BedSetup {
         pipelines: SOLO_PIPELINES,
         evaluation,
+        window: evaluation * 3,
+        hold: Duration::ZERO,
         resend_delay: None,
         noise: SOLO_NOISE,
         background_alert: true,
@@ -449,6 +633,7 @@ pub async fn run_solo(run: &SoloRun) -> Result<SoloOutcome> {
         reconciles: delta(|r| r.reconciles),
         notifications: delta(|r| r.notifications),
         design_cpu: agent_cpu,
+        code,
     };
     for a in agents {
         a.stop()?;

@@ -6,22 +6,27 @@
 //! at which an alert started (or stopped) firing.
 //!
 //!   cargo run --release -p alert-poller-experiments --bin compare -- --quick            # CI smoke test, < 3 min
-//!   cargo run --release -p alert-poller-experiments --bin compare -- --out experiments  # the report (~3 h, estimate printed)
+//!   cargo run --release -p alert-poller-experiments --bin compare -- --out experiments  # the report (~8 h, estimate printed)
 //!   cargo run --release -p alert-poller-experiments --bin compare -- --out experiments --resume
 //!   cargo run --release -p alert-poller-experiments --bin compare -- --replot --out experiments
 //!
-//! The full run is a set of sweeps, each varying one thing against the
-//! 100-pipeline, 1s-evaluation scenario (which several sweeps share): the
-//! number of pipelines, the number of unrelated active alerts ("noise"), a
-//! realistic 30s evaluation interval, Prometheus' resend delay and
-//! Prometheus 3. Then a "solo" part gives every design a Prometheus of its
-//! own, because designs sharing one Prometheus cannot be told apart in its
-//! CPU time.
+//! The full run starts with the question itself: telemetry-manager's
+//! settings (its rules, 30s evaluation and scrape, a handful of pipelines
+//! per kind) on Prometheus 3 and 2.42, then the receiver stopped around
+//! each change (a restart, a leadership move). Then sweeps, each varying
+//! one thing against the 100-pipeline, 1s-evaluation scenario (which
+//! several sweeps share): the number of pipelines, the number of unrelated
+//! active alerts ("noise"), a 30s evaluation interval, Prometheus' resend
+//! delay and Prometheus 3. Then a "solo" part gives every design a
+//! Prometheus of its own, because designs sharing one Prometheus cannot be
+//! told apart in its CPU time. `shipped`, deploy/'s ConfigMap as it is at
+//! run time, is in every scenario.
 //!
 //! Every finished run of the full run is saved under `--out`/runs; with
-//! `--resume` the saved ones whose scenario is unchanged are taken instead of
-//! being run again, so the three hours can be spent in pieces and an
-//! interrupted run loses only the scenario it was in.
+//! `--resume` the saved ones whose scenario is unchanged and that were made
+//! from the same clean commit are taken instead of being run again, so the
+//! hours can be spent in pieces, and an interrupted run loses only the
+//! scenario it was in, while a report still shows one version of the code.
 //!
 //! `--only a,b` (hidden) runs only the full-run scenarios and solo runs whose
 //! name contains one of the substrings, e.g. `--only noise-10000,solo-push-all`;
@@ -38,7 +43,7 @@
 //! [`harness`] (one scenario: designs as processes, faults), [`pipelines`]
 //! (the three kinds, dealt in turn), [`bed`] (collector and Prometheus),
 //! [`agent`] (one design, in its own process), [`truth`] (what Prometheus
-//! did), [`report`] and [`plot`] (the figures).
+//! did), [`report`], [`restarts`] and [`plot`] (the figures).
 
 mod agent;
 mod bed;
@@ -47,6 +52,7 @@ mod pipelines;
 mod plot;
 mod record;
 mod report;
+mod restarts;
 mod run;
 mod scenarios;
 mod truth;

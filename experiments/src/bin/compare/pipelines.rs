@@ -89,6 +89,20 @@ pub fn faulty(pipelines: &[Pipeline], i: usize) -> &Pipeline {
     }
 }
 
+/// The pipeline of the `k`-th change of `lane` when `lanes` sequences of
+/// changes run at once: each lane has pipelines of its own (never `p0`,
+/// as in [`faulty`]), so no two changes overlap on one pipeline. One lane
+/// is [`faulty`].
+pub fn faulty_in_lane(pipelines: &[Pipeline], lanes: usize, lane: usize, k: usize) -> &Pipeline {
+    let own: Vec<usize> = (1..pipelines.len())
+        .filter(|i| (i - 1) % lanes.max(1) == lane)
+        .collect();
+    if own.is_empty() {
+        return faulty(pipelines, k);
+    }
+    &pipelines[own[k % own.len()]]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +146,22 @@ mod tests {
         let facts = log.facts();
         assert_eq!(facts.kind, Kind::Log);
         assert!(facts.log.otlp_output && facts.log.runtime_input && facts.log.otlp_input);
+    }
+
+    #[test]
+    fn lanes_never_share_a_pipeline() {
+        let all = dealt(9);
+        let name = |lanes, lane, k| faulty_in_lane(&all, lanes, lane, k).name.clone();
+        // One lane is the plain sequence.
+        for k in 0..12 {
+            assert_eq!(name(1, 0, k), faulty(&all, k).name);
+        }
+        // Three lanes over p1..p8: p1 p4 p7 | p2 p5 p8 | p3 p6.
+        let lanes: Vec<Vec<String>> = (0..3)
+            .map(|lane| (0..4).map(|k| name(3, lane, k)).collect())
+            .collect();
+        assert_eq!(lanes[0], ["p1", "p4", "p7", "p1"]);
+        assert_eq!(lanes[1], ["p2", "p5", "p8", "p2"]);
+        assert_eq!(lanes[2], ["p3", "p6", "p3", "p6"]);
     }
 }

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentReport;
-use crate::harness::{Outcome, Provenance, SoloOutcome, Stable};
+use crate::harness::{Environment, Outcome, Provenance, SoloOutcome, Stable};
 use crate::scenarios::{SOLO_MEASURED, SOLO_NOISE, SOLO_PIPELINES, SOLO_SETTLE, Scenario, SoloRun};
 use crate::truth;
 
@@ -54,6 +54,12 @@ struct ScenarioRecord {
     /// The commit the run was built from; absent in older records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     code: Option<String>,
+    /// What it ran on; absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    environment: Option<Environment>,
+    /// When the designs were started again (disruption scenarios).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    restarts: Vec<u64>,
     /// Each design's report under its label.
     reports: Vec<(String, AgentReport)>,
     truths: Vec<ChangeRecord>,
@@ -96,6 +102,8 @@ pub fn save_scenario(out: &Path, o: &Outcome) -> Result<()> {
         fingerprint: scenario_fingerprint(&o.scenario),
         recorded_unix_ms: o.provenance.recorded_unix_ms,
         code: o.provenance.code.clone(),
+        environment: o.provenance.environment.clone(),
+        restarts: o.restarts.clone(),
         reports: o
             .reports
             .iter()
@@ -122,11 +130,15 @@ pub fn save_scenario(out: &Path, o: &Outcome) -> Result<()> {
 /// entry. A record of another fingerprint is `None` (it is overwritten when
 /// the scenario has run again); an unreadable one is an error, which the
 /// run reports, naming the file, before it runs the scenario again.
-pub fn load_scenario(out: &Path, s: &Scenario) -> Result<Option<Outcome>> {
+pub fn load_scenario(out: &Path, s: &Scenario, code: &Option<String>) -> Result<Option<Outcome>> {
     let Some(record) = read_json::<ScenarioRecord>(&path(out, &s.name))? else {
         return Ok(None);
     };
     if record.fingerprint != scenario_fingerprint(s) {
+        return Ok(None);
+    }
+    if let Some(why) = not_resumable(record.code.as_deref(), code.as_deref()) {
+        eprintln!("compare: {}: running it again: {why}", s.name);
         return Ok(None);
     }
     let mut reports = Vec::new();
@@ -156,11 +168,30 @@ pub fn load_scenario(out: &Path, s: &Scenario) -> Result<Option<Outcome>> {
         prometheus_cpu: record.prometheus_cpu,
         duration: record.duration,
         stable: record.stable,
+        restarts: record.restarts,
         provenance: Provenance {
             recorded_unix_ms: record.recorded_unix_ms,
             code: record.code,
+            environment: record.environment,
         },
     }))
+}
+
+/// Why a saved run of `saved` code cannot stand beside runs of `now`:
+/// a report's scenarios must all come from one clean commit, so a run
+/// of another commit, or of a tree with uncommitted changes, is made again.
+fn not_resumable(saved: Option<&str>, now: Option<&str>) -> Option<String> {
+    match (saved, now) {
+        (_, None) => Some("the code now is not a git checkout".into()),
+        (_, Some(now)) if now.ends_with("-dirty") => {
+            Some(format!("the tree has uncommitted changes ({now})"))
+        }
+        (Some(saved), Some(now)) if saved == now => None,
+        (saved, Some(now)) => Some(format!(
+            "saved from {}, the code now is {now}",
+            saved.unwrap_or("unrecorded code")
+        )),
+    }
 }
 
 pub fn save_solo(out: &Path, run: &SoloRun, o: &SoloOutcome, now_ms: u64) -> Result<()> {
@@ -172,10 +203,17 @@ pub fn save_solo(out: &Path, run: &SoloRun, o: &SoloOutcome, now_ms: u64) -> Res
     write_json(&path(out, &run.name), &record)
 }
 
-pub fn load_solo(out: &Path, run: &SoloRun) -> Result<Option<SoloOutcome>> {
-    Ok(read_json::<SoloRecord>(&path(out, &run.name))?
+pub fn load_solo(out: &Path, run: &SoloRun, code: &Option<String>) -> Result<Option<SoloOutcome>> {
+    let Some(record) = read_json::<SoloRecord>(&path(out, &run.name))?
         .filter(|r| r.fingerprint == solo_fingerprint(run))
-        .map(|r| r.outcome))
+    else {
+        return Ok(None);
+    };
+    if let Some(why) = not_resumable(record.outcome.code.as_deref(), code.as_deref()) {
+        eprintln!("compare: {}: running it again: {why}", run.name);
+        return Ok(None);
+    }
+    Ok(Some(record.outcome))
 }
 
 #[cfg(test)]
@@ -213,9 +251,16 @@ mod tests {
                 bytes: 4,
                 reconciles: 5,
             }],
+            restarts: vec![1_796_000_001_000],
             provenance: Provenance {
                 recorded_unix_ms: 1_796_000_000_000,
                 code: Some("41f39a8".into()),
+                environment: Some(Environment {
+                    machine: "2 cores".into(),
+                    kernel: "Linux 6.1".into(),
+                    rust: "rustc 1.91.0".into(),
+                    prometheus: "prometheus, version 3.12.0".into(),
+                }),
             },
         }
     }
@@ -225,7 +270,8 @@ mod tests {
         let dir = tempdir();
         let s = plan(true, &[]).0.remove(0);
         save_scenario(&dir, &outcome(&s)).unwrap();
-        let back = load_scenario(&dir, &s).unwrap().expect("saved");
+        let code = Some("41f39a8".to_string());
+        let back = load_scenario(&dir, &s, &code).unwrap().expect("saved");
         assert_eq!(back.reports.len(), s.designs.len());
         assert_eq!(back.reports[2].0.label, s.designs[2].label);
         assert_eq!(back.reports[2].1.reconciles, 7);
@@ -234,15 +280,28 @@ mod tests {
         assert_eq!(back.duration, Duration::from_millis(61_500));
         assert_eq!(back.stable[0].reconciles, 5);
         assert_eq!(back.provenance, outcome(&s).provenance);
+        assert_eq!(back.restarts, [1_796_000_001_000]);
+
+        // Only the same clean commit resumes: a report is of one code.
+        for other in [
+            None,
+            Some("5b1e2c0".to_string()),
+            Some("41f39a8-dirty".to_string()),
+        ] {
+            assert!(
+                load_scenario(&dir, &s, &other).unwrap().is_none(),
+                "{other:?}"
+            );
+        }
 
         // Another tuning of the same name is another experiment.
         let mut changed = s.clone();
         changed.changes += 1;
-        assert!(load_scenario(&dir, &changed).unwrap().is_none());
+        assert!(load_scenario(&dir, &changed, &code).unwrap().is_none());
 
         std::fs::write(path(&dir, &s.name), "{").unwrap();
         assert!(
-            load_scenario(&dir, &s).is_err(),
+            load_scenario(&dir, &s, &code).is_err(),
             "a damaged record is an error"
         );
         std::fs::remove_dir_all(&dir).unwrap();
@@ -252,8 +311,9 @@ mod tests {
     fn a_missing_record_is_none() {
         let dir = tempdir();
         let (scenarios, solos) = plan(false, &[]);
-        assert!(load_scenario(&dir, &scenarios[0]).unwrap().is_none());
-        assert!(load_solo(&dir, &solos[0]).unwrap().is_none());
+        let code = Some("41f39a8".to_string());
+        assert!(load_scenario(&dir, &scenarios[0], &code).unwrap().is_none());
+        assert!(load_solo(&dir, &solos[0], &code).unwrap().is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

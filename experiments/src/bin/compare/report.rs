@@ -300,11 +300,25 @@ struct Sweep {
 
 const SWEEPS: &[Sweep] = &[
     Sweep {
+        key: "manager",
+        title: "At telemetry-manager's settings",
+        variable: Variable::Scenario,
+        about: "The manager's rules file unchanged (5m rate windows, `for: 1m`), \
+                evaluated every 30s, targets scraped every 30s, its default resend \
+                delay (1m); 9 pipelines, three per kind; on Prometheus 3 (the version \
+                the manager ships) and on Debian's 2.42. An alert takes about two \
+                minutes to fire and five and a half to clear, so the ten changes run \
+                in three lanes at once, each on pipelines of its own. Requests per \
+                evaluation while stable are `requests/min stable` divided by two.",
+    },
+    Sweep {
         key: "quick",
         title: "CI smoke test",
         variable: Variable::Scenario,
-        about: "10 pipelines, evaluation 1s, resend delay 5s, two changes; every design \
-                must see every change.",
+        about: "10 pipelines, evaluation 1s, resend delay 5s, two changes at once (two \
+                lanes); `quick-restart`: the same with three designs, one change at a \
+                time, every design stopped before each break and mend and started \
+                again 2s after Prometheus shows it. Every design must see every change.",
     },
     Sweep {
         key: "pipelines",
@@ -348,16 +362,22 @@ const SWEEPS: &[Sweep] = &[
                 version telemetry-manager ships) instead of Debian's 2.42.",
     },
     Sweep {
-        key: "shipped",
-        title: "The shipped tuning",
+        key: "disruption",
+        title: "The receiver stopped around each change",
         variable: Variable::Scenario,
-        about: "`shipped` is deploy/'s ConfigMap as it is when the run starts (its \
-                schedule and source keys), against `push-scoped` (telemetry-manager's \
-                design): 9 pipelines (three per kind), four changes (break, mend), \
-                rules evaluated and targets scraped every 5s or 30s (rate windows three \
-                evaluations), on Debian's 2.42 and on Prometheus 3. Requests per \
-                evaluation while stable are `requests/min stable` times the \
-                evaluation interval in minutes.",
+        about: "9 pipelines (three per kind), rules evaluated and targets scraped every \
+                30s (rate windows 90s), Prometheus 3. Before each break and each mend \
+                every design is stopped; it is started again, as a new process, \
+                `down` after Prometheus shows the change: 15s for a restart (a crash \
+                or a rollout), 2s for leadership moving to a standby (the old leader \
+                lets its Lease go on shutdown, the standby takes it at its next 2s \
+                retry and starts from scratch, since only a leader polls or \
+                reconciles). So every change happens while no design runs, and \
+                Prometheus' notification of it fails. Latency in this table counts \
+                from the change and so includes the time down; the table after it \
+                counts from the start. `status writes` counts each start's first \
+                verdicts, which a real receiver would compare with the status \
+                already there.",
     },
     Sweep {
         key: "resend",
@@ -471,7 +491,9 @@ fn solo_section(md: &mut String, solo: &[SoloOutcome]) {
          settle, Prometheus' CPU time (user + system, from /proc) and the design's \
          requests were counted over {}. `vs baseline` is the design's Prometheus CPU \
          s/min minus the baseline's: what the design costs Prometheus. Each row is one \
-         run, so read small differences with care.\n\n\
+         run, and the baseline alone moved between 3.9 and 6.9 s/min from run to run \
+         in [solo-repeat.md](solo-repeat.md), so read differences under a second per \
+         minute with care.\n\n\
          | design | Prometheus CPU s/min | vs baseline s/min | requests/min | MiB read/min | KiB/request | reconciles/min | notifications/min | design CPU s/min |\n|---|---|---|---|---|---|---|---|---|\n",
         first.pipelines,
         duration(first.evaluation),
@@ -497,7 +519,7 @@ fn solo_section(md: &mut String, solo: &[SoloOutcome]) {
     }
 }
 
-fn machine() -> String {
+pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -516,20 +538,7 @@ fn machine() -> String {
         })
         .and_then(|kb| kb.parse::<u64>().ok())
         .map_or(0.0, |kb| kb as f64 / 1048576.0);
-    let prometheus = std::process::Command::new(
-        std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "prometheus".into()),
-    )
-    .arg("--version")
-    .output()
-    .ok()
-    .and_then(|o| {
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .next()
-            .map(str::to_owned)
-    })
-    .unwrap_or_default();
-    format!("{cores} cores ({cpu}), {mem:.0} GiB memory; {prometheus}")
+    format!("{cores} cores ({cpu}), {mem:.0} GiB memory")
 }
 
 /// The columns that say under which conditions a row was measured.
@@ -649,7 +658,12 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
          share one Prometheus, so its CPU is given per scenario; the solo part gives it\n\
          per design. Each percentile is followed by its 95% bootstrap interval\n\
          (2000 resamples of the design's latencies in that scenario), which shows how\n\
-         far a figure from few transitions can be trusted. The pipelines are MetricPipelines, TracePipelines and\n\
+         far a figure from few transitions can be trusted. Each percentile rests on the\n\
+         transitions counted in its `seen` column: 20 per design in every full-run\n\
+         scenario (ten faults, a fire and a resolve each). A p95 of 20 is their\n\
+         second largest: it tells apart designs whose latencies differ by more than\n\
+         their spread, and its interval says by how much; it cannot show a tail rarer\n\
+         than one in twenty, nor rank two designs whose intervals overlap. The pipelines are MetricPipelines, TracePipelines and\n\
          LogPipelines dealt in turn (`p0` a MetricPipeline, `p1` a TracePipeline, `p2`\n\
          a LogPipeline, ...); faults go round the kinds, and every design serves and\n\
          counts all three, as telemetry-manager and alert-poller do.\n",
@@ -662,6 +676,7 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
     for sweep in SWEEPS {
         sweep_section(&mut md, sweep, r.outcomes);
     }
+    crate::restarts::section(&mut md, r.outcomes);
     let untagged: Vec<&Outcome> = r
         .outcomes
         .iter()
@@ -672,7 +687,7 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
         md.push_str(&summary_table(untagged));
     }
     solo_section(&mut md, r.solo);
-    runs_section(&mut md, r.outcomes);
+    runs_section(&mut md, r.outcomes, r.solo);
 
     md.push_str("\n## Missed changes and failed runs\n\n");
     let missed = missed(r.outcomes);
@@ -707,23 +722,51 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
     crate::plot::render(out)
 }
 
-/// When each scenario ran and from which commit: `--resume` keeps saved
-/// runs, so one report can hold figures of several versions.
-fn runs_section(md: &mut String, outcomes: &[Outcome]) {
+/// When each scenario ran, from which commit, on what: `--resume` takes
+/// saved runs only of the same clean commit, and the table shows it.
+fn runs_section(md: &mut String, outcomes: &[Outcome], solo: &[SoloOutcome]) {
     if outcomes.is_empty() {
         return;
     }
-    md.push_str("\n## Runs\n\n| scenario | recorded (UTC) | code |\n|---|---|---|\n");
+    md.push_str(
+        "\n## Runs\n\n| scenario | recorded (UTC) | code | Prometheus | machine | kernel | Rust |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
     let mut sorted: Vec<&Outcome> = outcomes.iter().collect();
     sorted.sort_by_key(|o| o.provenance.recorded_unix_ms);
     for o in sorted {
         let at = std::time::UNIX_EPOCH + Duration::from_millis(o.provenance.recorded_unix_ms);
+        let env = o.provenance.environment.clone().unwrap_or_default();
+        let or_not = |v: &str| {
+            if v.is_empty() {
+                "not recorded".to_owned()
+            } else {
+                v.to_owned()
+            }
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             o.scenario.name,
             humantime::format_rfc3339_seconds(at),
-            o.provenance.code.as_deref().unwrap_or("not recorded")
+            o.provenance.code.as_deref().unwrap_or("not recorded"),
+            or_not(&env.prometheus),
+            or_not(&env.machine),
+            or_not(&env.kernel),
+            or_not(&env.rust),
+        );
+    }
+    let mut codes: Vec<&str> = solo
+        .iter()
+        .map(|o| o.code.as_deref().unwrap_or("not recorded"))
+        .collect();
+    codes.sort_unstable();
+    codes.dedup();
+    if !codes.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nThe solo runs: code {}, Debian's Prometheus.",
+            codes.join(", ")
         );
     }
 }
@@ -773,6 +816,7 @@ mod tests {
         let scenario = crate::scenarios::plan(true, &[]).0.remove(0);
         Outcome {
             provenance: crate::harness::Provenance::default(),
+            restarts: vec![],
             stable: vec![Stable {
                 label: "a".into(),
                 requests: 30,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use alert_poller_experiments::unix_ms;
 
-use crate::harness::{self, Outcome, SoloOutcome};
+use crate::harness::{self, Outcome, Provenance, SoloOutcome};
 use crate::record;
 use crate::scenarios::{Scenario, SoloRun};
 
@@ -46,16 +46,18 @@ fn minutes(d: Duration) -> String {
 
 /// What is already saved for a run, when resuming.
 enum Saved {
-    Scenario(Outcome),
+    Scenario(Box<Outcome>),
     Solo(SoloOutcome),
 }
 
 fn saved(opts: &Options, scenarios: &[Scenario], solos: &[SoloRun], i: usize) -> Option<Saved> {
     let out = opts.save.filter(|_| opts.resume)?;
+    let code = Provenance::code();
     let loaded = if i < scenarios.len() {
-        record::load_scenario(out, &scenarios[i]).map(|o| o.map(Saved::Scenario))
+        record::load_scenario(out, &scenarios[i], &code)
+            .map(|o| o.map(|o| Saved::Scenario(Box::new(o))))
     } else {
-        record::load_solo(out, &solos[i - scenarios.len()]).map(|o| o.map(Saved::Solo))
+        record::load_solo(out, &solos[i - scenarios.len()], &code).map(|o| o.map(Saved::Solo))
     };
     loaded.unwrap_or_else(|e| {
         eprintln!("compare: cannot resume from a saved run, running it again: {e:#}");
@@ -98,7 +100,7 @@ pub async fn all(scenarios: &[Scenario], solos: &[SoloRun], opts: &Options<'_>) 
         match found[i].take() {
             Some(Saved::Scenario(o)) => {
                 eprintln!("compare: [{}/{total}] {name}: saved, not run again", i + 1);
-                runs.outcomes.push(o);
+                runs.outcomes.push(*o);
                 continue;
             }
             Some(Saved::Solo(o)) => {

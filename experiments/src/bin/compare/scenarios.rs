@@ -119,8 +119,13 @@ pub struct Scenario {
     /// Unrelated firing alerts (`NoiseAlert`), in every `/api/v1/alerts`
     /// answer and every notification, as a real cluster has them.
     pub noise: usize,
-    /// Faults injected one after the other (break, then mend).
+    /// Faults injected (break, then mend), one after the other in each of
+    /// `lanes` sequences that run at once on pipelines of their own.
     pub changes: usize,
+    /// Sequences of changes at once: 1, or more where the rules take
+    /// minutes to fire and clear (the manager's), so that ten changes take
+    /// under an hour. Disruption scenarios stop every design: one lane.
+    pub lanes: usize,
     /// Time with no change at the end, for the steady-state cost.
     pub stable: Duration,
     /// One pipeline dropping some data for the whole run, so that firing
@@ -129,14 +134,71 @@ pub struct Scenario {
     /// Run on Prometheus 3 (`tests/prometheus3/build.sh`) instead of the
     /// default one (Debian's 2.42, or `$PROMETHEUS_BIN`).
     pub prometheus3: bool,
+    /// How fast the rules react: sped up, or as telemetry-manager ships them.
+    pub rules: Rules,
+    /// The designs stopped around each change and started again.
+    pub disruption: Option<Disruption>,
     pub designs: Vec<DesignSpec>,
 }
 
+/// The rate windows and `for` of the alert rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rules {
+    /// Windows of three evaluations and no `for`: an alert within a few
+    /// evaluations, so a scenario of ten changes fits in minutes.
+    Fast,
+    /// telemetry-manager's own: 5 m rate windows and `for: 1m` (the
+    /// shipped rules file unchanged but for the evaluation interval).
+    Manager,
+}
+
+/// telemetry-manager's rate window and `for`, as `config/prometheus/rules.yaml` holds them.
+pub const MANAGER_WINDOW: Duration = Duration::from_secs(300);
+pub const MANAGER_HOLD: Duration = Duration::from_secs(60);
+
+/// Every design stopped before each change and started again `down` after
+/// Prometheus shows it, so each change happens while no design runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Disruption {
+    /// What it stands for, in the report.
+    pub what: &'static str,
+    /// How long after Prometheus shows the change the designs start again.
+    pub down: Duration,
+}
+
+/// A receiver restarting (a crash, a rollout): a new process, reconciling
+/// from scratch, some seconds after the change.
+pub const RECEIVER_RESTART: Disruption = Disruption {
+    what: "receiver restart",
+    down: Duration::from_secs(15),
+};
+
+/// Leadership moving to a warm standby: the old leader lets its Lease go on
+/// shutdown and the standby takes it at its next retry (2 s, alert-poller's
+/// and controller-runtime's default), then starts from scratch like a new
+/// process, since only a leader polls or reconciles.
+pub const LEADERSHIP_MOVE: Disruption = Disruption {
+    what: "leadership move",
+    down: Duration::from_secs(2),
+};
+
 impl Scenario {
-    /// The rate window of the sped-up rules: three evaluations, so an alert
-    /// needs a few samples and clears a few evaluations after a mend.
-    fn window(&self) -> Duration {
-        self.evaluation * 3
+    /// The rate window: three evaluations for the sped-up rules, so an
+    /// alert needs a few samples and clears a few evaluations after a mend;
+    /// five minutes for the manager's.
+    pub fn window(&self) -> Duration {
+        match self.rules {
+            Rules::Fast => self.evaluation * 3,
+            Rules::Manager => MANAGER_WINDOW,
+        }
+    }
+
+    /// How long an alert stays pending before it fires (`for`).
+    pub fn hold(&self) -> Duration {
+        match self.rules {
+            Rules::Fast => Duration::ZERO,
+            Rules::Manager => MANAGER_HOLD,
+        }
     }
 
     /// How long to wait after Prometheus shows a change before the next one.
@@ -160,7 +222,7 @@ impl Scenario {
     /// window must fill or drain (up to one more scrape and evaluation each),
     /// with ample room for a loaded machine.
     pub fn limit(&self) -> Duration {
-        self.window() * 4 + self.evaluation * 4 + Duration::from_secs(10)
+        self.window() * 4 + self.hold() + self.evaluation * 4 + Duration::from_secs(10)
     }
 
     /// A rough duration, for the progress lines and the total estimate:
@@ -170,7 +232,7 @@ impl Scenario {
         let eval = self.evaluation;
         let startup = Duration::from_secs(5)
             + if self.background_alert {
-                self.window() + eval * 2
+                self.window() + self.hold() + eval * 2
             } else {
                 Duration::ZERO
             }
@@ -179,7 +241,14 @@ impl Scenario {
             } else {
                 Duration::ZERO
             };
-        let change = self.settle() * 2 + eval + Duration::from_secs(1) + self.window() + eval;
+        let down = self.disruption.map_or(Duration::ZERO, |d| d.down);
+        let change = self.settle() * 2
+            + eval
+            + Duration::from_secs(1)
+            + self.window()
+            + self.hold()
+            + eval
+            + down * 2;
         startup + eval * 2 + Duration::from_secs(2) + change * self.changes as u32 + self.stable
     }
 }
@@ -197,7 +266,7 @@ pub struct SoloRun {
 pub const SOLO_PIPELINES: usize = 100;
 pub const SOLO_NOISE: usize = 1000;
 pub const SOLO_SETTLE: Duration = Duration::from_secs(10);
-pub const SOLO_MEASURED: Duration = Duration::from_secs(60);
+pub const SOLO_MEASURED: Duration = Duration::from_secs(120);
 
 impl SoloRun {
     /// Start-up with the background alert and noise, then settle and measure.
@@ -224,7 +293,7 @@ pub fn plan(quick: bool, only: &[String]) -> (Vec<Scenario>, Vec<SoloRun>) {
 }
 
 fn quick_run() -> Vec<Scenario> {
-    vec![Scenario {
+    let quick = Scenario {
         name: "quick".into(),
         sweeps: vec!["quick"],
         evaluation: Duration::from_secs(1),
@@ -232,26 +301,41 @@ fn quick_run() -> Vec<Scenario> {
         pipelines: 10,
         noise: 0,
         changes: 2,
+        // Two lanes at once, as the manager's-settings scenarios run.
+        lanes: 2,
         stable: Duration::from_secs(15),
         background_alert: true,
         prometheus3: false,
+        rules: Rules::Fast,
+        disruption: None,
         designs: vec![
             push("push-all", Design::PushAll),
             push("push-scoped", Design::PushScoped),
+            shipped(),
             pull("pull-fixed-1s", "1s", "1s", "1"),
             pull("pull-adaptive", "500ms", "5s", "1.5"),
             phase_locked("pull-locked-every-eval", "1s", "1s", "1"),
             phase_locked("pull-locked-adaptive", "500ms", "5s", "1.5"),
             phase_locked_query("pull-locked-query", "1s", "1s", "1"),
         ],
-    }]
+    };
+    // The same, every design stopped around each change (one lane).
+    let restart = Scenario {
+        name: "quick-restart".into(),
+        lanes: 1,
+        disruption: Some(LEADERSHIP_MOVE),
+        designs: pick(&quick.designs, &["push-scoped", "shipped", "pull-fixed-1s"]),
+        ..quick.clone()
+    };
+    vec![quick, restart]
 }
 
-/// All nine designs at 1s evaluation.
+/// All ten designs at 1s evaluation: what deploy/ ships and nine others.
 fn designs_eval_1s() -> Vec<DesignSpec> {
     vec![
         push("push-all", Design::PushAll),
         push("push-scoped", Design::PushScoped),
+        shipped(),
         pull("pull-fixed-1s", "1s", "1s", "1"),
         pull("pull-fixed-5s", "5s", "5s", "1"),
         pull("pull-fixed-30s", "30s", "30s", "1"),
@@ -278,7 +362,43 @@ fn pick(designs: &[DesignSpec], labels: &[&str]) -> Vec<DesignSpec> {
         .collect()
 }
 
+/// The designs at 30 s evaluation, telemetry-manager's interval.
+fn designs_eval_30s() -> Vec<DesignSpec> {
+    vec![
+        push("push-all", Design::PushAll),
+        push("push-scoped", Design::PushScoped),
+        shipped(),
+        pull("pull-fixed-30s", "30s", "30s", "1"),
+        pull("pull-adaptive", "5s", "60s", "2"),
+        phase_locked("pull-locked-every-eval", "30s", "30s", "1"),
+        // Skipping at most one evaluation: every design must have seen a
+        // change before the next, so the slowest ceiling sets the pace of
+        // the whole scenario (120s made it 76 min).
+        phase_locked("pull-locked-adaptive", "30s", "60s", "2"),
+        phase_locked_query("pull-locked-query", "30s", "30s", "1"),
+    ]
+}
+
+/// The designs beside telemetry-manager: push as the manager does it and
+/// as the proof of concept did, what deploy/ ships, and the two plain
+/// pull schedules. The other phase-locked designs poll at the same moment
+/// as `shipped`, each with a process of its own on two cores, and would
+/// only crowd it; `eval-30s-100-pipelines` has them all.
+fn designs_manager() -> Vec<DesignSpec> {
+    pick(
+        &designs_eval_30s(),
+        &[
+            "push-all",
+            "push-scoped",
+            "shipped",
+            "pull-fixed-30s",
+            "pull-adaptive",
+        ],
+    )
+}
+
 /// The full run's scenarios, sweep by sweep (see the crate doc in `main.rs`).
+/// The manager's-settings scenarios come first: they answer the question.
 fn full() -> Vec<Scenario> {
     let second = Duration::from_secs(1);
     let all = designs_eval_1s();
@@ -290,12 +410,53 @@ fn full() -> Vec<Scenario> {
         pipelines: 100,
         noise: 0,
         changes: MIN_CHANGES,
+        lanes: 1,
         stable: second * 60,
         background_alert: true,
         prometheus3: false,
+        rules: Rules::Fast,
+        disruption: None,
         designs: all.clone(),
     };
+    let at_30s = Scenario {
+        evaluation: second * 30,
+        stable: second * 120,
+        designs: designs_eval_30s(),
+        ..base.clone()
+    };
     let mut out = Vec::new();
+    // telemetry-manager's settings: its rules (5m windows, `for: 1m`) every
+    // 30s, three pipelines per kind, on the Prometheus it ships and on 2.42.
+    for prometheus3 in [true, false] {
+        let version = if prometheus3 { "-prometheus3" } else { "" };
+        out.push(Scenario {
+            name: format!("manager-settings{version}"),
+            sweeps: vec!["manager"],
+            pipelines: 9,
+            prometheus3,
+            rules: Rules::Manager,
+            lanes: 3,
+            designs: designs_manager(),
+            ..at_30s.clone()
+        });
+    }
+    // The receiver stopped around each change: restarted, or leadership
+    // moved to a standby. The manager's 30s interval with quicker rules, so
+    // that ten changes take an hour, not three.
+    for (name, disruption) in [
+        ("receiver-restart", RECEIVER_RESTART),
+        ("leadership-move", LEADERSHIP_MOVE),
+    ] {
+        out.push(Scenario {
+            name: name.into(),
+            sweeps: vec!["disruption"],
+            pipelines: 9,
+            prometheus3: true,
+            disruption: Some(disruption),
+            designs: designs_manager(),
+            ..at_30s.clone()
+        });
+    }
     for pipelines in [1, 10, 100, 1000] {
         out.push(Scenario {
             name: format!("eval-1s-{pipelines}-pipelines"),
@@ -322,6 +483,7 @@ fn full() -> Vec<Scenario> {
                 &[
                     "push-all",
                     "push-scoped",
+                    "shipped",
                     "pull-adaptive",
                     "pull-locked-every-eval",
                     "pull-locked-query",
@@ -335,53 +497,30 @@ fn full() -> Vec<Scenario> {
             name: format!("resend-{resend}s"),
             sweeps: vec!["resend"],
             resend_delay: Some(second * resend),
-            designs: pick(&all, &["push-all", "push-scoped", "pull-locked-every-eval"]),
+            designs: pick(
+                &all,
+                &[
+                    "push-all",
+                    "push-scoped",
+                    "shipped",
+                    "pull-locked-every-eval",
+                ],
+            ),
             ..base.clone()
         });
     }
-    // The headline scenario again, on the Prometheus real deployments run.
+    // The 1s headline scenario again, on the Prometheus the manager ships.
     out.push(Scenario {
         name: "eval-1s-100-pipelines-prometheus3".into(),
         sweeps: vec!["prometheus3"],
         prometheus3: true,
         ..base.clone()
     });
-    // The shipped ConfigMap against push-scoped (telemetry-manager) at 5s
-    // and 30s evaluation, on both Prometheus versions, with a handful of
-    // pipelines as the manager admits.
-    for (evaluation, prometheus3) in [(5, false), (5, true), (30, false), (30, true)] {
-        let version = if prometheus3 { "-prometheus3" } else { "" };
-        out.push(Scenario {
-            name: format!("shipped-eval-{evaluation}s{version}"),
-            sweeps: vec!["shipped"],
-            evaluation: second * evaluation,
-            pipelines: 9,
-            changes: MIN_CHANGES,
-            stable: second * (evaluation * 4).max(60),
-            prometheus3,
-            designs: vec![push("push-scoped", Design::PushScoped), shipped()],
-            ..base.clone()
-        });
-    }
-    // Last, the slowest: the evaluation interval the shipped rules use.
+    // 100 pipelines at the manager's interval, with quicker rules.
     out.push(Scenario {
         name: "eval-30s-100-pipelines".into(),
         sweeps: vec!["evaluation"],
-        evaluation: second * 30,
-        stable: second * 120,
-        designs: vec![
-            push("push-all", Design::PushAll),
-            push("push-scoped", Design::PushScoped),
-            pull("pull-fixed-30s", "30s", "30s", "1"),
-            pull("pull-adaptive", "5s", "60s", "2"),
-            phase_locked("pull-locked-every-eval", "30s", "30s", "1"),
-            // Skipping at most one evaluation: every design must have seen a
-            // change before the next, so the slowest ceiling sets the pace
-            // of the whole scenario (120s made it 76 min).
-            phase_locked("pull-locked-adaptive", "30s", "60s", "2"),
-            phase_locked_query("pull-locked-query", "30s", "30s", "1"),
-        ],
-        ..base
+        ..at_30s
     });
     out
 }
@@ -415,7 +554,7 @@ mod tests {
     #[test]
     fn only_selects_by_substring() {
         let (all_scenarios, all_solos) = names(&[]);
-        assert_eq!((all_scenarios.len(), all_solos.len()), (15, 10));
+        assert_eq!((all_scenarios.len(), all_solos.len()), (15, 11));
         assert_eq!(
             names(&["noise-10000", "solo-push-all"]),
             (
@@ -427,7 +566,7 @@ mod tests {
         let (quick, solos) = plan(true, &["noise".to_string()]);
         assert_eq!(
             (quick.len(), quick[0].name.as_str(), solos.len()),
-            (1, "quick", 0)
+            (2, "quick", 0)
         );
     }
 
