@@ -573,7 +573,8 @@ async fn a_resolved_alert_does_not_linger_in_the_series_after_a_restart() {
         &client
             .rule_timings(&["Metric"])
             .await
-            .expect("the rule timing reads"),
+            .expect("the rule timing reads")
+            .0,
     )
     .expect("the group has been evaluated");
 

@@ -77,7 +77,7 @@ async fn restart_while_firing(source: &str, hold: Duration, down: Duration) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let recorder = tokio::spawn(record(poller.view.clone(), seen.clone()));
     let client = PrometheusClient::new(ClientSettings::first(&tuning(&settings))).unwrap();
-    let bound = series_max_age(&client.rule_timings(&["Metric"]).await.unwrap());
+    let bound = series_max_age(&client.rule_timings(&["Metric"]).await.unwrap().0);
 
     let restarted = Instant::now();
     prometheus.kill().await;

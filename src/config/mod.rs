@@ -143,7 +143,7 @@ tunables! {
     max_interval: Duration = ("maxInterval", "max-interval", "ALERT_POLLER_MAX_INTERVAL", "1s");
     /// Growth of the interval after each poll that found no change (1 = fixed interval).
     backoff_factor: f64 = ("backoffFactor", "backoff-factor", "ALERT_POLLER_BACKOFF_FACTOR", "1");
-    /// Poll just after Prometheus evaluates the alert rules, timed from /api/v1/rules (read once a minute; the last five readings count). Where rules are evaluated every 5s or slower, each poll is checked against a fresh reading and asked again if it raced an evaluation.
+    /// Poll just after Prometheus evaluates the alert rules, timed from /api/v1/rules (read once a minute; the last five readings count). Each poll is checked against a reading taken with it, and asked again if it raced an evaluation, where rules are evaluated every 5s or slower or the rules answer is small (64 KiB; Prometheus 2.49 and later leave the alerts out of it).
     phase_lock: bool = ("phaseLock", "phase-lock", "ALERT_POLLER_PHASE_LOCK", "true");
     /// Ceiling of the delay between polls while Prometheus fails (jitter included).
     error_max_interval: Duration = ("errorMaxInterval", "error-max-interval", "ALERT_POLLER_ERROR_MAX_INTERVAL", "60s");

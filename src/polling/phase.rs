@@ -24,14 +24,29 @@ pub const MARGIN_MS: i64 = 10;
 /// rule's own evaluation. Clocks that disagree are learned ([`Lateness`]).
 pub const RECHECKED_MARGIN_MS: i64 = 1;
 
-/// The margin after an evaluation of a group evaluated every `interval_ms`.
-pub fn margin_ms(interval_ms: i64) -> i64 {
-    if interval_ms >= RECHECK_FROM_INTERVAL_MS {
+/// The margin after an evaluation of `g`.
+pub fn margin_ms(g: &GroupTiming) -> i64 {
+    if g.checked {
         RECHECKED_MARGIN_MS
     } else {
         MARGIN_MS
     }
 }
+
+/// Whether polls after a group's evaluations are checked: always from
+/// [`RECHECK_FROM_INTERVAL_MS`] up, where a late read costs much; below it
+/// too when the source's `/api/v1/rules` answer is small
+/// ([`LIGHT_RULES_BYTES`]), since the check keeps to two requests per
+/// evaluation and takes the margin from 10 ms to 1. A large answer (every
+/// active alert, before Prometheus 2.49) read every second would cost
+/// Prometheus more than the milliseconds are worth.
+pub fn checks(interval_ms: i64, rules_bytes: usize) -> bool {
+    interval_ms >= RECHECK_FROM_INTERVAL_MS || rules_bytes <= LIGHT_RULES_BYTES
+}
+
+/// The largest `/api/v1/rules` answer read after every poll of a group
+/// evaluated faster than [`RECHECK_FROM_INTERVAL_MS`].
+pub const LIGHT_RULES_BYTES: usize = 64 * 1024;
 
 /// How many readings of a group the estimate rests on.
 pub const READINGS: usize = 5;
@@ -107,12 +122,11 @@ fn estimate(history: &[GroupTiming]) -> Option<GroupTiming> {
         .unwrap_or(0);
     let mut durations: Vec<i64> = history.iter().map(|g| g.evaluation_ms).collect();
     durations.sort_unstable();
-    // A slowly evaluated group is checked after each poll, and a poll that
-    // came before the evaluation's end is asked again: the median ends too
-    // early about half the time, and each time costs a request. The longest
-    // of the last readings costs a few tens of ms of latency instead, which
-    // such a group's interval dwarfs.
-    let evaluation_ms = if interval >= RECHECK_FROM_INTERVAL_MS {
+    // A checked group's poll that came before the evaluation's end is asked
+    // again: the median ends too early about half the time, and each time
+    // costs a request. The longest of the last readings costs a few ms of
+    // latency instead.
+    let evaluation_ms = if newest.checked {
         durations[durations.len() - 1]
     } else {
         durations[durations.len() / 2]
@@ -131,8 +145,7 @@ pub fn next_poll(groups: &[GroupTiming], due_ms: i64) -> Option<i64> {
         .iter()
         .filter(|g| g.interval_ms > 0)
         .map(|g| {
-            let first_end =
-                g.last_evaluation_ms + g.evaluation_ms.max(0) + margin_ms(g.interval_ms);
+            let first_end = g.last_evaluation_ms + g.evaluation_ms.max(0) + margin_ms(g);
             let ticks = (due_ms - first_end).div_euclid(g.interval_ms);
             let mut at = first_end + ticks * g.interval_ms;
             if at < due_ms {
@@ -169,11 +182,7 @@ pub enum Recheck {
 /// `None`: it does. Groups evaluated more often than
 /// [`RECHECK_FROM_INTERVAL_MS`] are left out. Pure, so it is table-tested.
 pub fn recheck(groups: &[GroupTiming], sent_ms: i64, now_ms: i64) -> Option<Recheck> {
-    let rechecked = || {
-        groups
-            .iter()
-            .filter(|g| g.interval_ms >= RECHECK_FROM_INTERVAL_MS)
-    };
+    let rechecked = || groups.iter().filter(|g| g.checked);
     let short_ms = rechecked()
         .map(|g| g.last_evaluation_ms + g.evaluation_ms.max(0) - sent_ms)
         .max();
@@ -242,10 +251,7 @@ impl Lateness {
     /// those whose polls are checked (the others keep [`MARGIN_MS`]).
     pub fn apply(&self, groups: &mut [GroupTiming], now_ms: i64) {
         let extra = self.extra_ms(now_ms);
-        for g in groups
-            .iter_mut()
-            .filter(|g| g.interval_ms >= RECHECK_FROM_INTERVAL_MS)
-        {
+        for g in groups.iter_mut().filter(|g| g.checked) {
             g.evaluation_ms = g.evaluation_ms.max(0) + extra;
         }
     }
@@ -273,6 +279,7 @@ mod tests {
         last_evaluation_ms: 10_000,
         interval_ms: 1_000,
         evaluation_ms: 5,
+        checked: false,
     };
 
     /// Where a poll goes: `ms` after an evaluation's end.
@@ -297,6 +304,7 @@ mod tests {
             last_evaluation_ms: 10_400,
             interval_ms: 30_000,
             evaluation_ms: 100,
+            checked: true,
         };
         // The slow group ends at 10_500, before the fast one at 11_005; it
         // is checked after each poll, so it takes the small margin.
@@ -333,6 +341,7 @@ mod tests {
             last_evaluation_ms: 0,
             interval_ms: 30_000,
             evaluation_ms: 40,
+            checked: true,
         };
         let mut now = 0;
         let mut polls = Vec::new();
@@ -359,12 +368,14 @@ mod tests {
             last_evaluation_ms: slot + late,
             interval_ms: 1_000,
             evaluation_ms: took,
+            checked: false,
         }
     }
 
     fn reading_every(interval_ms: i64, slot: i64, late: i64, took: i64) -> GroupTiming {
         GroupTiming {
             interval_ms,
+            checked: interval_ms >= RECHECK_FROM_INTERVAL_MS,
             ..reading(1, slot, late, took)
         }
     }
@@ -462,9 +473,11 @@ mod tests {
             last_evaluation_ms: 60_000,
             interval_ms: 30_000,
             evaluation_ms: 200,
+            checked: true,
         };
         let fast = GroupTiming {
             interval_ms: 1_000,
+            checked: false,
             ..g
         };
         let other = GroupTiming {
@@ -515,10 +528,39 @@ mod tests {
     }
 
     #[test]
+    fn polls_are_checked_where_a_late_read_costs_much_or_a_check_little() {
+        let kib = 1024;
+        // (interval ms, rules answer bytes, checked)
+        let cases = [
+            (30_000, 10 * kib, true),
+            (30_000, 5_000 * kib, true),
+            (5_000, 5_000 * kib, true),
+            (1_000, 10 * kib, true),
+            (1_000, LIGHT_RULES_BYTES, true),
+            (1_000, LIGHT_RULES_BYTES + 1, false),
+            (4_999, 5_000 * kib, false),
+        ];
+        for (interval, bytes, expected) in cases {
+            assert_eq!(
+                checks(interval, bytes),
+                expected,
+                "{interval} ms, {bytes} B"
+            );
+        }
+        // A checked group's poll follows its end by the small margin.
+        let checked = GroupTiming { checked: true, ..G };
+        assert_eq!(
+            next_poll(&[checked], 10_500),
+            Some(11_005 + RECHECKED_MARGIN_MS)
+        );
+    }
+
+    #[test]
     fn races_that_keep_coming_teach_how_late_evaluations_end() {
         let hour = LATENESS_MEMORY_MS;
         // (races as (at, shortfall), asked at, expected extra)
-        let cases: &[(&[(i64, i64)], i64, i64)] = &[
+        type Case<'a> = (&'a [(i64, i64)], i64, i64);
+        let cases: &[Case] = &[
             (&[], 0, 0),
             // One or two races are slow evaluations: nothing learned.
             (&[(1_000, 45)], 2_000, 0),
@@ -550,6 +592,7 @@ mod tests {
         }
         let slow = GroupTiming {
             interval_ms: 30_000,
+            checked: true,
             ..G
         };
         let mut groups = [slow, G];

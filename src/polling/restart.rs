@@ -87,6 +87,7 @@ mod tests {
             last_evaluation_ms: 0,
             interval_ms,
             evaluation_ms,
+            checked: false,
         }
     }
 

@@ -77,16 +77,13 @@ impl Source {
     }
 
     /// Whether a phase-locked poll of this source is checked against a
-    /// fresh timing reading: only where a group is evaluated slowly enough
-    /// for a late read to cost much (`phase::RECHECK_FROM_INTERVAL_MS`).
+    /// timing reading taken with it (`phase::checks`).
     fn rechecks_polls(&self, tuning: &Tuning) -> bool {
         tuning.phase_lock
-            && self.timings.as_ref().is_some_and(|(readings, _)| {
-                readings
-                    .estimate()
-                    .iter()
-                    .any(|g| g.interval_ms >= phase::RECHECK_FROM_INTERVAL_MS)
-            })
+            && self
+                .timings
+                .as_ref()
+                .is_some_and(|(readings, _)| readings.estimate().iter().any(|g| g.checked))
     }
 
     /// The URL as configured, credentials removed: the `source` of the
@@ -226,13 +223,28 @@ impl Sources {
     pub async fn settling(&mut self, tuning: &Tuning) -> bool {
         let metrics = self.metrics.clone();
         let checks = join_all(self.sources.iter_mut().map(|source| async {
-            let start = start_time(source).await?;
-            let groups = read_timings(source, tuning, &metrics).await;
-            let readable = source.timings.as_ref().is_some_and(|(r, _)| !r.is_empty());
-            let evaluations = match &source.client {
-                Ok(client) => client.evaluations().await.ok(),
-                Err(_) => None,
+            let client = source.client.clone().ok()?;
+            // The three are asked at once: the check comes before a resolve
+            // is published, so its time is latency.
+            let (start, groups, evaluations) = futures::join!(
+                start_time(&client, source.start_unknown),
+                read_timings(source, tuning, &metrics),
+                client.evaluations()
+            );
+            let start = match start {
+                Start::Known(start) => start,
+                Start::Untold => {
+                    tracing::info!(
+                        url = client.url(),
+                        "the source does not tell when it started; a restart of what is behind it is not noticed"
+                    );
+                    source.start_unknown = true;
+                    return None;
+                }
+                Start::Unknown => return None,
             };
+            let readable = source.timings.as_ref().is_some_and(|(r, _)| !r.is_empty());
+            let evaluations = evaluations.ok();
             let seen = restart::SinceStart {
                 groups: readable.then_some(groups.as_slice()),
                 evaluations: evaluations.as_ref(),
@@ -291,26 +303,26 @@ fn log_failures(failed: &[(String, PollError)], others_answered: bool) {
     }
 }
 
-/// One source's start time, if it tells it.
-async fn start_time(source: &mut Source) -> Option<i64> {
-    let client = source
-        .client
-        .as_ref()
-        .ok()
-        .filter(|_| !source.start_unknown)?;
+/// What a source said of its start.
+enum Start {
+    Known(i64),
+    /// It does not tell (Thanos Query, Mimir): not asked again.
+    Untold,
+    /// Not known now: it was not asked, or did not answer.
+    Unknown,
+}
+
+/// One source's start time, unless it said before that it does not tell.
+async fn start_time(client: &PrometheusClient, untold: bool) -> Start {
+    if untold {
+        return Start::Unknown;
+    }
     match client.start_time_ms().await {
-        Ok(Some(start)) => Some(start),
-        Ok(None) => {
-            tracing::info!(
-                url = client.url(),
-                "the source does not tell when it started; a restart of what is behind it is not noticed"
-            );
-            source.start_unknown = true;
-            None
-        }
+        Ok(Some(start)) => Start::Known(start),
+        Ok(None) => Start::Untold,
         Err(error) => {
             tracing::debug!(url = client.url(), %error, "cannot read the start time");
-            None
+            Start::Unknown
         }
     }
 }
@@ -446,7 +458,10 @@ async fn read_timings(source: &mut Source, tuning: &Tuning, metrics: &Metrics) -
         .collect();
     let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
     let groups = match client.rule_timings(&prefixes).await {
-        Ok(groups) => {
+        Ok((mut groups, bytes)) => {
+            for g in &mut groups {
+                g.checked = phase::checks(g.interval_ms, bytes);
+            }
             tracing::debug!(
                 url = client.url(),
                 groups = groups.len(),

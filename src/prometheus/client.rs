@@ -244,10 +244,16 @@ impl PrometheusClient {
     }
 
     /// When the rule groups holding alerts named with one of `prefixes` are
-    /// evaluated, for phase-locked polling (`/api/v1/rules?type=alert`).
-    pub async fn rule_timings(&self, prefixes: &[&str]) -> Result<Vec<GroupTiming>, PollError> {
+    /// evaluated, for phase-locked polling (`/api/v1/rules?type=alert`),
+    /// and the answer's size: before Prometheus 2.49 it holds every active
+    /// alert, which makes it costly to read often.
+    pub async fn rule_timings(
+        &self,
+        prefixes: &[&str],
+    ) -> Result<(Vec<GroupTiming>, usize), PollError> {
         let (status, body) = self.fetch(self.rules_url.clone()).await?;
-        decode_rule_timings(&body, prefixes).map_err(|e| decode_error(status, e))
+        let groups = decode_rule_timings(&body, prefixes).map_err(|e| decode_error(status, e))?;
+        Ok((groups, body.len()))
     }
 
     /// How often each rule group has been evaluated since the server

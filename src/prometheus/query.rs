@@ -115,6 +115,7 @@ mod tests {
             last_evaluation_ms: 0,
             interval_ms,
             evaluation_ms,
+            checked: false,
         };
         assert_eq!(series_max_age(&[]), None);
         assert_eq!(

@@ -24,6 +24,11 @@ pub struct GroupTiming {
     pub interval_ms: i64,
     /// How long the last evaluation took.
     pub evaluation_ms: i64,
+    /// Whether a poll placed after this group's evaluation is checked by a
+    /// timing reading taken with it, so that a race costs a request rather
+    /// than an interval. The poller decides (`polling::phase::checks`);
+    /// decoded, it is `false`.
+    pub checked: bool,
 }
 
 /// The parts of `/api/v1/rules` that timing needs. Our own, lenient model:
@@ -84,6 +89,7 @@ pub fn decode_rule_timings(
                 last_evaluation_ms: last.as_millisecond(),
                 interval_ms: (g.interval * 1000.0).round() as i64,
                 evaluation_ms: (g.evaluation_time * 1000.0).ceil() as i64,
+                checked: false,
             })
         })
         .collect())

@@ -18,7 +18,7 @@ use crate::run::Failure;
 use crate::scenarios::{DesignSpec, SOLO_MEASURED, SOLO_SETTLE, Scenario};
 use crate::truth::Change;
 
-/// Everything one run produced, for [`write`].
+/// Everything one run produced, for [`write()`].
 pub struct Results<'a> {
     pub outcomes: &'a [Outcome],
     pub solo: &'a [SoloOutcome],
@@ -707,11 +707,28 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
     }
 
     md.push_str(
-        "\n## Plots\n\n![latency CDF](latency-cdf.svg)\n\n![requests vs pipelines](requests-vs-pipelines.svg)\n\n\
-         ![reconciles vs pipelines](reconciles-vs-pipelines.svg)\n",
+        "\n## Plots\n\n\
+         The trade-off in the headline scenario (telemetry-manager's settings on \
+         Prometheus 3): p95 latency (whisker: its 95% interval; ring: p50) against \
+         requests per minute while stable, one point per design.\n\n\
+         ![latency against requests](latency-vs-requests.svg)\n\n\
+         Latency CDF per design in the headline scenario.\n\n\
+         ![headline latency CDF](latency-cdf-headline.svg)\n\n\
+         Latency CDF per design at 100 pipelines and 1s evaluation (Debian's 2.42).\n\n\
+         ![latency CDF](latency-cdf.svg)\n\n\
+         p95 latency against pipelines and against unrelated active alerts, with \
+         their 95% intervals.\n\n\
+         ![p95 against pipelines](p95-vs-pipelines.svg)\n\n\
+         ![p95 against unrelated alerts](p95-vs-noise.svg)\n\n\
+         What each design costs while nothing changes, against pipelines.\n\n\
+         ![requests against pipelines](requests-vs-pipelines.svg)\n\n\
+         ![reconciles against pipelines](reconciles-vs-pipelines.svg)\n",
     );
     if !r.solo.is_empty() {
-        md.push_str("\n![Prometheus CPU per design](solo-prometheus-cpu.svg)\n");
+        md.push_str(
+            "\nPrometheus' CPU with each design alone, against Prometheus alone.\n\n\
+             ![Prometheus CPU per design](solo-prometheus-cpu.svg)\n",
+        );
     }
     md.push_str(
         "\nRaw data: `latency.csv` (one row per design and change), `summary.csv` (one row \
