@@ -195,8 +195,12 @@ pub fn recheck(groups: &[GroupTiming], sent_ms: i64, now_ms: i64) -> Option<Rech
         let due = start + g.interval_ms;
         if sent_ms >= due {
             // It should take as long as the last one; if that has passed,
-            // as long again as it has run so far, so waits grow.
-            let at = (due + took + MARGIN_MS).max(now_ms + (now_ms - due).max(MARGIN_MS));
+            // half as long again as it has run so far: an evaluation that
+            // changes alerts runs several times longer than a quiet one,
+            // and each read after its end is latency, each one before it a
+            // small request.
+            let margin = margin_ms(g);
+            let at = (due + took + margin).max(now_ms + ((now_ms - due) / 2).max(margin));
             wait_until = wait_until.max(Some(at));
         }
     }
@@ -497,10 +501,15 @@ mod tests {
             (&[g], 59_000, 60_250, Some(AskAgain { short_ms: 1_200 })),
             // The next was due before the send and had not ended by the
             // reading: read again when it should have ended...
-            (&[g], 90_000, 90_020, Some(WaitUntil(90_200 + M))),
-            // ...or, that moment gone, after as long again as it has run.
-            (&[g], 90_100, 90_300, Some(WaitUntil(90_600))),
-            (&[g], 90_100, 90_201, Some(WaitUntil(90_201 + 201))),
+            (
+                &[g],
+                90_000,
+                90_020,
+                Some(WaitUntil(90_200 + RECHECKED_MARGIN_MS)),
+            ),
+            // ...or, that moment gone, after half as long again as it has run.
+            (&[g], 90_100, 90_300, Some(WaitUntil(90_300 + 150))),
+            (&[g], 90_100, 90_201, Some(WaitUntil(90_201 + 100))),
             // A fast group is not checked: a late read costs it a second.
             (&[fast], 60_100, 60_150, None),
             // Several groups: any one raced asks again; else the latest wait.
@@ -514,7 +523,7 @@ mod tests {
                 &[g, other],
                 91_500,
                 91_510,
-                Some(WaitUntil(91_510 + (91_510 - 90_000))),
+                Some(WaitUntil(91_510 + (91_510 - 90_000) / 2)),
             ),
             (&[], 60_100, 60_150, None),
         ];

@@ -53,6 +53,8 @@ struct Source {
     start_unknown: bool,
     /// How much later than read its evaluations end, by our clock.
     lateness: phase::Lateness,
+    /// The start (Unix ms) of the server behind it, once found settled.
+    settled_start: Option<i64>,
 }
 
 impl Source {
@@ -73,6 +75,7 @@ impl Source {
             timings_outdated: false,
             start_unknown: false,
             lateness: phase::Lateness::default(),
+            settled_start: None,
         }
     }
 
@@ -218,20 +221,14 @@ impl Sources {
     /// Whether a source that started lately may still lack firing alerts
     /// in its answers (`restart`): its start time, and its groups' timing
     /// read afresh, and how often they ran by its own count. Asked only
-    /// when a poll would drop a firing alert, and while settling, so it
-    /// costs three requests per resolve.
+    /// when a poll would drop a firing alert, and while settling: one
+    /// request per resolve once a start has been found settled, three
+    /// (the last two at once) after a new start.
     pub async fn settling(&mut self, tuning: &Tuning) -> bool {
         let metrics = self.metrics.clone();
         let checks = join_all(self.sources.iter_mut().map(|source| async {
             let client = source.client.clone().ok()?;
-            // The three are asked at once: the check comes before a resolve
-            // is published, so its time is latency.
-            let (start, groups, evaluations) = futures::join!(
-                start_time(&client, source.start_unknown),
-                read_timings(source, tuning, &metrics),
-                client.evaluations()
-            );
-            let start = match start {
+            let start = match start_time(&client, source.start_unknown).await {
                 Start::Known(start) => start,
                 Start::Untold => {
                     tracing::info!(
@@ -243,13 +240,27 @@ impl Sources {
                 }
                 Start::Unknown => return None,
             };
+            // Settled stays settled until the next start: the check comes
+            // before a resolve is published, so after the first it is one
+            // small request, not three.
+            if source.settled_start == Some(start) {
+                return Some(false);
+            }
+            let (groups, evaluations) = futures::join!(
+                read_timings(source, tuning, &metrics),
+                client.evaluations()
+            );
             let readable = source.timings.as_ref().is_some_and(|(r, _)| !r.is_empty());
             let evaluations = evaluations.ok();
             let seen = restart::SinceStart {
                 groups: readable.then_some(groups.as_slice()),
                 evaluations: evaluations.as_ref(),
             };
-            Some(restart::settling(start, seen, unix_ms()))
+            let settling = restart::settling(start, seen, unix_ms());
+            if !settling {
+                source.settled_start = Some(start);
+            }
+            Some(settling)
         }))
         .await;
         checks.into_iter().flatten().any(|settling| settling)
@@ -401,9 +412,9 @@ async fn poll_one(
 }
 
 /// How many timing readings one poll's check may take while it waits for
-/// an evaluation to end: waits double, so five cover an evaluation that
-/// runs about 30 times longer than the last.
-const MAX_RECHECK_READS: usize = 5;
+/// an evaluation to end: waits grow by half, so eight cover an evaluation
+/// about 17 times longer than its due time was behind when the poll went.
+const MAX_RECHECK_READS: usize = 8;
 /// The longest single wait for an evaluation to end.
 const RECHECK_MAX_WAIT_MS: i64 = 5_000;
 
