@@ -163,6 +163,9 @@ pub fn next_poll(groups: &[GroupTiming], due_ms: i64) -> Option<i64> {
 /// at 1 s, where the check would double the requests for little.
 pub const RECHECK_FROM_INTERVAL_MS: i64 = 5_000;
 
+/// The shortest wait between two readings of an evaluation still running.
+pub const WAIT_STEP_MIN_MS: i64 = 2;
+
 /// What a timing reading taken after a poll's answer says of that answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Recheck {
@@ -195,12 +198,13 @@ pub fn recheck(groups: &[GroupTiming], sent_ms: i64, now_ms: i64) -> Option<Rech
         let due = start + g.interval_ms;
         if sent_ms >= due {
             // It should take as long as the last one; if that has passed,
-            // half as long again as it has run so far: an evaluation that
-            // changes alerts runs several times longer than a quiet one,
-            // and each read after its end is latency, each one before it a
-            // small request.
+            // a quarter as long again as it has run so far: an evaluation
+            // that changes alerts can run several times longer than a quiet
+            // one, and each read after its end is latency, each one before
+            // it a small request.
             let margin = margin_ms(g);
-            let at = (due + took + margin).max(now_ms + ((now_ms - due) / 2).max(margin));
+            let step = ((now_ms - due) / 4).max(WAIT_STEP_MIN_MS);
+            let at = (due + took + margin).max(now_ms + step);
             wait_until = wait_until.max(Some(at));
         }
     }
@@ -507,9 +511,11 @@ mod tests {
                 90_020,
                 Some(WaitUntil(90_200 + RECHECKED_MARGIN_MS)),
             ),
-            // ...or, that moment gone, after half as long again as it has run.
-            (&[g], 90_100, 90_300, Some(WaitUntil(90_300 + 150))),
-            (&[g], 90_100, 90_201, Some(WaitUntil(90_201 + 100))),
+            // ...or, that moment gone, after a quarter as long again as it has run.
+            (&[g], 90_100, 90_300, Some(WaitUntil(90_300 + 75))),
+            (&[g], 90_100, 90_201, Some(WaitUntil(90_201 + 50))),
+            // Just due: the shortest step.
+            (&[g], 90_000, 90_205, Some(WaitUntil(90_205 + 51))),
             // A fast group is not checked: a late read costs it a second.
             (&[fast], 60_100, 60_150, None),
             // Several groups: any one raced asks again; else the latest wait.
@@ -523,7 +529,7 @@ mod tests {
                 &[g, other],
                 91_500,
                 91_510,
-                Some(WaitUntil(91_510 + (91_510 - 90_000) / 2)),
+                Some(WaitUntil(91_510 + (91_510 - 90_000) / 4)),
             ),
             (&[], 60_100, 60_150, None),
         ];

@@ -412,9 +412,10 @@ async fn poll_one(
 }
 
 /// How many timing readings one poll's check may take while it waits for
-/// an evaluation to end: waits grow by half, so eight cover an evaluation
-/// about 17 times longer than its due time was behind when the poll went.
-const MAX_RECHECK_READS: usize = 8;
+/// an evaluation to end: waits grow by a quarter, so sixteen cover an
+/// evaluation about 30 times longer than its due time was behind when the
+/// poll went.
+const MAX_RECHECK_READS: usize = 16;
 /// The longest single wait for an evaluation to end.
 const RECHECK_MAX_WAIT_MS: i64 = 5_000;
 
