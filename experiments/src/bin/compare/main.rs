@@ -43,7 +43,7 @@
 //! [`harness`] (one scenario: designs as processes, faults), [`pipelines`]
 //! (the three kinds, dealt in turn), [`bed`] (collector and Prometheus),
 //! [`agent`] (one design, in its own process), [`truth`] (what Prometheus
-//! did), [`report`], [`restarts`] and [`plot`] (the figures).
+//! did), [`report`], [`verdict`], [`restarts`] and [`plot`] (the figures).
 
 mod agent;
 mod bed;
@@ -56,6 +56,7 @@ mod restarts;
 mod run;
 mod scenarios;
 mod truth;
+mod verdict;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -221,8 +221,8 @@ fn row(o: &Outcome, spec: &DesignSpec, r: &AgentReport, reactions: &[Reaction]) 
 
 /// Bootstrap draws per interval, and their seed (fixed, so a report is
 /// reproducible).
-const RESAMPLES: usize = 2000;
-const SEED: u64 = 0x5eed;
+pub const RESAMPLES: usize = 2000;
+pub const SEED: u64 = 0x5eed;
 
 /// A percentile with its interval: `120 (95–160)`.
 fn with_interval(v: Option<u64>, ci: Option<(u64, u64)>) -> String {
@@ -673,6 +673,7 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
     if r.partial {
         md.push_str("\n**Partial run**: only the scenarios named in `--only` were run.\n");
     }
+    crate::verdict::section(&mut md, r.outcomes);
     for sweep in SWEEPS {
         sweep_section(&mut md, sweep, r.outcomes);
     }
