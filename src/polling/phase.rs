@@ -48,6 +48,10 @@ pub fn checks(interval_ms: i64, rules_bytes: usize) -> bool {
 /// evaluated faster than [`RECHECK_FROM_INTERVAL_MS`].
 pub const LIGHT_RULES_BYTES: usize = 64 * 1024;
 
+/// A checked group's reading longer than twice the median by more than
+/// this is an outlier the estimate leaves out ([`Readings::estimate`]).
+pub const OUTLIER_SLACK_MS: i64 = 2;
+
 /// How many readings of a group the estimate rests on.
 pub const READINGS: usize = 5;
 
@@ -125,11 +129,21 @@ fn estimate(history: &[GroupTiming]) -> Option<GroupTiming> {
     // A checked group's poll that came before the evaluation's end is asked
     // again: the median ends too early about half the time, and each time
     // costs a request. The longest of the last readings costs a few ms of
-    // latency instead.
+    // latency instead, but not an outlier's: an evaluation that changed
+    // alerts can take several times as long as a quiet one (measured on
+    // 3.12 at 30 s: 17 ms against 3), and would hold the next five polls
+    // back by the difference; a poll that comes before such an evaluation
+    // has ended is checked, and waits for it.
+    let median = durations[durations.len() / 2];
     let evaluation_ms = if newest.checked {
-        durations[durations.len() - 1]
+        durations
+            .iter()
+            .copied()
+            .filter(|d| *d <= 2 * median + OUTLIER_SLACK_MS)
+            .max()
+            .unwrap_or(median)
     } else {
-        durations[durations.len() / 2]
+        median
     };
     Some(GroupTiming {
         last_evaluation_ms: newest.last_evaluation_ms + earliest,
@@ -420,14 +434,33 @@ mod tests {
                 ],
                 Some((61_001, 30)),
             ),
-            // A slow group (30 s) waits for the longest of its readings.
+            // A checked group (30 s) waits for the longest of its readings...
+            (
+                vec![
+                    reading_every(30_000, 60_000, 2, 40),
+                    reading_every(30_000, 90_000, 1, 55),
+                    reading_every(30_000, 120_000, 3, 60),
+                ],
+                Some((120_001, 60)),
+            ),
+            // ...but for one that ran over twice the median: an evaluation
+            // that changed alerts does not hold the next polls back.
             (
                 vec![
                     reading_every(30_000, 60_000, 2, 40),
                     reading_every(30_000, 90_000, 1, 150),
                     reading_every(30_000, 120_000, 3, 60),
                 ],
-                Some((120_001, 150)),
+                Some((120_001, 60)),
+            ),
+            (
+                vec![
+                    reading_every(30_000, 60_000, 2, 3),
+                    reading_every(30_000, 90_000, 1, 17),
+                    reading_every(30_000, 120_000, 3, 4),
+                    reading_every(30_000, 150_000, 3, 3),
+                ],
+                Some((150_001, 4)),
             ),
             // Only the last READINGS count: an old early start is forgotten.
             (
