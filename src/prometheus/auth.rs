@@ -75,6 +75,10 @@ pub struct Authenticator {
     auth: Auth,
     headers: Headers,
     token: Mutex<Option<Token>>,
+    /// Held while a token is fetched, so that requests sent together (a
+    /// poll's query and its timing read) wait for one grant, not ask for
+    /// one each.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for Token {
@@ -91,6 +95,7 @@ impl Authenticator {
             auth,
             headers,
             token: Mutex::new(None),
+            fetching: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -125,13 +130,25 @@ impl Authenticator {
     }
 
     /// Prometheus refused the credentials: an OAuth2 token is dropped so that
-    /// the next request fetches a new one. Returns whether that happened,
-    /// i.e. whether trying again at once can help.
+    /// the next request fetches a new one. Returns whether trying again at
+    /// once can help: with OAuth2 it can, even when no token is held any
+    /// more, since a request sent beside this one (a poll's query and its
+    /// timing read go together) may have dropped the same refused token
+    /// first, and is fetching the next.
     pub fn refused(&self, status: StatusCode) -> bool {
         if status != StatusCode::UNAUTHORIZED || !matches!(self.auth, Auth::OAuth2(_)) {
             return false;
         }
-        self.token.lock().expect("not poisoned").take().is_some()
+        self.token.lock().expect("not poisoned").take();
+        true
+    }
+
+    /// The token held, if it is fresh and was granted for this secret.
+    fn held(&self, digest: u64) -> Option<String> {
+        let token = self.token.lock().expect("not poisoned");
+        let token = token.as_ref()?;
+        let fresh = token.renew_at.is_none_or(|at| Instant::now() < at);
+        (fresh && token.secret_digest == digest).then(|| token.value.0.clone())
     }
 
     async fn oauth2_token(
@@ -141,11 +158,13 @@ impl Authenticator {
     ) -> Result<String, PollError> {
         let secret = Secret::read("OAuth2 client secret", &oauth2.client_secret_file)?;
         let digest = secret.digest();
-        if let Some(token) = &*self.token.lock().expect("not poisoned") {
-            let fresh = token.renew_at.is_none_or(|at| Instant::now() < at);
-            if fresh && token.secret_digest == digest {
-                return Ok(token.value.0.clone());
-            }
+        if let Some(value) = self.held(digest) {
+            return Ok(value);
+        }
+        let _fetching = self.fetching.lock().await;
+        // Another request may have fetched one while this one waited.
+        if let Some(value) = self.held(digest) {
+            return Ok(value);
         }
         let granted = fetch_token(http, oauth2, &secret).await?;
         let value = granted.access_token.clone();
