@@ -28,7 +28,10 @@ elif [[ -n $commit ]]; then
 	git -C "$tree" checkout --quiet --detach "$commit"
 fi
 cd "$tree"
-if [[ -n "$(git status --porcelain --untracked-files=no)" ]]; then
+# What compare writes (report, CSVs, plots, runs) does not count as a
+# change; anything else would (harness.rs, MEASURED).
+if [[ -n "$(git status --porcelain --untracked-files=no -- ':(top)' ':(top,exclude)experiments/runs' \
+	':(top,exclude)experiments/report.md' ':(top,exclude,glob)experiments/*.csv' ':(top,exclude,glob)experiments/*.svg')" ]]; then
 	echo "full-run: $tree has uncommitted changes; its runs would not count" >&2
 	exit 1
 fi

@@ -101,6 +101,18 @@ impl Environment {
     }
 }
 
+/// What decides a measurement, as git pathspecs: the whole tree but what
+/// `compare` itself writes (the report, its CSVs and plots, the saved
+/// runs), so that a run saved into a checkout of the commit does not mark
+/// the next one as made from uncommitted code.
+pub const MEASURED: [&str; 5] = [
+    ":(top)",
+    ":(top,exclude)experiments/runs",
+    ":(top,exclude)experiments/report.md",
+    ":(top,exclude,glob)experiments/*.csv",
+    ":(top,exclude,glob)experiments/*.svg",
+];
+
 impl Provenance {
     /// The working tree's commit, if it is a git checkout. Taken when a run
     /// starts, so that editing the tree during an hour-long run does not
@@ -116,8 +128,9 @@ impl Provenance {
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         };
         git(&["rev-parse", "--short", "HEAD"]).map(|commit| {
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
+            let mut status = vec!["status", "--porcelain", "--untracked-files=no", "--"];
+            status.extend(MEASURED);
+            let dirty = git(&status).is_some_and(|s| !s.is_empty());
             if dirty {
                 format!("{commit}-dirty")
             } else {
