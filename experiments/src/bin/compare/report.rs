@@ -143,12 +143,12 @@ fn duration(d: Duration) -> String {
 }
 
 /// The figures of one design in one scenario.
-struct Row {
+pub struct Row {
     p50: Option<u64>,
-    p95: Option<u64>,
+    pub p95: Option<u64>,
     /// 95% bootstrap intervals of p50 and p95.
     p50_ci: Option<(u64, u64)>,
-    p95_ci: Option<(u64, u64)>,
+    pub p95_ci: Option<(u64, u64)>,
     max: Option<u64>,
     seen: usize,
     expected: usize,
@@ -158,7 +158,7 @@ struct Row {
     cpu_ms_per_request: Option<f64>,
     stable_requests_min: f64,
     stable_reconciles_min: f64,
-    stable: Stable,
+    pub stable: Stable,
     report: AgentReport,
 }
 
@@ -186,7 +186,7 @@ fn cells(label: &str, x: &Row) -> String {
     )
 }
 
-fn row(o: &Outcome, spec: &DesignSpec, r: &AgentReport, reactions: &[Reaction]) -> Row {
+pub fn row(o: &Outcome, spec: &DesignSpec, r: &AgentReport, reactions: &[Reaction]) -> Row {
     let mine: Vec<&Reaction> = reactions
         .iter()
         .filter(|x| x.design == spec.label)
@@ -221,8 +221,8 @@ fn row(o: &Outcome, spec: &DesignSpec, r: &AgentReport, reactions: &[Reaction]) 
 
 /// Bootstrap draws per interval, and their seed (fixed, so a report is
 /// reproducible).
-pub const RESAMPLES: usize = 2000;
-pub const SEED: u64 = 0x5eed;
+const RESAMPLES: usize = 2000;
+const SEED: u64 = 0x5eed;
 
 /// A percentile with its interval: `120 (95–160)`.
 fn with_interval(v: Option<u64>, ci: Option<(u64, u64)>) -> String {

@@ -4,10 +4,8 @@
 
 use std::fmt::Write as _;
 
-use alert_poller_experiments::figures::{bootstrap_interval, percentile};
-
 use crate::harness::Outcome;
-use crate::report::{RESAMPLES, SEED, reactions};
+use crate::report::{reactions, row};
 
 /// One scenario's answer.
 #[derive(Debug, PartialEq)]
@@ -30,35 +28,26 @@ impl Point {
     }
 }
 
-fn p95_of(o: &Outcome, design: &str) -> (Option<u64>, Option<(u64, u64)>) {
-    let mut lat: Vec<u64> = reactions(o)
-        .iter()
-        .filter(|r| r.design == design)
-        .filter_map(|r| r.latency_ms())
-        .collect();
-    lat.sort_unstable();
-    (
-        percentile(&lat, 95.0),
-        bootstrap_interval(&lat, 95.0, RESAMPLES, SEED),
-    )
-}
-
+/// The figures of the two designs come from the report's own rows, so the
+/// answer cannot disagree with the tables below it.
 pub fn point(o: &Outcome) -> Point {
-    let (shipped_p95, shipped_ci) = p95_of(o, "shipped");
-    let (push_p95, push_ci) = p95_of(o, "push-scoped");
+    let reactions = reactions(o);
+    let row = |label: &str| {
+        o.reports
+            .iter()
+            .find(|(spec, _)| spec.label == label)
+            .map(|(spec, r)| row(o, spec, r, &reactions))
+    };
+    let (shipped, push) = (row("shipped"), row("push-scoped"));
     let evaluations = o.scenario.stable.as_secs_f64() / o.scenario.evaluation.as_secs_f64();
-    let requests_per_evaluation = o
-        .stable
-        .iter()
-        .find(|s| s.label == "shipped")
-        .filter(|_| evaluations > 0.0)
-        .map(|s| s.requests as f64 / evaluations);
     Point {
-        shipped_p95,
-        push_p95,
-        shipped_ci,
-        push_ci,
-        requests_per_evaluation,
+        shipped_p95: shipped.as_ref().and_then(|x| x.p95),
+        push_p95: push.as_ref().and_then(|x| x.p95),
+        shipped_ci: shipped.as_ref().and_then(|x| x.p95_ci),
+        push_ci: push.as_ref().and_then(|x| x.p95_ci),
+        requests_per_evaluation: shipped
+            .filter(|_| evaluations > 0.0)
+            .map(|x| x.stable.requests as f64 / evaluations),
     }
 }
 
