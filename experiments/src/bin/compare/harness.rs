@@ -399,6 +399,7 @@ pub async fn run_scenario(s: &Scenario) -> Result<Outcome> {
     .await?;
     let environment = Environment::of(bed.prometheus.binary());
     let dir = TempDir::new("compare")?;
+    start_at_a_random_moment(s.evaluation).await;
     let mut agents = Agents::start(&s.designs, listens, &bed, dir.path())?;
     let started = Instant::now();
     let cpu_before = usage(bed.prometheus.pid().unwrap_or(0)).0;
@@ -448,6 +449,22 @@ pub async fn run_scenario(s: &Scenario) -> Result<Outcome> {
         restarts,
         provenance: Provenance::recorded_now(code, environment),
     })
+}
+
+/// Waits a random part of an evaluation interval, as a pod starts at any
+/// moment of Prometheus' cycle. The bed is ready just after an evaluation,
+/// and a poller whose interval divides the evaluation's (30s, or 5s doubling
+/// at 30s) keeps the phase it starts at for the whole run: started there,
+/// `pull-fixed-30s` polled 10-30 ms after every evaluation and measured as
+/// fast as phase locking, by luck.
+async fn start_at_a_random_moment(evaluation: Duration) {
+    let wait = Duration::from_millis(fastrand::u64(0..evaluation.as_millis().max(1) as u64));
+    eprintln!(
+        "compare:   designs start after a random wait of {} ms (evaluation {}s)",
+        wait.as_millis(),
+        evaluation.as_secs()
+    );
+    tokio::time::sleep(wait).await;
 }
 
 /// A fault: the pipeline, when it was broken and when mended (Unix ms).

@@ -309,7 +309,12 @@ const SWEEPS: &[Sweep] = &[
                 the manager ships) and on Debian's 2.42. An alert takes about two \
                 minutes to fire and five and a half to clear, so the ten changes run \
                 in three lanes at once, each on pipelines of its own. Requests per \
-                evaluation while stable are `requests/min stable` divided by two.",
+                evaluation while stable are `requests/min stable` divided by two. \
+                The designs start at a random moment of the evaluation cycle, as a \
+                pod does; `pull-fixed-30s` and `pull-adaptive` (5s doubling to 60s) \
+                then poll at one phase of it for the whole run, so their latencies \
+                rest on one draw of that phase: over many starts they spread evenly \
+                up to 30s.",
     },
     Sweep {
         key: "quick",
@@ -351,7 +356,9 @@ const SWEEPS: &[Sweep] = &[
         about: "100 pipelines; rules evaluated and targets scraped every 30s (rate \
                 windows 90s); default resend delay; ten changes (break, mend). Latency \
                 counts from the evaluation that changed the alert, so it is the delay a \
-                design adds on top of Prometheus; read it next to `requests/min stable`.",
+                design adds on top of Prometheus; read it next to `requests/min stable`. \
+                The designs start at a random moment of the evaluation cycle, so \
+                `pull-fixed-30s` and `pull-adaptive` measure one draw of their phase.",
     },
     Sweep {
         key: "prometheus3",

@@ -228,6 +228,8 @@ impl Scenario {
     /// A rough duration, for the progress lines and the total estimate:
     /// start-up, the initial settle, each change (fire, settle, clear,
     /// settle) and the stable phase; calibrated on the first report's runs.
+    /// Lanes run their changes at once, each starting a share of a change
+    /// after the one before (harness.rs), so the longest lane counts.
     pub fn estimate(&self) -> Duration {
         let eval = self.evaluation;
         let startup = Duration::from_secs(5)
@@ -249,7 +251,15 @@ impl Scenario {
             + self.hold()
             + eval
             + down * 2;
-        startup + eval * 2 + Duration::from_secs(2) + change * self.changes as u32 + self.stable
+        let lanes = self.lanes.max(1);
+        let offset = (self.window() + self.hold()) / lanes as u32;
+        let longest_lane = (0..lanes)
+            .map(|lane| {
+                offset * lane as u32 + change * (lane..self.changes).step_by(lanes).count() as u32
+            })
+            .max()
+            .unwrap_or_default();
+        startup + eval * 2 + Duration::from_secs(2) + longest_lane + self.stable
     }
 }
 
@@ -616,5 +626,31 @@ mod tests {
             ..s.clone()
         };
         assert_eq!(push_only.settle(), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn lanes_count_once_in_the_estimate() {
+        let manager = plan(false, &["manager-settings-prometheus3".to_string()]).0[0].clone();
+        let one = Scenario {
+            lanes: 1,
+            changes: 10,
+            ..manager
+        };
+        let fixed = Scenario {
+            changes: 0,
+            ..one.clone()
+        }
+        .estimate();
+        let change = (one.estimate() - fixed) / 10;
+        let three = Scenario {
+            lanes: 3,
+            ..one.clone()
+        };
+        // Ten changes in three lanes of 4, 3 and 3, each lane starting a
+        // third of a window and hold (5m + 1m) after the one before.
+        let lane = |k: u32, changes: u32| Duration::from_secs(120) * k + change * changes;
+        let longest = lane(0, 4).max(lane(2, 3));
+        assert_eq!(three.estimate(), fixed + longest);
+        assert!(three.estimate() < one.estimate() / 2);
     }
 }
