@@ -453,10 +453,10 @@ pub async fn run_scenario(s: &Scenario) -> Result<Outcome> {
 
 /// Waits a random part of an evaluation interval, as a pod starts at any
 /// moment of Prometheus' cycle. The bed is ready just after an evaluation,
-/// and a poller whose interval divides the evaluation's (30s, or 5s doubling
-/// at 30s) keeps the phase it starts at for the whole run: started there,
-/// `pull-fixed-30s` polled 10-30 ms after every evaluation and measured as
-/// fast as phase locking, by luck.
+/// and a poller that ignores the evaluation but whose interval divides it
+/// (30s, or 5s doubling, at a 30s evaluation) keeps the phase it starts at
+/// for the whole run: started with the bed, it would always poll just
+/// after an evaluation.
 async fn start_at_a_random_moment(evaluation: Duration) {
     let wait = Duration::from_millis(fastrand::u64(0..evaluation.as_millis().max(1) as u64));
     eprintln!(

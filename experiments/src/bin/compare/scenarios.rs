@@ -31,34 +31,41 @@ fn pull(label: &str, min: &str, max: &str, factor: &str) -> DesignSpec {
     DesignSpec {
         label: label.into(),
         design: Design::Pull,
-        // The source is named, not left to the default, so that a change of
-        // default neither changes what a saved run measured nor makes two
-        // designs the same.
+        // Schedule and source are named, not left to the defaults, so that
+        // a change of default neither changes what a saved run measured nor
+        // makes two designs the same. (phaseLock was once left out: when
+        // its default became true, the plain pull designs were
+        // phase-locked too, and pull-fixed-30s measured as fast as
+        // shipped at a 30s evaluation.)
         tuning: vec![
             ("minInterval", min.into()),
             ("maxInterval", max.into()),
             ("backoffFactor", factor.into()),
+            ("phaseLock", "false".into()),
             ("alertSource", "alerts".into()),
         ],
     }
 }
 
+impl DesignSpec {
+    fn with(mut self, key: &str, value: &str) -> DesignSpec {
+        for (k, v) in &mut self.tuning {
+            if *k == key {
+                *v = value.into();
+            }
+        }
+        self
+    }
+}
+
 fn phase_locked(label: &str, min: &str, max: &str, factor: &str) -> DesignSpec {
-    let mut spec = pull(label, min, max, factor);
-    spec.tuning.push(("phaseLock", "true".into()));
-    spec
+    pull(label, min, max, factor).with("phaseLock", "true")
 }
 
 /// Phase-locked, reading the `ALERTS` series of our alert names instead of
 /// every active alert (`alertSource: query`).
 fn phase_locked_query(label: &str, min: &str, max: &str, factor: &str) -> DesignSpec {
-    let mut spec = phase_locked(label, min, max, factor);
-    for (key, value) in &mut spec.tuning {
-        if *key == "alertSource" {
-            *value = "query".into();
-        }
-    }
-    spec
+    phase_locked(label, min, max, factor).with("alertSource", "query")
 }
 
 /// What deploy/ ships, as it is at run time: the schedule and source keys
@@ -611,6 +618,33 @@ mod tests {
                 _ => &[],
             };
             assert_eq!(sources, expected, "{}", d.label);
+        }
+    }
+
+    #[test]
+    fn every_pull_design_names_its_schedule() {
+        let (scenarios, _) = plan(false, &[]);
+        let pulls = scenarios
+            .iter()
+            .flat_map(|s| &s.designs)
+            .filter(|d| d.design == Design::Pull && d.label != "shipped");
+        for d in pulls {
+            let named = |key: &str| -> Vec<&str> {
+                d.tuning
+                    .iter()
+                    .filter(|(k, _)| *k == key)
+                    .map(|(_, v)| v.as_str())
+                    .collect()
+            };
+            let locked = if d.label.starts_with("pull-locked-") {
+                "true"
+            } else {
+                "false"
+            };
+            assert_eq!(named("phaseLock"), [locked], "{}", d.label);
+            for key in ["minInterval", "maxInterval", "backoffFactor"] {
+                assert_eq!(named(key).len(), 1, "{}: {key}", d.label);
+            }
         }
     }
 
