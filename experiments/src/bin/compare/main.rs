@@ -117,7 +117,38 @@ fn main() -> ExitCode {
             }
         };
     }
-    runtime.block_on(compare(&cli))
+    runtime.block_on(async {
+        tokio::select! {
+            code = compare(&cli) => code,
+            signal = stopped() => {
+                // select! has dropped the run: its agents and Prometheus
+                // were killed with it (their Drop), so an interrupted piece
+                // of the full run leaves nothing behind to load the machine
+                // while the next one measures.
+                eprintln!(
+                    "compare: {signal}; the scenario in progress is lost, its designs and \
+                     Prometheus are stopped; finished scenarios stay saved"
+                );
+                ExitCode::from(130)
+            }
+        }
+    })
+}
+
+/// SIGTERM or SIGINT. Without this a `kill` of compare left the scenario's
+/// Prometheus and design processes running, orphaned, for the next piece.
+async fn stopped() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "terminated",
+        _ = int.recv() => "interrupted",
+    }
 }
 
 /// Runs what the command line asks for, writes the report and decides the
