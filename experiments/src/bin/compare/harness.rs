@@ -470,21 +470,18 @@ async fn start_at_a_random_moment(evaluation: Duration) {
 /// A fault: the pipeline, when it was broken and when mended (Unix ms).
 type Injected = (pipelines::Pipeline, u64, u64);
 
-/// One lane's changes: the `k`-th change of lane `lane` is change
-/// `lane + k × lanes` of the scenario, on a pipeline of the lane's own.
-/// Lanes start staggered, so that their changes fall on different
-/// evaluations.
+/// One lane's changes ([`Scenario::lane_changes`], from
+/// [`Scenario::lane_start`]), each on a pipeline of the lane's own.
 async fn lane_of_changes(
     s: &Scenario,
     bed: &Bed,
     lane: usize,
     started: Instant,
 ) -> Result<Vec<Injected>> {
-    let lanes = s.lanes.max(1);
-    tokio::time::sleep((s.window() + s.hold()) / lanes as u32 * lane as u32).await;
+    tokio::time::sleep(s.lane_start(lane)).await;
     let mut out = Vec::new();
-    for (k, i) in (lane..s.changes).step_by(lanes).enumerate() {
-        let pipeline = pipelines::faulty_in_lane(&bed.pipelines, lanes, lane, k);
+    for (k, i) in s.lane_changes(lane).enumerate() {
+        let pipeline = pipelines::faulty_in_lane(&bed.pipelines, s.lanes.max(1), lane, k);
         progress(s, i, pipeline, started);
         let broke = inject(s, bed, pipeline, Flow::AllDropped).await?;
         tokio::time::sleep(s.settle()).await;

@@ -25,6 +25,16 @@ impl DesignSpec {
             .and_then(|(_, v)| humantime::parse_duration(v).ok())
             .unwrap_or_default()
     }
+
+    /// The same design with one of its named keys set otherwise.
+    fn with(mut self, key: &str, value: &str) -> DesignSpec {
+        for (k, v) in &mut self.tuning {
+            if *k == key {
+                *v = value.into();
+            }
+        }
+        self
+    }
 }
 
 fn pull(label: &str, min: &str, max: &str, factor: &str) -> DesignSpec {
@@ -44,17 +54,6 @@ fn pull(label: &str, min: &str, max: &str, factor: &str) -> DesignSpec {
             ("phaseLock", "false".into()),
             ("alertSource", "alerts".into()),
         ],
-    }
-}
-
-impl DesignSpec {
-    fn with(mut self, key: &str, value: &str) -> DesignSpec {
-        for (k, v) in &mut self.tuning {
-            if *k == key {
-                *v = value.into();
-            }
-        }
-        self
     }
 }
 
@@ -232,6 +231,18 @@ impl Scenario {
         self.window() * 4 + self.hold() + self.evaluation * 4 + Duration::from_secs(10)
     }
 
+    /// How long lane `lane` waits before its first change: lanes start
+    /// staggered, so that their changes fall on different evaluations.
+    pub fn lane_start(&self, lane: usize) -> Duration {
+        (self.window() + self.hold()) / self.lanes.max(1) as u32 * lane as u32
+    }
+
+    /// The scenario's changes that lane `lane` makes, in order: change
+    /// `lane + k × lanes` is its `k`-th.
+    pub fn lane_changes(&self, lane: usize) -> impl Iterator<Item = usize> + use<> {
+        (lane..self.changes).step_by(self.lanes.max(1))
+    }
+
     /// A rough duration, for the progress lines and the total estimate:
     /// start-up, the initial settle, each change (fire, settle, clear,
     /// settle) and the stable phase; calibrated on the first report's runs.
@@ -258,12 +269,8 @@ impl Scenario {
             + self.hold()
             + eval
             + down * 2;
-        let lanes = self.lanes.max(1);
-        let offset = (self.window() + self.hold()) / lanes as u32;
-        let longest_lane = (0..lanes)
-            .map(|lane| {
-                offset * lane as u32 + change * (lane..self.changes).step_by(lanes).count() as u32
-            })
+        let longest_lane = (0..self.lanes.max(1))
+            .map(|lane| self.lane_start(lane) + change * self.lane_changes(lane).count() as u32)
             .max()
             .unwrap_or_default();
         startup + eval * 2 + Duration::from_secs(2) + longest_lane + self.stable
