@@ -347,14 +347,12 @@ fn start_prometheus_pods(kubectl: &Kubectl) -> Result<(String, String)> {
         (KYMA_SYSTEM, "telemetry-self-monitor"),
         (ELSEWHERE, "prometheus"),
     ] {
-        kubectl.run(&[
-            "-n",
-            namespace,
-            "wait",
-            "--for=condition=Available",
-            "--timeout=90s",
+        kubectl.wait_for_condition(
+            Some(namespace),
             &format!("deployment/{name}"),
-        ])?;
+            "Available",
+            Duration::from_secs(90),
+        )?;
         let ip = kubectl.run(&[
             "-n",
             namespace,

@@ -250,6 +250,45 @@ impl Kubectl {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Waits until `object` (`crd/name`, `deployment/name`) in `namespace`
+    /// (`None`: cluster-scoped) has condition `condition` True, polling every
+    /// 200 ms. Not `kubectl wait`: that fails outright ("accessor error:
+    /// <nil>") when it reads an object the API server has not given any
+    /// status yet, a race CI has hit. A timeout names what was last seen.
+    pub fn wait_for_condition(
+        &self,
+        namespace: Option<&str>,
+        object: &str,
+        condition: &str,
+        timeout: Duration,
+    ) -> Result<(), ControlPlaneError> {
+        let deadline = std::time::Instant::now() + timeout;
+        let jsonpath =
+            format!(r#"jsonpath={{.status.conditions[?(@.type=="{condition}")].status}}"#);
+        let mut args = Vec::new();
+        if let Some(namespace) = namespace {
+            args.extend(["-n", namespace]);
+        }
+        args.extend(["get", object, "-o", &jsonpath]);
+        loop {
+            let status = self.run(&args);
+            if matches!(&status, Ok(status) if status.trim() == "True") {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                let seen = match status {
+                    Ok(status) => format!("{condition} is {:?}", status.trim()),
+                    Err(err) => err.to_string(),
+                };
+                return Err(ControlPlaneError::Kubectl {
+                    args: args.join(" "),
+                    message: format!("not {condition} after {} s: {seen}", timeout.as_secs()),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Writes a kubeconfig that authenticates with a ServiceAccount token
     /// instead of the admin certificate, same server and CA.
     pub fn service_account_kubeconfig(

@@ -53,30 +53,14 @@ pub fn install_crd(kubectl: &Kubectl, crd: &serde_json::Value) -> Result<(), Con
     wait_for_crd(kubectl, name)
 }
 
-/// Polls the CRD's `Established` condition instead of `kubectl wait`: the
-/// latter fails outright ("accessor error: <nil>") when it reads the CRD
-/// before the API server has given it any status, a race CI has hit.
+/// Waits until the API server serves the CRD `name`.
 fn wait_for_crd(kubectl: &Kubectl, name: &str) -> Result<(), ControlPlaneError> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let jsonpath = r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#;
-    let crd = format!("crd/{name}");
-    loop {
-        let established = kubectl.run(&["get", &crd, "-o", jsonpath]);
-        if matches!(&established, Ok(status) if status.trim() == "True") {
-            return Ok(());
-        }
-        if std::time::Instant::now() >= deadline {
-            let seen = match established {
-                Ok(status) => format!("Established is {:?}", status.trim()),
-                Err(err) => err.to_string(),
-            };
-            return Err(ControlPlaneError::Kubectl {
-                args: format!("get {crd}"),
-                message: format!("not established after 60 s: {seen}"),
-            });
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    kubectl.wait_for_condition(
+        None,
+        &format!("crd/{name}"),
+        "Established",
+        std::time::Duration::from_secs(60),
+    )
 }
 
 /// Applies deploy/ and merges `tuning` into its ConfigMap. deploy/ ships

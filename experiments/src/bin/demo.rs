@@ -213,14 +213,12 @@ async fn main() -> Result<()> {
         }
         Cluster::Node(_) => {
             say(started, "waiting for deploy/'s two replicas to be Ready");
-            kubectl.run(&[
-                "-n",
-                NAMESPACE,
-                "wait",
-                "--for=condition=Available",
-                "--timeout=120s",
+            kubectl.wait_for_condition(
+                Some(NAMESPACE),
                 "deployment/alert-poller",
-            ])?;
+                "Available",
+                Duration::from_secs(120),
+            )?;
             say(
                 started,
                 &format!(
