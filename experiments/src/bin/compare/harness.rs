@@ -3,6 +3,7 @@
 //! in its own process has its own CPU time and memory to measure, and one
 //! that falls over cannot take the others with it.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,8 +43,11 @@ pub struct Outcome {
     pub duration: Duration,
     /// Counts during the stable phase only.
     pub stable: Vec<Stable>,
-    /// When the designs were started again, in a disruption scenario (Unix ms).
-    pub restarts: Vec<u64>,
+    /// When each design (by label) was started again, in a disruption
+    /// scenario (Unix ms). Per design: they start one after another, and a
+    /// design started first may have set its statuses before the last one
+    /// is up, so one instant for all would misplace its start.
+    pub restarts: BTreeMap<String, Vec<u64>>,
     /// When the run was made and from which code, so a report that mixes
     /// saved runs says which figures came from which version.
     pub provenance: Provenance,
@@ -177,11 +181,14 @@ struct AgentProcess {
     spec: DesignSpec,
     child: Child,
     report: PathBuf,
+    /// When it was spawned (Unix ms).
+    started_ms: u64,
 }
 
 impl AgentProcess {
     fn start(spec: &DesignSpec, config: &AgentConfig, dir: &Path) -> Result<AgentProcess> {
         let report = dir.join(format!("{}.json", spec.label));
+        let started_ms = unix_ms();
         let mut child = Command::new(std::env::current_exe()?)
             .arg("agent")
             .arg("--config")
@@ -201,6 +208,7 @@ impl AgentProcess {
             spec: spec.clone(),
             child,
             report,
+            started_ms,
         })
     }
 
@@ -555,8 +563,8 @@ struct Agents {
     running: Vec<AgentProcess>,
     /// Per design, the reports of its stopped incarnations.
     stopped: Vec<Vec<AgentReport>>,
-    /// When the designs were started again (Unix ms).
-    restarts: Vec<u64>,
+    /// When each design was started again (Unix ms), by label.
+    restarts: BTreeMap<String, Vec<u64>>,
 }
 
 impl Agents {
@@ -573,7 +581,7 @@ impl Agents {
             dir: dir.to_owned(),
             running,
             stopped: vec![Vec::new(); designs.len()],
-            restarts: Vec::new(),
+            restarts: BTreeMap::new(),
         })
     }
 
@@ -586,7 +594,12 @@ impl Agents {
 
     fn start_again(&mut self, bed: &Bed) -> Result<()> {
         self.running = start_agents(&self.designs, &self.listens, bed, &self.dir)?;
-        self.restarts.push(unix_ms());
+        for agent in &self.running {
+            self.restarts
+                .entry(agent.spec.label.clone())
+                .or_default()
+                .push(agent.started_ms);
+        }
         Ok(())
     }
 

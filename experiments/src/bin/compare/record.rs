@@ -5,6 +5,7 @@
 //! it exactly as when it was recorded (its fingerprint). A run that is
 //! interrupted loses only the scenario it was in.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -57,9 +58,11 @@ struct ScenarioRecord {
     /// What it ran on; absent in older records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     environment: Option<Environment>,
-    /// When the designs were started again (disruption scenarios).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    restarts: Vec<u64>,
+    /// When each design was started again (disruption scenarios), by
+    /// label. Records before it kept one instant for all designs under
+    /// `restarts`, taken once the last had started; it is not read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    design_restarts: BTreeMap<String, Vec<u64>>,
     /// Each design's report under its label.
     reports: Vec<(String, AgentReport)>,
     truths: Vec<ChangeRecord>,
@@ -103,7 +106,7 @@ pub fn save_scenario(out: &Path, o: &Outcome) -> Result<()> {
         recorded_unix_ms: o.provenance.recorded_unix_ms,
         code: o.provenance.code.clone(),
         environment: o.provenance.environment.clone(),
-        restarts: o.restarts.clone(),
+        design_restarts: o.restarts.clone(),
         reports: o
             .reports
             .iter()
@@ -168,7 +171,7 @@ pub fn load_scenario(out: &Path, s: &Scenario, code: &Option<String>) -> Result<
         prometheus_cpu: record.prometheus_cpu,
         duration: record.duration,
         stable: record.stable,
-        restarts: record.restarts,
+        restarts: record.design_restarts,
         provenance: Provenance {
             recorded_unix_ms: record.recorded_unix_ms,
             code: record.code,
@@ -251,7 +254,7 @@ mod tests {
                 bytes: 4,
                 reconciles: 5,
             }],
-            restarts: vec![1_796_000_001_000],
+            restarts: BTreeMap::from([("push-all".into(), vec![1_796_000_001_000])]),
             provenance: Provenance {
                 recorded_unix_ms: 1_796_000_000_000,
                 code: Some("41f39a8".into()),
@@ -280,7 +283,7 @@ mod tests {
         assert_eq!(back.duration, Duration::from_millis(61_500));
         assert_eq!(back.stable[0].reconciles, 5);
         assert_eq!(back.provenance, outcome(&s).provenance);
-        assert_eq!(back.restarts, [1_796_000_001_000]);
+        assert_eq!(back.restarts, outcome(&s).restarts);
 
         // Only the same clean commit resumes: a report is of one code.
         for other in [

@@ -797,7 +797,7 @@ fn runs_section(md: &mut String, outcomes: &[Outcome], solo: &[SoloOutcome]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::agent::{Design, Detection};
 
@@ -837,11 +837,11 @@ mod tests {
     /// Two designs and two changes; Prometheus never resolved the second.
     /// `a` sees everything, `b` only the first fire (and something earlier
     /// than the truth, which must not count).
-    fn outcome() -> Outcome {
+    pub(crate) fn outcome() -> Outcome {
         let scenario = crate::scenarios::plan(true, &[]).0.remove(0);
         Outcome {
             provenance: crate::harness::Provenance::default(),
-            restarts: vec![],
+            restarts: Default::default(),
             stable: vec![Stable {
                 label: "a".into(),
                 requests: 30,

@@ -43,7 +43,7 @@ pub fn recovery(o: &Outcome, design: &str) -> Recovery {
         .collect();
     let mut after: Vec<u64> = mine
         .iter()
-        .filter_map(|r| after_start(r, &o.restarts))
+        .filter_map(|r| after_start(r, o.restarts.get(design).map_or(&[], Vec::as_slice)))
         .collect();
     after.sort_unstable();
     Recovery {
@@ -141,5 +141,27 @@ mod tests {
         assert_eq!(after_start(&reaction(20_000, None), &restarts), None);
         // No restarts: from the change.
         assert_eq!(after_start(&reaction(20_000, Some(20_030)), &[]), Some(30));
+    }
+
+    /// Designs start one after another: each counts from its own start, so
+    /// one that set its statuses before the last was up is not counted from
+    /// the change instead.
+    #[test]
+    fn each_design_counts_from_its_own_start() {
+        let mut o = crate::report::tests::outcome();
+        // `b` saw p1's fire at 1.3 s, after its start at 1.25 s and before
+        // `a`'s at 1.4 s.
+        o.restarts = [
+            ("a".to_string(), vec![1_400]),
+            ("b".to_string(), vec![1_250]),
+        ]
+        .into();
+        let a = recovery(&o, "a");
+        assert_eq!(a.after_start, [Some(100), Some(200), Some(200)]);
+        assert_eq!((a.seen, a.expected), (3, 3));
+        let b = recovery(&o, "b");
+        assert_eq!(b.after_start, [Some(50), Some(50), Some(50)]);
+        // Time wrong counts from the change, starts or not.
+        assert_eq!(b.wrong_s, 0.3);
     }
 }
