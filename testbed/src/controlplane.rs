@@ -250,11 +250,31 @@ impl Kubectl {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Waits until `object` (`crd/name`, `deployment/name`) in `namespace`
-    /// (`None`: cluster-scoped) has condition `condition` True, polling every
-    /// 200 ms. Not `kubectl wait`: that fails outright ("accessor error:
-    /// <nil>") when it reads an object the API server has not given any
-    /// status yet, a race CI has hit. A timeout names what was last seen.
+    /// The status (`True`, `False`, `Unknown`, or empty while the object
+    /// has none) of condition `condition` of `object` (`crd/name`,
+    /// `deployment/name`, `node/name`) in `namespace` (`None`:
+    /// cluster-scoped).
+    pub fn condition_status(
+        &self,
+        namespace: Option<&str>,
+        object: &str,
+        condition: &str,
+    ) -> Result<String, ControlPlaneError> {
+        let jsonpath =
+            format!(r#"jsonpath={{.status.conditions[?(@.type=="{condition}")].status}}"#);
+        let mut args = Vec::new();
+        if let Some(namespace) = namespace {
+            args.extend(["-n", namespace]);
+        }
+        args.extend(["get", object, "-o", &jsonpath]);
+        Ok(self.run(&args)?.trim().to_owned())
+    }
+
+    /// Waits until `object`'s condition `condition` is True, polling
+    /// [`Kubectl::condition_status`] every 200 ms. Not `kubectl wait`: that
+    /// fails outright ("accessor error: <nil>") when it reads an object the
+    /// API server has not given any status yet, a race CI has hit. A
+    /// timeout names what was last seen.
     pub fn wait_for_condition(
         &self,
         namespace: Option<&str>,
@@ -263,25 +283,18 @@ impl Kubectl {
         timeout: Duration,
     ) -> Result<(), ControlPlaneError> {
         let deadline = std::time::Instant::now() + timeout;
-        let jsonpath =
-            format!(r#"jsonpath={{.status.conditions[?(@.type=="{condition}")].status}}"#);
-        let mut args = Vec::new();
-        if let Some(namespace) = namespace {
-            args.extend(["-n", namespace]);
-        }
-        args.extend(["get", object, "-o", &jsonpath]);
         loop {
-            let status = self.run(&args);
-            if matches!(&status, Ok(status) if status.trim() == "True") {
+            let status = self.condition_status(namespace, object, condition);
+            if matches!(&status, Ok(status) if status == "True") {
                 return Ok(());
             }
             if std::time::Instant::now() >= deadline {
                 let seen = match status {
-                    Ok(status) => format!("{condition} is {:?}", status.trim()),
+                    Ok(status) => format!("{condition} is {status:?}"),
                     Err(err) => err.to_string(),
                 };
                 return Err(ControlPlaneError::Kubectl {
-                    args: args.join(" "),
+                    args: format!("get {object}"),
                     message: format!("not {condition} after {} s: {seen}", timeout.as_secs()),
                 });
             }

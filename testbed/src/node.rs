@@ -989,13 +989,9 @@ impl Node {
                     )));
                 }
             }
-            let ready = self.kubectl.run(&[
-                "get",
-                "node",
-                NODE_NAME,
-                "-o",
-                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-            ]);
+            let ready = self
+                .kubectl
+                .condition_status(None, &format!("node/{NODE_NAME}"), "Ready");
             if ready.is_ok_and(|s| s == "True") {
                 return Ok(());
             }
