@@ -11,7 +11,7 @@
 #   experiments/full-run.sh COMMIT     # start over at COMMIT
 #   experiments/full-run.sh -- --only manager   # pass options to compare
 #
-# The full run takes about eight hours on 2 cores. Latencies are in
+# The full run takes about six hours on 2 cores. Latencies are in
 # milliseconds: run it on an otherwise idle machine.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -29,7 +29,7 @@ elif [[ -n $commit ]]; then
 fi
 cd "$tree"
 # What compare writes (report, CSVs, plots, runs) does not count as a
-# change; anything else would (harness.rs, MEASURED).
+# change; anything else would (provenance.rs's MEASURED).
 if [[ -n "$(git status --porcelain --untracked-files=no -- ':(top)' ':(top,exclude)experiments/runs' \
 	':(top,exclude)experiments/report.md' ':(top,exclude,glob)experiments/*.csv' ':(top,exclude,glob)experiments/*.svg')" ]]; then
 	echo "full-run: $tree has uncommitted changes; its runs would not count" >&2

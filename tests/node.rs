@@ -1,7 +1,7 @@
 //! `kubectl apply -k deploy/` on a real one-node cluster: kubelet and
 //! containerd run the project's image, so the image, the pod's security
 //! context, the in-cluster config, the probes, `kubectl logs` and pod-level
-//! failover are exercised together (testbed/src/node.rs builds the node).
+//! failover are exercised together (testbed/src/node/ builds the node).
 //!
 //! NetworkPolicies are enforced (kube-router's firewall, tests/kube-router/),
 //! and deploy/ polls a stand-in of telemetry-manager's self-monitor: a real

@@ -249,13 +249,18 @@ async fn fetch_token(
         .body(grant_body(&oauth2.scopes))
         .send()
         .await
-        .map_err(|e| failed(format!("request failed: {}", super::client::root_cause(&e))))?;
+        .map_err(|e| {
+            failed(format!(
+                "request failed: {}",
+                super::response::root_cause(&e)
+            ))
+        })?;
     let status = response.status();
     // A token answer is small; anything larger is not one.
     let body = response.bytes().await.map_err(|e| {
         failed(format!(
             "reading the answer failed: {}",
-            super::client::root_cause(&e)
+            super::response::root_cause(&e)
         ))
     })?;
     if body.len() > 64 * 1024 {

@@ -20,7 +20,9 @@ use super::auth::Authenticator;
 use super::decode::{Decoded, decode_alert_series, decode_alerts};
 use super::envelope::DecodeError;
 use super::error::{ClientError, PollError};
+use super::http_client::http_client;
 use super::query::alerts_query;
+use super::response::{decode_error, refuse_unreadable, root_cause};
 use super::timing::{decode_evaluations, decode_rule_timings, decode_start_time};
 use crate::config::AlertSource;
 use crate::config::Auth;
@@ -346,55 +348,6 @@ impl PrometheusClient {
     }
 }
 
-/// The HTTP client with the settings' timeouts and TLS files. No proxy:
-/// Prometheus is asked directly, whatever the environment says.
-fn http_client(settings: &ClientSettings) -> Result<reqwest::Client, ClientError> {
-    let mut builder = reqwest::Client::builder()
-        .timeout(settings.request_timeout)
-        .connect_timeout(settings.connect_timeout)
-        .no_proxy()
-        .user_agent(concat!("alert-poller/", env!("CARGO_PKG_VERSION")));
-    let tls = &settings.tls;
-    if let Some(path) = &tls.ca_file {
-        for cert in ca_certificates(path)? {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
-        builder = builder.identity(client_identity(cert, key)?);
-    }
-    if tls.insecure_skip_verify {
-        tracing::warn!(
-            url = %redact(&settings.url),
-            "TLS certificate verification towards Prometheus is disabled (insecureSkipVerify)"
-        );
-        builder = builder.danger_accept_invalid_certs(true);
-    }
-    builder.build().map_err(|e| ClientError::Build(causes(&e)))
-}
-
-/// The certificates of a CA bundle, each trusted besides the system's.
-fn ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
-    let pem = read_client_file("CA", path)?;
-    reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| ClientError::CaParse {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-/// The client certificate and its key as one identity: reqwest reads both
-/// from a single PEM.
-fn client_identity(cert: &Path, key: &Path) -> Result<reqwest::Identity, ClientError> {
-    let mut pem = read_client_file("client certificate", cert)?;
-    pem.push(b'\n');
-    pem.extend(read_client_file("client key", key)?);
-    reqwest::Identity::from_pem(&pem).map_err(|e| ClientError::Identity {
-        cert: cert.to_owned(),
-        key: key.to_owned(),
-        cause: causes(&e),
-    })
-}
-
 /// The configured URL as a base to join paths to: without a trailing slash
 /// its last segment (a path prefix such as `/prometheus`) would be replaced.
 fn base_url(url: &Url) -> Url {
@@ -408,110 +361,4 @@ fn base_url(url: &Url) -> Url {
 /// An API endpoint under the base URL.
 fn endpoint(base: &Url, path: &str) -> Url {
     base.join(path).expect("a relative path joins")
-}
-
-fn read_client_file(what: &'static str, path: &Path) -> Result<Vec<u8>, ClientError> {
-    std::fs::read(path).map_err(|source| ClientError::ClientFile {
-        what,
-        path: path.to_owned(),
-        source,
-    })
-}
-
-/// An error and its causes in one line: `a: b: c`.
-fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(next) = cause {
-        text.push_str(": ");
-        text.push_str(&next.to_string());
-        cause = next.source();
-    }
-    text
-}
-
-/// A body that did not decode: a Prometheus error, garbage, or the error
-/// body of a failed status.
-fn decode_error(status: StatusCode, e: DecodeError) -> PollError {
-    match (status.is_success(), e) {
-        (false, DecodeError::Invalid(detail) | DecodeError::Prometheus(detail)) => {
-            PollError::Http { status, detail }
-        }
-        (true, DecodeError::Invalid(cause)) => PollError::Decode(cause),
-        (true, DecodeError::Prometheus(message)) => PollError::Prometheus(message),
-    }
-}
-
-/// Refuses an answer that cannot be decoded, before its body is read:
-/// "retry later" with its `Retry-After`, a failed status without a JSON
-/// error body, or a success that is not JSON.
-fn refuse_unreadable(status: StatusCode, headers: &header::HeaderMap) -> Result<(), PollError> {
-    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
-        return Err(PollError::RetryLater {
-            status,
-            retry_after: retry_after(headers),
-        });
-    }
-    if is_json(headers) {
-        return Ok(());
-    }
-    if !status.is_success() {
-        return Err(PollError::Http {
-            status,
-            detail: "no JSON error body".into(),
-        });
-    }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .unwrap_or_else(|| "(none)".into());
-    Err(PollError::ContentType(content_type))
-}
-
-fn is_json(headers: &header::HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// `Retry-After` in its delta-seconds form, the one Prometheus and common
-/// proxies send; an HTTP date is ignored (the backoff still applies).
-fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
-/// The innermost error message: reqwest's own is "error sending request",
-/// which says nothing; the cause at the bottom ("Connection refused") does.
-pub(super) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_reads_seconds_only() {
-        let mut h = header::HeaderMap::new();
-        h.insert(header::RETRY_AFTER, "7".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(
-            header::RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
-        );
-        assert_eq!(retry_after(&h), None);
-    }
 }

@@ -1,7 +1,9 @@
 //! Asking Prometheus which alerts are active and when their rule groups run.
 //!
 //! One job a file: `client.rs` sends the requests and reads the answers
-//! within the limits, `auth.rs` adds headers and credentials read from files,
+//! within the limits, `http_client.rs` builds the HTTP client with its
+//! timeouts and TLS files, `response.rs` refuses an answer that cannot be
+//! read before its body is, `auth.rs` adds headers and credentials read from files,
 //! `query.rs` builds the `ALERTS` query and bounds its samples' age, and
 //! `error.rs` says what went wrong and how it is classed. The decoders turn a
 //! body into the crate's types without I/O (so the parsers are tested and
@@ -19,7 +21,9 @@ pub mod crypto;
 mod decode;
 mod envelope;
 mod error;
+mod http_client;
 mod query;
+mod response;
 mod timing;
 
 pub use crate::config::redact;

@@ -150,13 +150,52 @@ async fn start_cluster(started: Instant, on_node: bool) -> Result<Cluster> {
     Ok(Cluster::Node(node))
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let on_node = std::env::args().skip(1).any(|a| a == "--node");
-    let started = Instant::now();
-    let mut cluster = start_cluster(started, on_node).await?;
-    let kubectl = cluster.kubectl();
+/// One fault the demo injects: which pipeline, where, and the reason
+/// telemetry-manager would give for it.
+struct Fault {
+    pipeline: &'static str,
+    kind: PipelineKind,
+    component: Component,
+    flow: Flow,
+    story: &'static str,
+    reason: &'static str,
+}
 
+/// One fault per kind, one after the other: each turns exactly its own
+/// pipeline False with the reason telemetry-manager would give.
+const FAULTS: [Fault; 3] = [
+    Fault {
+        pipeline: "backend",
+        kind: PipelineKind::Metric,
+        component: Component::Gateway,
+        flow: Flow::AllDropped,
+        story: "the metric gateway drops all data of MetricPipeline 'backend'",
+        reason: "GatewayAllTelemetryDataDropped",
+    },
+    Fault {
+        pipeline: "traces",
+        kind: PipelineKind::Trace,
+        component: Component::Gateway,
+        flow: Flow::SomeDropped,
+        story: "the trace gateway drops part of the spans of TracePipeline 'traces'",
+        reason: "GatewaySomeTelemetryDataDropped",
+    },
+    Fault {
+        pipeline: "legacy-logs",
+        kind: PipelineKind::Log,
+        component: Component::FluentBit,
+        flow: Flow::BufferFull,
+        story: "Fluent Bit's buffer for LogPipeline 'legacy-logs' fills up",
+        reason: "AgentBufferFillingUp",
+    },
+];
+
+/// Prometheus with the shipped rules over a collector stand-in, and the
+/// URL the controller reaches it at (on a node: through the node's address).
+async fn start_prometheus(
+    started: Instant,
+    cluster: &mut Cluster,
+) -> Result<(Collector, Prometheus, String)> {
     say(
         started,
         "starting Prometheus with the shipped alert rules, sped up (3s windows, 1s evaluation)",
@@ -167,7 +206,7 @@ async fn main() -> Result<()> {
     collector.add_pipeline_of(PipelineKind::Log, "legacy-logs");
     let prometheus = Prometheus::start(&Setup::fast(collector.addr())).await?;
     say(started, &format!("Prometheus at {}", prometheus.url()));
-    let url = match &mut cluster {
+    let url = match cluster {
         Cluster::Plane(..) => prometheus.url(),
         Cluster::Node(node) => {
             let inside = node.expose(9090, prometheus.addr())?;
@@ -178,23 +217,13 @@ async fn main() -> Result<()> {
             format!("http://{inside}")
         }
     };
+    Ok((collector, prometheus, url))
+}
 
-    say(
-        started,
-        "kubectl apply -k config/crd && kubectl apply -k deploy/",
-    );
-    install(
-        &kubectl,
-        &[
-            ("prometheusUrl", url.as_str()),
-            ("minInterval", "250ms"),
-            ("maxInterval", "2s"),
-            ("staleAfter", "10s"),
-        ],
-    )?;
-    kubectl.run(&["apply", "-k", &repo("config/samples")])?;
-
-    match &mut cluster {
+/// The controller: out of cluster with its ServiceAccount's token, or
+/// deploy/'s two replicas on the node, waited for until Available.
+fn start_controller(started: Instant, cluster: &mut Cluster, kubectl: &Kubectl) -> Result<()> {
+    match cluster {
         Cluster::Plane(plane, controller) => {
             say(
                 started,
@@ -228,67 +257,12 @@ async fn main() -> Result<()> {
             );
         }
     }
+    Ok(())
+}
 
-    let mut shown = String::new();
-    watch_table(&kubectl, started, &mut shown, all_healthy)
-        .await
-        .with_context(|| cluster.log())?;
-
-    // One fault per kind, one after the other: each turns exactly its own
-    // pipeline False with the reason telemetry-manager would give.
-    type Fault = (
-        &'static str,
-        PipelineKind,
-        Component,
-        Flow,
-        &'static str,
-        &'static str,
-    );
-    let faults: [Fault; 3] = [
-        (
-            "backend",
-            PipelineKind::Metric,
-            Component::Gateway,
-            Flow::AllDropped,
-            "the metric gateway drops all data of MetricPipeline 'backend'",
-            "GatewayAllTelemetryDataDropped",
-        ),
-        (
-            "traces",
-            PipelineKind::Trace,
-            Component::Gateway,
-            Flow::SomeDropped,
-            "the trace gateway drops part of the spans of TracePipeline 'traces'",
-            "GatewaySomeTelemetryDataDropped",
-        ),
-        (
-            "legacy-logs",
-            PipelineKind::Log,
-            Component::FluentBit,
-            Flow::BufferFull,
-            "Fluent Bit's buffer for LogPipeline 'legacy-logs' fills up",
-            "AgentBufferFillingUp",
-        ),
-    ];
-    for (pipeline, kind, component, flow_state, story, reason) in faults {
-        say(started, &format!("fault: {story}"));
-        collector.set_flow_of(kind, component, pipeline, flow_state);
-        watch_table(&kubectl, started, &mut shown, |t| {
-            flow(t, pipeline) == Some(("False".into(), reason.into()))
-        })
-        .await
-        .with_context(|| cluster.log())?;
-    }
-
-    say(started, "repair: every flow delivers again");
-    for (pipeline, kind, component, _, _, _) in faults {
-        collector.set_flow_of(kind, component, pipeline, Flow::Healthy);
-    }
-    watch_table(&kubectl, started, &mut shown, all_healthy)
-        .await
-        .with_context(|| cluster.log())?;
-
-    match &cluster {
+/// What the controller did: its counters, or on a node the leader's log.
+async fn show_what_it_did(started: Instant, cluster: &Cluster, kubectl: &Kubectl) -> Result<()> {
+    match cluster {
         Cluster::Plane(_, Some(controller)) => {
             let counters = controller.get("/metrics").await.map(|(_, m)| {
                 m.lines()
@@ -309,7 +283,7 @@ async fn main() -> Result<()> {
         }
         Cluster::Plane(_, None) => {}
         Cluster::Node(_) => {
-            let leader = lease_holder(&kubectl)?;
+            let leader = lease_holder(kubectl)?;
             let logs = kubectl.run(&["-n", NAMESPACE, "logs", leader.as_str(), "--tail=5"])?;
             say(
                 started,
@@ -321,6 +295,54 @@ async fn main() -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let on_node = std::env::args().skip(1).any(|a| a == "--node");
+    let started = Instant::now();
+    let mut cluster = start_cluster(started, on_node).await?;
+    let kubectl = cluster.kubectl();
+    let (collector, _prometheus, url) = start_prometheus(started, &mut cluster).await?;
+
+    say(
+        started,
+        "kubectl apply -k config/crd && kubectl apply -k deploy/",
+    );
+    install(
+        &kubectl,
+        &[
+            ("prometheusUrl", url.as_str()),
+            ("minInterval", "250ms"),
+            ("maxInterval", "2s"),
+            ("staleAfter", "10s"),
+        ],
+    )?;
+    kubectl.run(&["apply", "-k", &repo("config/samples")])?;
+    start_controller(started, &mut cluster, &kubectl)?;
+
+    let mut shown = String::new();
+    watch_table(&kubectl, started, &mut shown, all_healthy)
+        .await
+        .with_context(|| cluster.log())?;
+    for fault in &FAULTS {
+        say(started, &format!("fault: {}", fault.story));
+        collector.set_flow_of(fault.kind, fault.component, fault.pipeline, fault.flow);
+        watch_table(&kubectl, started, &mut shown, |t| {
+            flow(t, fault.pipeline) == Some(("False".into(), fault.reason.into()))
+        })
+        .await
+        .with_context(|| cluster.log())?;
+    }
+    say(started, "repair: every flow delivers again");
+    for fault in &FAULTS {
+        collector.set_flow_of(fault.kind, fault.component, fault.pipeline, Flow::Healthy);
+    }
+    watch_table(&kubectl, started, &mut shown, all_healthy)
+        .await
+        .with_context(|| cluster.log())?;
+    show_what_it_did(started, &cluster, &kubectl).await?;
     say(started, "done; stopping everything");
     Ok(())
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alert_poller::config::Tuning;
-use alert_poller::domain::alerts::{LabelSet, Matcher, Scope, Snapshot, Targets};
+use alert_poller::domain::alerts::{Affected, LabelSet, Matcher, Scope, Snapshot, Targets};
 use alert_poller::domain::health::{self, Knowledge, Status};
 use alert_poller::domain::kind::Kind;
 use alert_poller::operations::metrics::{Metrics, render};
@@ -33,7 +33,7 @@ use http_body_util::BodyExt;
 use hyper::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::pipelines::Pipeline;
@@ -220,49 +220,17 @@ async fn run_pull(
 ) -> Result<()> {
     let StandalonePoller {
         view,
-        requeues: mut requeue,
+        requeues: requeue,
         metrics,
         stop: _poller,
         ..
     } = StandalonePoller::start(tuning);
-    // The poller counts its own requests; mirror them into the book.
-    let mirror = {
-        let (book, metrics) = (book.clone(), metrics.clone());
-        tokio::spawn(async move {
-            loop {
-                // Timing reads for phase locking are requests too.
-                let polls = polls_made(&metrics) + metrics.rule_timing_reads.get();
-                book.requests.store(polls, Ordering::Relaxed);
-                book.bytes
-                    .store(metrics.response_bytes.get(), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    };
-    let pipelines = config.pipelines.clone();
-    let splitter = {
-        let book = book.clone();
-        tokio::spawn(async move {
-            // Each kind's controller re-queues what its part of the diff
-            // names, as far as such pipelines exist.
-            while let Some(affected) = requeue.recv().await {
-                for (kind, targets) in affected.iter() {
-                    book.enqueue(
-                        pipelines
-                            .iter()
-                            .filter(|p| {
-                                p.kind == kind
-                                    && match targets {
-                                        Targets::All => true,
-                                        Targets::Pipelines(names) => names.contains(&p.name),
-                                    }
-                            })
-                            .cloned(),
-                    );
-                }
-            }
-        })
-    };
+    let mirror = tokio::spawn(mirror_requests(book.clone(), metrics));
+    let splitter = tokio::spawn(split_requeues(
+        book.clone(),
+        config.pipelines.clone(),
+        requeue,
+    ));
     ready();
     let worker = {
         let book = book.clone();
@@ -281,6 +249,43 @@ async fn run_pull(
     tokio::time::sleep(Duration::from_millis(250)).await;
     mirror.abort();
     Ok(())
+}
+
+/// The poller counts its own requests; they are mirrored into the book,
+/// timing reads for phase locking included (they are requests too).
+async fn mirror_requests(book: Arc<Book>, metrics: Arc<Metrics>) {
+    loop {
+        let polls = polls_made(&metrics) + metrics.rule_timing_reads.get();
+        book.requests.store(polls, Ordering::Relaxed);
+        book.bytes
+            .store(metrics.response_bytes.get(), Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Each kind's controller re-queues what its part of the diff names, as
+/// far as such pipelines exist.
+async fn split_requeues(
+    book: Arc<Book>,
+    pipelines: Vec<Pipeline>,
+    mut requeue: mpsc::UnboundedReceiver<Affected>,
+) {
+    while let Some(affected) = requeue.recv().await {
+        for (kind, targets) in affected.iter() {
+            book.enqueue(
+                pipelines
+                    .iter()
+                    .filter(|p| {
+                        p.kind == kind
+                            && match targets {
+                                Targets::All => true,
+                                Targets::Pipelines(names) => names.contains(&p.name),
+                            }
+                    })
+                    .cloned(),
+            );
+        }
+    }
 }
 
 /// The poll counter's series name, as the controller's `/metrics` shows it.
@@ -334,35 +339,8 @@ async fn run_push(
     let listener = TcpListener::bind(&listen).await?;
     let client = PrometheusClient::new(ClientSettings::first(&tuning))?;
     let matchers: Arc<Vec<Matcher>> = Arc::new(tuning.matchers());
-    let design = config.design;
-    let pipelines = Arc::new(config.pipelines.clone());
 
-    let server = {
-        let matchers = matchers.clone();
-        let book = book.clone();
-        http::serve_on(listener, move |req: hyper::Request<_>| {
-            let (book, pipelines, matchers) = (book.clone(), pipelines.clone(), matchers.clone());
-            async move {
-                let body = req
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                book.report.lock().unwrap().notifications += 1;
-                let alerts: Vec<Notified> = serde_json::from_slice(&body).unwrap_or_default();
-                let targets: Vec<Pipeline> = match design {
-                    Design::PushScoped => notified(&alerts, &matchers, &pipelines),
-                    _ => pipelines.to_vec(),
-                };
-                book.enqueue(targets);
-                Response::builder()
-                    .status(StatusCode::OK)
-                    .body(http::full(Bytes::new()))
-                    .expect("valid response")
-            }
-        })
-    };
+    let server = webhook(listener, book.clone(), config, matchers.clone());
     // Like the proof of concept, every pipeline is reconciled once at start.
     book.enqueue(config.pipelines.iter().cloned());
     ready();
@@ -383,6 +361,41 @@ async fn run_push(
     }
     server.cancel();
     Ok(())
+}
+
+/// The Alertmanager endpoint Prometheus notifies: each notification
+/// re-queues every pipeline (push-all) or those its alerts name
+/// (push-scoped).
+fn webhook(
+    listener: TcpListener,
+    book: Arc<Book>,
+    config: &AgentConfig,
+    matchers: Arc<Vec<Matcher>>,
+) -> CancellationToken {
+    let design = config.design;
+    let pipelines = Arc::new(config.pipelines.clone());
+    http::serve_on(listener, move |req: hyper::Request<_>| {
+        let (book, pipelines, matchers) = (book.clone(), pipelines.clone(), matchers.clone());
+        async move {
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            book.report.lock().unwrap().notifications += 1;
+            let alerts: Vec<Notified> = serde_json::from_slice(&body).unwrap_or_default();
+            let targets: Vec<Pipeline> = match design {
+                Design::PushScoped => notified(&alerts, &matchers, &pipelines),
+                _ => pipelines.to_vec(),
+            };
+            book.enqueue(targets);
+            Response::builder()
+                .status(StatusCode::OK)
+                .body(http::full(Bytes::new()))
+                .expect("valid response")
+        }
+    })
 }
 
 /// The pipelines a notification re-queues in telemetry-manager's webhook:

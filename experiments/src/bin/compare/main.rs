@@ -6,7 +6,7 @@
 //! at which an alert started (or stopped) firing.
 //!
 //!   cargo run --release -p alert-poller-experiments --bin compare -- --quick            # CI smoke test, < 3 min
-//!   cargo run --release -p alert-poller-experiments --bin compare -- --out experiments  # the report (~8 h, estimate printed)
+//!   cargo run --release -p alert-poller-experiments --bin compare -- --out experiments  # the report (~6 h, estimate printed)
 //!   cargo run --release -p alert-poller-experiments --bin compare -- --out experiments --resume
 //!   cargo run --release -p alert-poller-experiments --bin compare -- --replot --out experiments
 //!
@@ -40,16 +40,22 @@
 //!
 //! The modules, in the order a run uses them: [`scenarios`] (what to run),
 //! [`run`] (all of it in turn), [`record`] (finished runs on disk),
-//! [`harness`] (one scenario: designs as processes, faults), [`pipelines`]
-//! (the three kinds, dealt in turn), [`bed`] (collector and Prometheus),
-//! [`agent`] (one design, in its own process), [`truth`] (what Prometheus
-//! did), [`report`], [`verdict`], [`restarts`] and [`plot`] (the figures).
+//! [`harness`] (one scenario: bed, designs, faults, stable phase),
+//! [`pipelines`] (the three kinds, dealt in turn), [`bed`] (collector and
+//! Prometheus), [`processes`] (the designs as child processes), [`agent`]
+//! (one design, inside its process), [`truth`] (what Prometheus did),
+//! [`outcome`] and [`provenance`] (what a run measured, and where it came
+//! from), [`report`], [`verdict`], [`restarts`] and [`plot`] (the figures).
 
 mod agent;
 mod bed;
+mod designs;
 mod harness;
+mod outcome;
 mod pipelines;
 mod plot;
+mod processes;
+mod provenance;
 mod record;
 mod report;
 mod restarts;
@@ -106,7 +112,7 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio");
     if let Some(Cmd::Agent { config, report }) = &cli.command {
-        return runtime.block_on(harness::agent_main(config, report));
+        return runtime.block_on(processes::agent_main(config, report));
     }
     if cli.replot {
         return match plot::render(&cli.out) {

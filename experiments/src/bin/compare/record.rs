@@ -1,4 +1,4 @@
-//! Finished runs kept on disk, so that a full run of about three hours can
+//! Finished runs kept on disk, so that a full run of about six hours can
 //! be made in pieces: each scenario and solo run is written to
 //! `<out>/runs/<name>.json` the moment it ends, and `--resume` takes a saved
 //! one instead of running it again, as long as the catalogue still describes
@@ -14,7 +14,8 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentReport;
-use crate::harness::{Environment, Outcome, Provenance, SoloOutcome, Stable};
+use crate::outcome::{Outcome, SoloOutcome, Stable};
+use crate::provenance::{Environment, Provenance};
 use crate::scenarios::{SOLO_MEASURED, SOLO_NOISE, SOLO_PIPELINES, SOLO_SETTLE, Scenario, SoloRun};
 use crate::truth;
 

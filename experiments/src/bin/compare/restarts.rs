@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use alert_poller_experiments::figures::percentile;
 
-use crate::harness::Outcome;
+use crate::outcome::Outcome;
 use crate::report::{Reaction, reactions};
 
 /// How long after its latest start before `seen` a design saw a change

@@ -1,6 +1,6 @@
 //! The whole run: every scenario and solo run in turn, with an estimate up
 //! front and a progress line for each, because the full run takes about
-//! three hours and someone will want to know how much is left. A run that
+//! six hours and someone will want to know how much is left. A run that
 //! fails is recorded and the others go on, so hours are not lost to one
 //! fault; each finished run is saved (`record`), so an interrupted full run
 //! resumes where it stopped.
@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use alert_poller_experiments::unix_ms;
 
-use crate::harness::{self, Outcome, Provenance, SoloOutcome};
+use crate::harness;
+use crate::outcome::{Outcome, SoloOutcome};
+use crate::provenance::Provenance;
 use crate::record;
 use crate::scenarios::{Scenario, SoloRun};
 
@@ -97,18 +99,9 @@ pub async fn all(scenarios: &[Scenario], solos: &[SoloRun], opts: &Options<'_>) 
         .map(|s| s.name.clone())
         .chain(solos.iter().map(|s| s.name.clone()));
     for (i, (name, estimate)) in names.zip(&estimates).enumerate() {
-        match found[i].take() {
-            Some(Saved::Scenario(o)) => {
-                eprintln!("compare: [{}/{total}] {name}: saved, not run again", i + 1);
-                runs.outcomes.push(*o);
-                continue;
-            }
-            Some(Saved::Solo(o)) => {
-                eprintln!("compare: [{}/{total}] {name}: saved, not run again", i + 1);
-                runs.solo.push(o);
-                continue;
-            }
-            None => {}
+        if take_saved(found[i].take(), &mut runs) {
+            eprintln!("compare: [{}/{total}] {name}: saved, not run again", i + 1);
+            continue;
         }
         eprintln!(
             "compare: [{}/{total}] {name}: estimated {:.0}s, {} left, {} so far",
@@ -119,23 +112,7 @@ pub async fn all(scenarios: &[Scenario], solos: &[SoloRun], opts: &Options<'_>) 
         );
         left = left.saturating_sub(*estimate);
         let started = Instant::now();
-        let result = if i < scenarios.len() {
-            harness::run_scenario(&scenarios[i]).await.map(|o| {
-                if let Some(out) = opts.save {
-                    keep(record::save_scenario(out, &o));
-                }
-                runs.outcomes.push(o);
-            })
-        } else {
-            let solo = &solos[i - scenarios.len()];
-            harness::run_solo(solo).await.map(|o| {
-                if let Some(out) = opts.save {
-                    keep(record::save_solo(out, solo, &o, unix_ms()));
-                }
-                runs.solo.push(o);
-            })
-        };
-        match result {
+        match run_one(i, scenarios, solos, opts, &mut runs).await {
             Ok(()) => eprintln!(
                 "compare: [{}/{total}] {name}: done in {:.0}s",
                 i + 1,
@@ -160,6 +137,42 @@ pub async fn all(scenarios: &[Scenario], solos: &[SoloRun], opts: &Options<'_>) 
         minutes(run_started.elapsed())
     );
     Some(runs)
+}
+
+/// Adds a saved run to `runs`; false when there is none.
+fn take_saved(saved: Option<Saved>, runs: &mut Runs) -> bool {
+    match saved {
+        Some(Saved::Scenario(o)) => runs.outcomes.push(*o),
+        Some(Saved::Solo(o)) => runs.solo.push(o),
+        None => return false,
+    }
+    true
+}
+
+/// Runs the `i`th run (the scenarios first, then the solo runs), saves it
+/// when asked to and adds it to `runs`.
+async fn run_one(
+    i: usize,
+    scenarios: &[Scenario],
+    solos: &[SoloRun],
+    opts: &Options<'_>,
+    runs: &mut Runs,
+) -> anyhow::Result<()> {
+    if let Some(scenario) = scenarios.get(i) {
+        let o = harness::run_scenario(scenario).await?;
+        if let Some(out) = opts.save {
+            keep(record::save_scenario(out, &o));
+        }
+        runs.outcomes.push(o);
+    } else {
+        let solo = &solos[i - scenarios.len()];
+        let o = harness::run_solo(solo).await?;
+        if let Some(out) = opts.save {
+            keep(record::save_solo(out, solo, &o, unix_ms()));
+        }
+        runs.solo.push(o);
+    }
+    Ok(())
 }
 
 /// A run that cannot be saved still counts in this report; it only cannot

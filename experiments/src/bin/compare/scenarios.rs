@@ -5,106 +5,10 @@
 use std::time::Duration;
 
 use crate::agent::Design;
-
-/// One design as the harness runs it.
-#[derive(Clone, Debug)]
-pub struct DesignSpec {
-    pub label: String,
-    pub design: Design,
-    /// Pull schedule (ConfigMap keys).
-    pub tuning: Vec<(&'static str, String)>,
-}
-
-impl DesignSpec {
-    /// The longest poll interval of a pull design (zero for push): how long
-    /// it may take to look again after a change.
-    fn max_interval(&self) -> Duration {
-        self.tuning
-            .iter()
-            .find(|(k, _)| *k == "maxInterval")
-            .and_then(|(_, v)| humantime::parse_duration(v).ok())
-            .unwrap_or_default()
-    }
-
-    /// The same design with one of its named keys set otherwise.
-    fn with(mut self, key: &str, value: &str) -> DesignSpec {
-        for (k, v) in &mut self.tuning {
-            if *k == key {
-                *v = value.into();
-            }
-        }
-        self
-    }
-}
-
-fn pull(label: &str, min: &str, max: &str, factor: &str) -> DesignSpec {
-    DesignSpec {
-        label: label.into(),
-        design: Design::Pull,
-        // Schedule and source are named, not left to the defaults, so that
-        // a change of default neither changes what a saved run measured nor
-        // makes two designs the same. (phaseLock was once left out: when
-        // its default became true, the plain pull designs were
-        // phase-locked too, and pull-fixed-30s measured as fast as
-        // shipped at a 30s evaluation.)
-        tuning: vec![
-            ("minInterval", min.into()),
-            ("maxInterval", max.into()),
-            ("backoffFactor", factor.into()),
-            ("phaseLock", "false".into()),
-            ("alertSource", "alerts".into()),
-        ],
-    }
-}
-
-fn phase_locked(label: &str, min: &str, max: &str, factor: &str) -> DesignSpec {
-    pull(label, min, max, factor).with("phaseLock", "true")
-}
-
-/// Phase-locked, reading the `ALERTS` series of our alert names instead of
-/// every active alert (`alertSource: query`).
-fn phase_locked_query(label: &str, min: &str, max: &str, factor: &str) -> DesignSpec {
-    phase_locked(label, min, max, factor).with("alertSource", "query")
-}
-
-/// What deploy/ ships, as it is at run time: the schedule and source keys
-/// of `deploy/base/configmap.yaml`, so the report measures the product and
-/// not a copy of its values.
-fn shipped() -> DesignSpec {
-    let path = alert_poller_testbed::repo_root().join("deploy/base/configmap.yaml");
-    let yaml = std::fs::read_to_string(&path).expect("deploy/base/configmap.yaml reads");
-    let configmap: serde_json::Value =
-        serde_norway::from_str(&yaml).expect("deploy/base/configmap.yaml parses");
-    let tuning = SHIPPED_KEYS
-        .iter()
-        .filter_map(|key| {
-            let value = configmap["data"][*key].as_str()?;
-            Some((*key, value.to_owned()))
-        })
-        .collect();
-    DesignSpec {
-        label: "shipped".into(),
-        design: Design::Pull,
-        tuning,
-    }
-}
-
-/// The keys that decide when and how a pull design polls.
-const SHIPPED_KEYS: [&str; 5] = [
-    "minInterval",
-    "maxInterval",
-    "backoffFactor",
-    "phaseLock",
-    "alertSource",
-];
-
-fn push(label: &str, design: Design) -> DesignSpec {
-    DesignSpec {
-        label: label.into(),
-        design,
-        tuning: vec![],
-    }
-}
+use crate::designs::{
+    DesignSpec, designs_eval_1s, designs_eval_30s, designs_manager, phase_locked,
+    phase_locked_query, pick, pull, push, shipped,
+};
 
 /// Faults per full-run scenario: each is a fire and a resolve, so every
 /// design has at least 20 transitions behind each p50 and p95 (a p95 of
@@ -354,79 +258,40 @@ fn quick_run() -> Vec<Scenario> {
     vec![quick, restart]
 }
 
-/// All ten designs at 1s evaluation: what deploy/ ships and nine others.
-fn designs_eval_1s() -> Vec<DesignSpec> {
-    vec![
-        push("push-all", Design::PushAll),
-        push("push-scoped", Design::PushScoped),
-        shipped(),
-        pull("pull-fixed-1s", "1s", "1s", "1"),
-        pull("pull-fixed-5s", "5s", "5s", "1"),
-        pull("pull-fixed-30s", "30s", "30s", "1"),
-        pull("pull-adaptive", "1s", "15s", "1.5"),
-        // Phase-locked: after every evaluation, or skipping evaluations
-        // as the adaptive schedule allows.
-        phase_locked("pull-locked-every-eval", "1s", "1s", "1"),
-        phase_locked("pull-locked-adaptive", "1s", "15s", "1.5"),
-        // The same as every-eval, with the server filtering the alerts.
-        phase_locked_query("pull-locked-query", "1s", "1s", "1"),
-    ]
-}
-
-fn pick(designs: &[DesignSpec], labels: &[&str]) -> Vec<DesignSpec> {
-    labels
-        .iter()
-        .map(|l| {
-            designs
-                .iter()
-                .find(|d| d.label == *l)
-                .cloned()
-                .expect("a known design")
-        })
-        .collect()
-}
-
-/// The designs at 30 s evaluation, telemetry-manager's interval.
-fn designs_eval_30s() -> Vec<DesignSpec> {
-    vec![
-        push("push-all", Design::PushAll),
-        push("push-scoped", Design::PushScoped),
-        shipped(),
-        pull("pull-fixed-30s", "30s", "30s", "1"),
-        pull("pull-adaptive", "5s", "60s", "2"),
-        phase_locked("pull-locked-every-eval", "30s", "30s", "1"),
-        // Skipping at most one evaluation: every design must have seen a
-        // change before the next, so the slowest ceiling sets the pace of
-        // the whole scenario (120s made it 76 min).
-        phase_locked("pull-locked-adaptive", "30s", "60s", "2"),
-        phase_locked_query("pull-locked-query", "30s", "30s", "1"),
-    ]
-}
-
-/// The designs beside telemetry-manager: push as the manager does it and
-/// as the proof of concept did, what deploy/ ships, and the two plain
-/// pull schedules. The other phase-locked designs poll at the same moment
-/// as `shipped`, each with a process of its own on two cores, and would
-/// only crowd it; `eval-30s-100-pipelines` has them all.
-fn designs_manager() -> Vec<DesignSpec> {
-    pick(
-        &designs_eval_30s(),
-        &[
-            "push-all",
-            "push-scoped",
-            "shipped",
-            "pull-fixed-30s",
-            "pull-adaptive",
-        ],
-    )
-}
-
 /// The full run's scenarios, sweep by sweep (see the crate doc in `main.rs`).
 /// The manager's-settings scenarios come first: they answer the question.
 fn full() -> Vec<Scenario> {
+    let base = base_1s();
+    let at_30s = Scenario {
+        evaluation: Duration::from_secs(30),
+        stable: Duration::from_secs(120),
+        designs: designs_eval_30s(),
+        ..base.clone()
+    };
+    let mut out = manager_points(&at_30s);
+    out.extend(disrupted_points(&at_30s));
+    out.extend(pipeline_points(&base));
+    out.extend(noise_and_resend_points(&base));
+    // The 1s headline scenario again, on the Prometheus the manager ships.
+    out.push(Scenario {
+        name: "eval-1s-100-pipelines-prometheus3".into(),
+        sweeps: vec!["prometheus3"],
+        prometheus3: true,
+        ..base
+    });
+    // 100 pipelines at the manager's interval, with quicker rules.
+    out.push(Scenario {
+        name: "eval-30s-100-pipelines".into(),
+        sweeps: vec!["evaluation"],
+        ..at_30s
+    });
+    out
+}
+
+/// What the sweeps vary from: 100 pipelines, 1s evaluation, every design.
+fn base_1s() -> Scenario {
     let second = Duration::from_secs(1);
-    let all = designs_eval_1s();
-    let base = Scenario {
+    Scenario {
         name: String::new(),
         sweeps: vec![],
         evaluation: second,
@@ -440,21 +305,20 @@ fn full() -> Vec<Scenario> {
         prometheus3: false,
         rules: Rules::Fast,
         disruption: None,
-        designs: all.clone(),
-    };
-    let at_30s = Scenario {
-        evaluation: second * 30,
-        stable: second * 120,
-        designs: designs_eval_30s(),
-        ..base.clone()
-    };
-    let mut out = Vec::new();
-    // telemetry-manager's settings: its rules (5m windows, `for: 1m`) every
-    // 30s, three pipelines per kind, on the Prometheus it ships and on 2.42.
-    for prometheus3 in [true, false] {
-        let version = if prometheus3 { "-prometheus3" } else { "" };
-        out.push(Scenario {
-            name: format!("manager-settings{version}"),
+        designs: designs_eval_1s(),
+    }
+}
+
+/// telemetry-manager's settings: its rules (5m windows, `for: 1m`) every
+/// 30s, three pipelines per kind, on the Prometheus it ships and on 2.42.
+fn manager_points(at_30s: &Scenario) -> Vec<Scenario> {
+    [true, false]
+        .into_iter()
+        .map(|prometheus3| Scenario {
+            name: format!(
+                "manager-settings{}",
+                if prometheus3 { "-prometheus3" } else { "" }
+            ),
             sweeps: vec!["manager"],
             pipelines: 9,
             prometheus3,
@@ -462,27 +326,35 @@ fn full() -> Vec<Scenario> {
             lanes: 3,
             designs: designs_manager(),
             ..at_30s.clone()
-        });
-    }
-    // The receiver stopped around each change: restarted, or leadership
-    // moved to a standby. The manager's 30s interval with quicker rules, so
-    // that ten changes take an hour, not three.
-    for (name, disruption) in [
+        })
+        .collect()
+}
+
+/// The receiver stopped around each change: restarted, or leadership moved
+/// to a standby. The manager's 30s interval with quicker rules, so that ten
+/// changes take an hour, not three.
+fn disrupted_points(at_30s: &Scenario) -> Vec<Scenario> {
+    [
         ("receiver-restart", RECEIVER_RESTART),
         ("leadership-move", LEADERSHIP_MOVE),
-    ] {
-        out.push(Scenario {
-            name: name.into(),
-            sweeps: vec!["disruption"],
-            pipelines: 9,
-            prometheus3: true,
-            disruption: Some(disruption),
-            designs: designs_manager(),
-            ..at_30s.clone()
-        });
-    }
-    for pipelines in [1, 10, 100, 1000] {
-        out.push(Scenario {
+    ]
+    .into_iter()
+    .map(|(name, disruption)| Scenario {
+        name: name.into(),
+        sweeps: vec!["disruption"],
+        pipelines: 9,
+        prometheus3: true,
+        disruption: Some(disruption),
+        designs: designs_manager(),
+        ..at_30s.clone()
+    })
+    .collect()
+}
+
+fn pipeline_points(base: &Scenario) -> Vec<Scenario> {
+    [1, 10, 100, 1000]
+        .into_iter()
+        .map(|pipelines| Scenario {
             name: format!("eval-1s-{pipelines}-pipelines"),
             // The 100-pipeline run is also the no-noise and the
             // default-resend-delay point of those sweeps.
@@ -495,58 +367,45 @@ fn full() -> Vec<Scenario> {
             // The background alert needs a pipeline of its own.
             background_alert: pipelines > 1,
             ..base.clone()
-        });
-    }
-    for noise in [10, 1000, 10000] {
-        out.push(Scenario {
-            name: format!("noise-{noise}-alerts"),
-            sweeps: vec!["noise"],
-            noise,
-            designs: pick(
-                &all,
-                &[
-                    "push-all",
-                    "push-scoped",
-                    "shipped",
-                    "pull-adaptive",
-                    "pull-locked-every-eval",
-                    "pull-locked-query",
-                ],
-            ),
-            ..base.clone()
-        });
-    }
-    for resend in [5, 15] {
-        out.push(Scenario {
-            name: format!("resend-{resend}s"),
-            sweeps: vec!["resend"],
-            resend_delay: Some(second * resend),
-            designs: pick(
-                &all,
-                &[
-                    "push-all",
-                    "push-scoped",
-                    "shipped",
-                    "pull-locked-every-eval",
-                ],
-            ),
-            ..base.clone()
-        });
-    }
-    // The 1s headline scenario again, on the Prometheus the manager ships.
-    out.push(Scenario {
-        name: "eval-1s-100-pipelines-prometheus3".into(),
-        sweeps: vec!["prometheus3"],
-        prometheus3: true,
+        })
+        .collect()
+}
+
+fn noise_and_resend_points(base: &Scenario) -> Vec<Scenario> {
+    let all = &base.designs;
+    let noise = [10, 1000, 10000].map(|noise| Scenario {
+        name: format!("noise-{noise}-alerts"),
+        sweeps: vec!["noise"],
+        noise,
+        designs: pick(
+            all,
+            &[
+                "push-all",
+                "push-scoped",
+                "shipped",
+                "pull-adaptive",
+                "pull-locked-every-eval",
+                "pull-locked-query",
+            ],
+        ),
         ..base.clone()
     });
-    // 100 pipelines at the manager's interval, with quicker rules.
-    out.push(Scenario {
-        name: "eval-30s-100-pipelines".into(),
-        sweeps: vec!["evaluation"],
-        ..at_30s
+    let resend = [5, 15].map(|resend| Scenario {
+        name: format!("resend-{resend}s"),
+        sweeps: vec!["resend"],
+        resend_delay: Some(Duration::from_secs(resend)),
+        designs: pick(
+            all,
+            &[
+                "push-all",
+                "push-scoped",
+                "shipped",
+                "pull-locked-every-eval",
+            ],
+        ),
+        ..base.clone()
     });
-    out
+    noise.into_iter().chain(resend).collect()
 }
 
 /// The baseline (Prometheus with no design) and each design alone.

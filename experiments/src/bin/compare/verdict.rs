@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::harness::Outcome;
+use crate::outcome::Outcome;
 use crate::report::{reactions, row};
 
 /// One scenario's answer.

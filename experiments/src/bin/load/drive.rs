@@ -35,6 +35,37 @@ pub struct Drive {
     pub end_writes: f64,
 }
 
+/// The breaks and mends of the first half, one pipeline at a time.
+struct Injector {
+    broken: Option<String>,
+    changes: usize,
+    next: Duration,
+}
+
+impl Injector {
+    /// Breaks or mends a pipeline when one is due: in the first half
+    /// either, after it only the mend of whatever is still broken.
+    fn tick(&mut self, now: Duration, half: Duration, bed: &Bed, every: Duration) {
+        if now < self.next || (now >= half && self.broken.is_none()) {
+            return;
+        }
+        match self.broken.take() {
+            Some(p) => {
+                bed.collector
+                    .set_flow(Component::Gateway, &p, Flow::Healthy);
+            }
+            None => {
+                let p = bed.names[(self.changes * 7919) % bed.names.len()].clone();
+                bed.collector
+                    .set_flow(Component::Gateway, &p, Flow::AllDropped);
+                self.broken = Some(p);
+            }
+        }
+        self.changes += 1;
+        self.next += every;
+    }
+}
+
 /// The timed run: a break or a mend every `--change-every` in the first
 /// half, nothing in the second, sampling CPU and writes every 30 s.
 pub async fn run(
@@ -43,7 +74,7 @@ pub async fn run(
     controller: &mut ControllerProcess,
     log: &Log,
 ) -> Result<Drive> {
-    let (kubectl, names) = (&bed.kubectl, &bed.names);
+    let kubectl = &bed.kubectl;
     let total = Duration::from_secs(cli.minutes * 60);
     let half = total / 2;
     let run_start = Instant::now();
@@ -58,30 +89,16 @@ pub async fn run(
         writes: server_status_writes(kubectl)?,
     }];
     let prometheus_cpu_before = usage(bed.prometheus.pid().unwrap_or(0)).0;
-    let mut broken: Option<String> = None;
-    let mut changes = 0usize;
-    let mut next_change = Duration::from_secs(5);
+    let mut injector = Injector {
+        broken: None,
+        changes: 0,
+        next: Duration::from_secs(5),
+    };
     let mut next_sample = Duration::from_secs(30);
     let mut half_writes = None;
     while run_start.elapsed() < total {
         let now = run_start.elapsed();
-        // Changes only in the first half; mend whatever is broken at the half.
-        if now >= next_change && (now < half || broken.is_some()) {
-            match broken.take() {
-                Some(p) => {
-                    bed.collector
-                        .set_flow(Component::Gateway, &p, Flow::Healthy);
-                }
-                None => {
-                    let p = names[(changes * 7919) % names.len()].clone();
-                    bed.collector
-                        .set_flow(Component::Gateway, &p, Flow::AllDropped);
-                    broken = Some(p);
-                }
-            }
-            changes += 1;
-            next_change += cli.change_every;
-        }
+        injector.tick(now, half, bed, cli.change_every);
         if now >= next_sample {
             samples.push(Sample {
                 at: now,
@@ -91,7 +108,7 @@ pub async fn run(
             log.say(&format!(
                 "{:.0}s: {} changes injected, {:.0} status writes so far",
                 now.as_secs_f64(),
-                changes,
+                injector.changes,
                 samples.last().map_or(0.0, |s| s.writes) - samples[0].writes
             ));
             next_sample += Duration::from_secs(30);
@@ -114,7 +131,7 @@ pub async fn run(
         polls_before,
         prometheus_cpu_before,
         samples,
-        changes,
+        changes: injector.changes,
         quiet_from,
         quiet_start_writes,
         end_writes,

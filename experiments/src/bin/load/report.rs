@@ -105,25 +105,9 @@ pub fn machine() -> String {
     )
 }
 
-/// The Markdown report.
-pub fn markdown(cli: &Cli, f: &Figures, run: &Drive, machine: &str) -> String {
-    let mut r = String::new();
-    let _ = writeln!(r, "# Load run\n");
-    let _ = writeln!(
-        r,
-        "Produced by `cargo build --release --workspace --bins && target/release/load --minutes {} --pipelines {} --alerts {} --interval {} --alert-source {}` on {machine}.\n",
-        cli.minutes, cli.pipelines, cli.alerts, cli.interval, cli.alert_source
-    );
-    let _ = writeln!(
-        r,
-        "The release controller, out of cluster with deploy/'s ServiceAccount, against a real kube-apiserver with {} MetricPipelines and a real Prometheus with {} active alerts that concern no pipeline (plus the pipelines' own). It waits {} between polls. In the first half one pipeline breaks or mends every {}; the second half is quiet. Status writes are counted by the API server (`apiserver_request_total`, APPLY on `metricpipelines/status`).\n",
-        cli.pipelines,
-        cli.alerts,
-        cli.interval,
-        humantime::format_duration(cli.change_every)
-    );
-    let _ = writeln!(r, "| figure | value |\n|---|---|");
-    let rows = [
+/// The figures table's rows: what one load run measured.
+fn figure_rows(cli: &Cli, f: &Figures, run: &Drive) -> [(&'static str, String); 15] {
+    [
         ("run length", format!("{:.0} s", f.elapsed.as_secs_f64())),
         ("successful polls", format!("{:.0}", f.polls)),
         ("failed polls", format!("{:.0}", f.failed)),
@@ -186,8 +170,28 @@ pub fn markdown(cli: &Cli, f: &Figures, run: &Drive, machine: &str) -> String {
             "conditions set / True at the end",
             format!("{} / {}", f.set, f.healthy),
         ),
-    ];
-    for (k, v) in rows {
+    ]
+}
+
+/// The Markdown report.
+pub fn markdown(cli: &Cli, f: &Figures, run: &Drive, machine: &str) -> String {
+    let mut r = String::new();
+    let _ = writeln!(r, "# Load run\n");
+    let _ = writeln!(
+        r,
+        "Produced by `cargo build --release --workspace --bins && target/release/load --minutes {} --pipelines {} --alerts {} --interval {} --alert-source {}` on {machine}.\n",
+        cli.minutes, cli.pipelines, cli.alerts, cli.interval, cli.alert_source
+    );
+    let _ = writeln!(
+        r,
+        "The release controller, out of cluster with deploy/'s ServiceAccount, against a real kube-apiserver with {} MetricPipelines and a real Prometheus with {} active alerts that concern no pipeline (plus the pipelines' own). It waits {} between polls. In the first half one pipeline breaks or mends every {}; the second half is quiet. Status writes are counted by the API server (`apiserver_request_total`, APPLY on `metricpipelines/status`).\n",
+        cli.pipelines,
+        cli.alerts,
+        cli.interval,
+        humantime::format_duration(cli.change_every)
+    );
+    let _ = writeln!(r, "| figure | value |\n|---|---|");
+    for (k, v) in figure_rows(cli, f, run) {
         let _ = writeln!(r, "| {k} | {v} |");
     }
     let _ = writeln!(

@@ -38,7 +38,7 @@ pub fn text<'a>(r: &'a Row, k: &str) -> &'a str {
     r.get(k).map_or("", String::as_str)
 }
 
-/// Bootstrap draws and seed, as the report's (report.rs), so a filled-in
+/// Bootstrap draws and seed, as the report's (report/rows.rs), so a filled-in
 /// interval is the one the report would have written.
 const RESAMPLES: usize = 2000;
 const SEED: u64 = 0x5eed;

@@ -7,6 +7,9 @@
 //! source keeps its own rule timing, read from its own `/api/v1/rules`,
 //! because two replicas evaluate at different moments.
 
+mod start;
+mod timing;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,26 +19,12 @@ use crate::config::Tuning;
 use crate::domain::alerts::union;
 use crate::operations::metrics::{Metrics, SourceLabels, SourceResultLabels};
 use crate::polling::phase::{self, Readings};
-use crate::polling::restart;
 use crate::prometheus::GroupTiming;
 use crate::prometheus::{
     AlertSource, AlertsResponse, ClientSettings, PollError, PrometheusClient, redact,
     series_max_age,
 };
-
-/// How long a rule-group timing reading stands before the next is taken
-/// while phase-locked. Readings add up (`phase::Readings`), so the estimate
-/// rests on the last few minutes: about one request a minute on top of the
-/// polls.
-const TIMING_MAX_AGE: Duration = Duration::from_secs(60);
-/// The same when not phase-locked, where the timing only bounds the
-/// query's sample age by the groups' intervals, which rarely change. Before
-/// Prometheus 2.49 the answer holds every rule's active alerts, other
-/// teams' included, so a cluster with many alerts makes it large: it is
-/// read no more often than the intervals need.
-const TIMING_MAX_AGE_UNLOCKED: Duration = Duration::from_secs(300);
-/// How soon an unusable timing reading is tried again.
-const TIMING_RETRY: Duration = Duration::from_secs(5);
+use timing::{read_timings, rule_timings};
 
 /// One source: its client, or why there is none, and its rule timing.
 struct Source {
@@ -93,6 +82,16 @@ impl Source {
     /// metrics and log lines.
     fn shown(&self) -> String {
         redact(&self.settings.url)
+    }
+
+    /// After a failed request the timing is outdated; the next answer
+    /// drops it, so that it is read afresh (see `timings_outdated`).
+    fn answered(&mut self, ok: bool) {
+        if !ok {
+            self.timings_outdated = true;
+        } else if std::mem::take(&mut self.timings_outdated) {
+            self.timings = None;
+        }
     }
 }
 
@@ -217,56 +216,6 @@ impl Sources {
     }
 }
 
-impl Sources {
-    /// Whether a source that started lately may still lack firing alerts
-    /// in its answers (`restart`): its start time, and its groups' timing
-    /// read afresh, and how often they ran by its own count. Asked only
-    /// when a poll would drop a firing alert, and while settling: one
-    /// request per resolve once a start has been found settled, three
-    /// (the last two at once) after a new start.
-    pub async fn settling(&mut self, tuning: &Tuning) -> bool {
-        let metrics = self.metrics.clone();
-        let checks = join_all(self.sources.iter_mut().map(|source| async {
-            let client = source.client.clone().ok()?;
-            let start = match start_time(&client, source.start_unknown).await {
-                Start::Known(start) => start,
-                Start::Untold => {
-                    tracing::info!(
-                        url = client.url(),
-                        "the source does not tell when it started; a restart of what is behind it is not noticed"
-                    );
-                    source.start_unknown = true;
-                    return None;
-                }
-                Start::Unknown => return None,
-            };
-            // Settled stays settled until the next start: the check comes
-            // before a resolve is published, so after the first it is one
-            // small request, not three.
-            if source.settled_start == Some(start) {
-                return Some(false);
-            }
-            let (groups, evaluations) = futures::join!(
-                read_timings(source, tuning, &metrics),
-                client.evaluations()
-            );
-            let readable = source.timings.as_ref().is_some_and(|(r, _)| !r.is_empty());
-            let evaluations = evaluations.ok();
-            let seen = restart::SinceStart {
-                groups: readable.then_some(groups.as_slice()),
-                evaluations: evaluations.as_ref(),
-            };
-            let settling = restart::settling(start, seen, unix_ms());
-            if !settling {
-                source.settled_start = Some(start);
-            }
-            Some(settling)
-        }))
-        .await;
-        checks.into_iter().flatten().any(|settling| settling)
-    }
-}
-
 /// Counts one source's answer by its result, and the warnings it came
 /// with, which a Thanos partial response carries: the answer is used, but
 /// may lack alerts, so an operator should see it.
@@ -314,30 +263,6 @@ fn log_failures(failed: &[(String, PollError)], others_answered: bool) {
     }
 }
 
-/// What a source said of its start.
-enum Start {
-    Known(i64),
-    /// It does not tell (Thanos Query, Mimir): not asked again.
-    Untold,
-    /// Not known now: it was not asked, or did not answer.
-    Unknown,
-}
-
-/// One source's start time, unless it said before that it does not tell.
-async fn start_time(client: &PrometheusClient, untold: bool) -> Start {
-    if untold {
-        return Start::Unknown;
-    }
-    match client.start_time_ms().await {
-        Ok(Some(start)) => Start::Known(start),
-        Ok(None) => Start::Untold,
-        Err(error) => {
-            tracing::debug!(url = client.url(), %error, "cannot read the start time");
-            Start::Unknown
-        }
-    }
-}
-
 /// One source's answer: its timing first when the query needs it to bound
 /// the samples' age. Phase-locked on slow groups, the answer is checked
 /// against a timing reading taken after it, and asked for again when it
@@ -347,10 +272,7 @@ async fn poll_one(
     tuning: &Tuning,
     metrics: &Metrics,
 ) -> Result<AlertsResponse, PollError> {
-    let client = match &source.client {
-        Ok(client) => client.clone(),
-        Err(error) => return Err(PollError::Client(error.clone())),
-    };
+    let client = source.client.clone().map_err(PollError::Client)?;
     let max_age = match tuning.alert_source {
         AlertSource::Query => series_max_age(&rule_timings(source, tuning, metrics).await),
         AlertSource::Alerts => None,
@@ -400,14 +322,7 @@ async fn poll_one(
             }
         }
     }
-    match &answer {
-        Ok(_) => {
-            if std::mem::take(&mut source.timings_outdated) {
-                source.timings = None;
-            }
-        }
-        Err(_) => source.timings_outdated = true,
-    }
+    source.answered(answer.is_ok());
     answer
 }
 
@@ -426,81 +341,4 @@ pub(crate) fn unix_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as i64
-}
-
-/// The source's rule-group timing, estimated from its last readings of
-/// `/api/v1/rules`; a reading is taken when the last is a minute old (five
-/// when not phase-locked), and
-/// soon again after an empty or failed one, which also drops the history
-/// (the timing is unknown, so polling is unlocked until it is read).
-async fn rule_timings(source: &mut Source, tuning: &Tuning, metrics: &Metrics) -> Vec<GroupTiming> {
-    let expired = |(readings, read): &(Readings, Instant)| {
-        let max_age = if readings.is_empty() {
-            TIMING_RETRY
-        } else if tuning.phase_lock {
-            TIMING_MAX_AGE
-        } else {
-            TIMING_MAX_AGE_UNLOCKED
-        };
-        read.elapsed() > max_age
-    };
-    if source.timings.as_ref().is_none_or(expired) {
-        read_timings(source, tuning, metrics).await;
-    }
-    let mut groups = source
-        .timings
-        .as_ref()
-        .map(|(readings, _)| readings.estimate())
-        .unwrap_or_default();
-    source.lateness.apply(&mut groups, unix_ms());
-    groups
-}
-
-/// Reads the timing of the groups holding alerts of any watched kind, adds
-/// it to the source's readings and returns it as read.
-async fn read_timings(source: &mut Source, tuning: &Tuning, metrics: &Metrics) -> Vec<GroupTiming> {
-    let Ok(client) = &source.client else {
-        return Vec::new();
-    };
-    metrics.rule_timing_reads.inc();
-    let prefixes: Vec<String> = tuning
-        .matchers()
-        .into_iter()
-        .map(|m| m.alertname_prefix)
-        .collect();
-    let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
-    let groups = match client.rule_timings(&prefixes).await {
-        Ok((mut groups, bytes)) => {
-            for g in &mut groups {
-                g.checked = phase::checks(g.interval_ms, bytes);
-            }
-            tracing::debug!(
-                url = client.url(),
-                groups = groups.len(),
-                slowest_evaluation_ms = groups.iter().map(|g| g.evaluation_ms).max(),
-                // Where in its interval each group started: a busy
-                // Prometheus starts late.
-                starts_ms = ?groups
-                    .iter()
-                    .map(|g| g.last_evaluation_ms.rem_euclid(g.interval_ms.max(1)))
-                    .collect::<Vec<_>>(),
-                "rule evaluation timing read"
-            );
-            groups
-        }
-        // Without phase locking the timing only bounds the query's
-        // sample age, and the alerts request will report a down source.
-        Err(error) if tuning.phase_lock => {
-            tracing::warn!(url = client.url(), %error, "cannot read rule evaluation timing; polling unlocked");
-            Vec::new()
-        }
-        Err(error) => {
-            tracing::debug!(url = client.url(), %error, "cannot read rule evaluation timing");
-            Vec::new()
-        }
-    };
-    let mut readings = source.timings.take().map(|(r, _)| r).unwrap_or_default();
-    readings.record(&groups);
-    source.timings = Some((readings, Instant::now()));
-    groups
 }
