@@ -68,34 +68,7 @@ impl TokenServer {
                 if !post {
                     return http::text(StatusCode::METHOD_NOT_ALLOWED, "POST only");
                 }
-                let mut state = state.lock().unwrap();
-                let expected = format!(
-                    "Basic {}",
-                    base64(&format!("{}:{}", state.client_id, state.secret))
-                );
-                if authorization.as_deref() != Some(expected.as_str()) {
-                    return json(
-                        StatusCode::UNAUTHORIZED,
-                        r#"{"error":"invalid_client","error_description":"client authentication failed"}"#.into(),
-                    );
-                }
-                if !body.split('&').any(|p| p == "grant_type=client_credentials") {
-                    return json(
-                        StatusCode::BAD_REQUEST,
-                        r#"{"error":"unsupported_grant_type"}"#.into(),
-                    );
-                }
-                state.granted += 1;
-                state.bodies.push(body);
-                let token = format!("granted-token-{}", state.granted);
-                accepted.lock().unwrap().push(token.clone());
-                json(
-                    StatusCode::OK,
-                    format!(
-                        r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":{}}}"#,
-                        state.lifetime.as_secs()
-                    ),
-                )
+                grant(&mut state.lock().unwrap(), authorization, body, &accepted)
             }
         })
         .await?;
@@ -121,6 +94,47 @@ impl TokenServer {
     pub fn bodies(&self) -> Vec<String> {
         self.state.lock().unwrap().bodies.clone()
     }
+}
+
+/// One grant request: the client's credentials and the grant type checked,
+/// then a numbered token that the gate accepts from now on.
+fn grant(
+    state: &mut State,
+    authorization: Option<String>,
+    body: String,
+    accepted: &Mutex<Vec<String>>,
+) -> hyper::Response<http::Body> {
+    let expected = format!(
+        "Basic {}",
+        base64(&format!("{}:{}", state.client_id, state.secret))
+    );
+    if authorization.as_deref() != Some(expected.as_str()) {
+        return json(
+            StatusCode::UNAUTHORIZED,
+            r#"{"error":"invalid_client","error_description":"client authentication failed"}"#
+                .into(),
+        );
+    }
+    if !body
+        .split('&')
+        .any(|p| p == "grant_type=client_credentials")
+    {
+        return json(
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"unsupported_grant_type"}"#.into(),
+        );
+    }
+    state.granted += 1;
+    state.bodies.push(body);
+    let token = format!("granted-token-{}", state.granted);
+    accepted.lock().unwrap().push(token.clone());
+    json(
+        StatusCode::OK,
+        format!(
+            r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":{}}}"#,
+            state.lifetime.as_secs()
+        ),
+    )
 }
 
 fn json(status: StatusCode, body: String) -> hyper::Response<http::Body> {

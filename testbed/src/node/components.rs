@@ -159,6 +159,13 @@ impl Node {
             ],
         )?;
 
+        self.start_kubelet(&node, &kc, &pki)
+    }
+
+    /// kubelet, with its config, root and certificates in the node's dir.
+    fn start_kubelet(&mut self, node: &Path, kc: &str, pki: &Path) -> Result<(), NodeError> {
+        let d = self.dir.path().to_owned();
+        let arg = |s: &str| s.to_owned();
         let kubelet_dir = d.join("kubelet");
         std::fs::create_dir_all(&kubelet_dir)?;
         let kubelet_config = d.join("kubelet.yaml");
@@ -173,7 +180,7 @@ impl Node {
         )?;
         self.spawn(
             "kubelet",
-            &node,
+            node,
             &[
                 arg("kubelet"),
                 format!("--config={}", kubelet_config.display()),

@@ -36,6 +36,7 @@ pub struct Failure {
 }
 
 /// Everything measured, and what could not be.
+#[derive(Default)]
 pub struct Runs {
     pub outcomes: Vec<Outcome>,
     pub solo: Vec<SoloOutcome>,
@@ -72,13 +73,7 @@ pub async fn all(scenarios: &[Scenario], solos: &[SoloRun], opts: &Options<'_>) 
     let mut found: Vec<Option<Saved>> = (0..scenarios.len() + solos.len())
         .map(|i| saved(opts, scenarios, solos, i))
         .collect();
-    let estimates: Vec<Duration> = scenarios
-        .iter()
-        .map(Scenario::estimate)
-        .chain(solos.iter().map(SoloRun::estimate))
-        .zip(&found)
-        .map(|(e, f)| if f.is_some() { Duration::ZERO } else { e })
-        .collect();
+    let estimates = estimates(scenarios, solos, &found);
     let mut left: Duration = estimates.iter().sum();
     eprintln!(
         "compare: {} scenarios and {} solo runs ({} saved), estimated {}",
@@ -89,11 +84,7 @@ pub async fn all(scenarios: &[Scenario], solos: &[SoloRun], opts: &Options<'_>) 
     );
     let total = estimates.len();
     let run_started = Instant::now();
-    let mut runs = Runs {
-        outcomes: Vec::new(),
-        solo: Vec::new(),
-        failures: Vec::new(),
-    };
+    let mut runs = Runs::default();
     let names = scenarios
         .iter()
         .map(|s| s.name.clone())
@@ -112,31 +103,41 @@ pub async fn all(scenarios: &[Scenario], solos: &[SoloRun], opts: &Options<'_>) 
         );
         left = left.saturating_sub(*estimate);
         let started = Instant::now();
-        match run_one(i, scenarios, solos, opts, &mut runs).await {
-            Ok(()) => eprintln!(
-                "compare: [{}/{total}] {name}: done in {:.0}s",
-                i + 1,
-                started.elapsed().as_secs_f64()
-            ),
-            Err(e) => {
-                eprintln!("compare: {name} failed: {e:#}");
-                if opts.stop_on_failure {
-                    return None;
-                }
-                // The other scenarios still make a report; this one is
-                // listed in it as not run.
-                runs.failures.push(Failure {
-                    name,
-                    error: format!("{e:#}"),
-                });
+        if let Err(e) = run_one(i, scenarios, solos, opts, &mut runs).await {
+            eprintln!("compare: {name} failed: {e:#}");
+            if opts.stop_on_failure {
+                return None;
             }
+            // The other scenarios still make a report; this one is listed
+            // in it as not run.
+            runs.failures.push(Failure {
+                name,
+                error: format!("{e:#}"),
+            });
+            continue;
         }
+        eprintln!(
+            "compare: [{}/{total}] {name}: done in {:.0}s",
+            i + 1,
+            started.elapsed().as_secs_f64()
+        );
     }
     eprintln!(
         "compare: all runs done in {}",
         minutes(run_started.elapsed())
     );
     Some(runs)
+}
+
+/// Each run's estimate, zero for a saved one: what is left to wait for.
+fn estimates(scenarios: &[Scenario], solos: &[SoloRun], found: &[Option<Saved>]) -> Vec<Duration> {
+    scenarios
+        .iter()
+        .map(Scenario::estimate)
+        .chain(solos.iter().map(SoloRun::estimate))
+        .zip(found)
+        .map(|(e, f)| if f.is_some() { Duration::ZERO } else { e })
+        .collect()
 }
 
 /// Adds a saved run to `runs`; false when there is none.

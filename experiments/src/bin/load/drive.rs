@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use alert_poller_testbed::collector::{Component, Flow};
 use alert_poller_testbed::controller::ControllerProcess;
+use alert_poller_testbed::controlplane::Kubectl;
 use alert_poller_testbed::usage;
 use anyhow::{Context, Result, ensure};
 
@@ -18,6 +19,17 @@ pub struct Sample {
     pub at: Duration,
     pub cpu: f64,
     pub writes: f64,
+}
+
+impl Sample {
+    /// The controller's CPU so far and the API server's status writes, now.
+    fn take(at: Duration, pid: u32, kubectl: &Kubectl) -> Result<Sample> {
+        Ok(Sample {
+            at,
+            cpu: usage(pid).0,
+            writes: server_status_writes(kubectl)?,
+        })
+    }
 }
 
 /// What the timed run saw, and the baselines its figures are taken from.
@@ -83,11 +95,7 @@ pub async fn run(
         .metric(r#"alert_poller_polls_total{result="success"}"#)
         .await
         .unwrap_or(0.0);
-    let mut samples = vec![Sample {
-        at: Duration::ZERO,
-        cpu: usage(pid).0,
-        writes: server_status_writes(kubectl)?,
-    }];
+    let mut samples = vec![Sample::take(Duration::ZERO, pid, kubectl)?];
     let prometheus_cpu_before = usage(bed.prometheus.pid().unwrap_or(0)).0;
     let mut injector = Injector {
         broken: None,
@@ -100,11 +108,7 @@ pub async fn run(
         let now = run_start.elapsed();
         injector.tick(now, half, bed, cli.change_every);
         if now >= next_sample {
-            samples.push(Sample {
-                at: now,
-                cpu: usage(pid).0,
-                writes: server_status_writes(kubectl)?,
-            });
+            samples.push(Sample::take(now, pid, kubectl)?);
             log.say(&format!(
                 "{:.0}s: {} changes injected, {:.0} status writes so far",
                 now.as_secs_f64(),
