@@ -3,6 +3,7 @@
 //! which columns to read; the numbers speak for themselves.
 
 mod csv;
+mod paired;
 mod reactions;
 mod rows;
 mod solo;
@@ -60,6 +61,7 @@ pub fn write(out: &Path, r: &Results) -> Result<()> {
         md.push_str("\n**Partial run**: only the scenarios named in `--only` were run.\n");
     }
     crate::verdict::section(&mut md, r.outcomes);
+    paired::section(&mut md, r.outcomes);
     for sweep in SWEEPS {
         sweeps::sweep_section(&mut md, sweep, r.outcomes);
     }
