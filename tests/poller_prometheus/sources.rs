@@ -2,6 +2,7 @@
 //! through a fire and a resolve, and a resolved alert does not linger in the
 //! series after Prometheus restarts.
 
+use alert_poller::domain::alerts::Snapshot;
 use alert_poller::domain::health::{self, LogSpec, PipelineFacts, Status};
 use alert_poller::domain::kind::Kind;
 use alert_poller_testbed::collector::{Collector, Component, Flow, PipelineKind};
@@ -10,6 +11,74 @@ use alert_poller_testbed::prometheus::{Prometheus, Setup};
 use std::time::{Duration, Instant};
 
 use super::*;
+
+/// A trace, a metric and a log pipeline, and 30 other teams' alerts
+/// firing in a Prometheus that evaluates every second.
+async fn one_pipeline_per_kind_and_noise() -> (Collector, Prometheus) {
+    let collector = Collector::start(&["m"]).await.expect("collector starts");
+    collector.add_pipeline_of(PipelineKind::Trace, "t");
+    collector.add_pipeline_of(PipelineKind::Log, "l");
+    collector.set_noise(30);
+    let second = Duration::from_secs(1);
+    let prometheus = Prometheus::start(&Setup {
+        rules: alert_poller_testbed::rules::with_noise(&alert_poller_testbed::rules::fast(
+            second * 3,
+            second,
+            second,
+        )),
+        ..Setup::fast(collector.addr())
+    })
+    .await
+    .expect("prometheus starts");
+    prometheus
+        .until_noise(30, PATIENCE)
+        .await
+        .expect("the unrelated alerts fire");
+    (collector, prometheus)
+}
+
+/// Breaks (or mends) the trace pipeline's gateway and the metric agent
+/// (scoped alerts) and throttles (or not) the log gateway (an unscoped one).
+fn set_faults(collector: &Collector, broken: bool) {
+    let flow = if broken {
+        Flow::AllDropped
+    } else {
+        Flow::Healthy
+    };
+    collector.set_flow_of(PipelineKind::Trace, Component::Gateway, "t", flow);
+    collector.set_flow_of(PipelineKind::Metric, Component::Agent, "m", flow);
+    collector.set_throttling_of(PipelineKind::Log, broken);
+}
+
+/// What set_faults breaks, and the reason each break must give.
+const BROKEN: [(Kind, &str, &str); 3] = [
+    (Kind::Trace, "t", "GatewayAllTelemetryDataDropped"),
+    (Kind::Metric, "m", "AgentAllTelemetryDataDropped"),
+    (Kind::Log, "l", "GatewayThrottling"),
+];
+
+/// Marks each of [`BROKEN`] seen firing when the snapshot gives its reason,
+/// and seen resolved when, once mended, it gives True again.
+fn judge(series: &Snapshot, mended: bool, firing: &mut [bool; 3], resolved: &mut [bool; 3]) {
+    let log = LogSpec {
+        otlp_output: true,
+        runtime_input: true,
+        otlp_input: true,
+    };
+    for (i, (kind, name, reason)) in BROKEN.into_iter().enumerate() {
+        let facts = PipelineFacts {
+            log,
+            ..PipelineFacts::new(kind, name)
+        };
+        let verdict = health::evaluate(facts, health::Knowledge::Fresh(series))
+            .expect("fresh knowledge gives a verdict");
+        if verdict.reason == reason {
+            firing[i] = true;
+        } else if mended && firing[i] && verdict.status == Status::True {
+            resolved[i] = true;
+        }
+    }
+}
 
 /// The two alert sources, asked back to back through a fire and a resolve
 /// of alerts of every kind, with other teams' alerts firing beside them:
@@ -23,25 +92,10 @@ use super::*;
 /// on Prometheus 3.12); those rounds are not compared.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 pub async fn both_alert_sources_agree_through_a_fire_and_a_resolve() {
-    use alert_poller::domain::alerts::{Matcher, Snapshot};
+    use alert_poller::domain::alerts::Matcher;
     use alert_poller::prometheus::{ClientSettings, PrometheusClient};
-    use alert_poller_testbed::rules;
 
-    let collector = Collector::start(&["m"]).await.expect("collector starts");
-    collector.add_pipeline_of(PipelineKind::Trace, "t");
-    collector.add_pipeline_of(PipelineKind::Log, "l");
-    collector.set_noise(30);
-    let second = Duration::from_secs(1);
-    let prometheus = Prometheus::start(&Setup {
-        rules: rules::with_noise(&rules::fast(second * 3, second, second)),
-        ..Setup::fast(collector.addr())
-    })
-    .await
-    .expect("prometheus starts");
-    prometheus
-        .until_noise(30, PATIENCE)
-        .await
-        .expect("the unrelated alerts fire");
+    let (collector, prometheus) = one_pipeline_per_kind_and_noise().await;
     let url = prometheus.url();
     let client = |source: &str| {
         PrometheusClient::new(ClientSettings::first(&tuning(&[
@@ -54,22 +108,6 @@ pub async fn both_alert_sources_agree_through_a_fire_and_a_resolve() {
     let matchers = Matcher::all();
     let snapshot = |answer: Vec<_>| Snapshot::from_alerts(answer, &matchers);
 
-    // Break the trace pipeline's gateway and the metric agent (scoped
-    // alerts) and throttle the log gateway (an unscoped one), then mend all.
-    let kinds = [
-        (Kind::Trace, "t", "GatewayAllTelemetryDataDropped"),
-        (Kind::Metric, "m", "AgentAllTelemetryDataDropped"),
-        (Kind::Log, "l", "GatewayThrottling"),
-    ];
-    let log = LogSpec {
-        otlp_output: true,
-        runtime_input: true,
-        otlp_input: true,
-    };
-    let facts = |kind: Kind, name: &'static str| PipelineFacts {
-        log,
-        ..PipelineFacts::new(kind, name)
-    };
     let mut seen_firing = [false; 3];
     let mut seen_resolved = [false; 3];
     let mut compared = 0;
@@ -83,24 +121,10 @@ pub async fn both_alert_sources_agree_through_a_fire_and_a_resolve() {
             "not every fire and resolve was seen: fired {seen_firing:?}, resolved {seen_resolved:?}"
         );
         if !broken {
-            collector.set_flow_of(
-                PipelineKind::Trace,
-                Component::Gateway,
-                "t",
-                Flow::AllDropped,
-            );
-            collector.set_flow_of(
-                PipelineKind::Metric,
-                Component::Agent,
-                "m",
-                Flow::AllDropped,
-            );
-            collector.set_throttling_of(PipelineKind::Log, true);
+            set_faults(&collector, true);
             broken = true;
         } else if !mended && seen_firing.iter().all(|s| *s) {
-            collector.set_flow_of(PipelineKind::Trace, Component::Gateway, "t", Flow::Healthy);
-            collector.set_flow_of(PipelineKind::Metric, Component::Agent, "m", Flow::Healthy);
-            collector.set_throttling_of(PipelineKind::Log, false);
+            set_faults(&collector, false);
             mended = true;
         }
         let before = alerts.alerts_of_ours(None).await.expect("alerts answer");
@@ -122,15 +146,7 @@ pub async fn both_alert_sources_agree_through_a_fire_and_a_resolve() {
             "the query's alerts differ from /api/v1/alerts' on both sides of it"
         );
         compared += 1;
-        for (i, (kind, name, reason)) in kinds.into_iter().enumerate() {
-            let verdict = health::evaluate(facts(kind, name), health::Knowledge::Fresh(&series))
-                .expect("fresh knowledge gives a verdict");
-            if verdict.reason == reason {
-                seen_firing[i] = true;
-            } else if mended && seen_firing[i] && verdict.status == Status::True {
-                seen_resolved[i] = true;
-            }
-        }
+        judge(&series, mended, &mut seen_firing, &mut seen_resolved);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let everything = alerts.alerts().await.expect("alerts answer");

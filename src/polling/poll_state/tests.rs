@@ -168,11 +168,13 @@ fn play(name: &str, script: &[(u64, Event, &str)]) {
 /// A name, and what happens at which second with what should follow.
 type Scenario<'a> = (&'a str, &'a [(u64, Event, &'a str)]);
 
+/// A poll re-queues what its diff touched: all at first, nobody when nothing
+/// changed, one kind's pipelines for that kind's alerts.
 // Unformatted so the scenarios stay aligned as tables.
 #[rustfmt::skip]
-    #[test]
-    fn the_requeue_rules() {
-        let scenarios: &[Scenario] = &[
+#[test]
+fn polls_and_diffs_requeue_what_changed() {
+    let scenarios: &[Scenario] = &[
             (
                 "the first successful poll re-queues all, even when nothing fires",
                 &[
@@ -207,6 +209,18 @@ type Scenario<'a> = (&'a str, &'a [(u64, Event, &'a str)]);
                                                          "metric:all;trace:a;log:all changed fresh:3 +1-2 - 126"),
                 ],
             ),
+    ];
+    for (name, script) in scenarios {
+        play(name, script);
+    }
+}
+
+/// Staleness: when it begins and ends, and what each re-queues.
+// Unformatted so the scenarios stay aligned as tables.
+#[rustfmt::skip]
+#[test]
+fn staleness_requeues_all_once_per_outage() {
+    let scenarios: &[Scenario] = &[
             (
                 "failures before the first success: staleness counts from the start",
                 &[
@@ -252,6 +266,19 @@ type Scenario<'a> = (&'a str, &'a [(u64, Event, &'a str)]);
                     (120, Deadline,              "nobody -          -        -     -  220"),
                 ],
             ),
+    ];
+    for (name, script) in scenarios {
+        play(name, script);
+    }
+}
+
+/// A new tuning: a matcher change restarts the diff, a condition-type
+/// change re-queues all, an unchanged one is no event.
+// Unformatted so the scenarios stay aligned as tables.
+#[rustfmt::skip]
+#[test]
+fn retuning_requeues_only_what_it_changes() {
+    let scenarios: &[Scenario] = &[
             (
                 "a matcher change makes the next poll a fresh start",
                 &[
@@ -316,11 +343,11 @@ type Scenario<'a> = (&'a str, &'a [(u64, Event, &'a str)]);
                     (140, Deadline,              "nobody -          -              -  -      -"),
                 ],
             ),
-        ];
-        for (name, script) in scenarios {
-            play(name, script);
-        }
+    ];
+    for (name, script) in scenarios {
+        play(name, script);
     }
+}
 
 /// Staleness marks the view rather than emptying it: the view still
 /// says what was seen last, though health ignores it while stale.
