@@ -38,92 +38,36 @@ fn raw(status: u16, content_type: &'static str, body: &str, retry_after: Option<
     }
 }
 
+/// Each bad answer, the class of error it must give and a text its message
+/// must hold.
+// Unformatted so the cases stay one per line.
+#[rustfmt::skip]
+fn bad_answers() -> Vec<(&'static str, Answer, &'static str, &'static str)> {
+    let prometheus_error = r#"{"status":"error","errorType":"internal","error":"boom"}"#;
+    let truncated = r#"{"status":"success","data":{"alerts":[{"labels":{"alertname":"Metr"#;
+    let unlabelled = r#"{"state":"firing","activeAt":"2026-11-27T10:00:00Z","value":"1"}"#;
+    let error_with_200 = r#"{"status":"error","errorType":"bad_data","error":"nope"}"#;
+    vec![
+        ("500 with a Prometheus error", raw(500, "application/json", prometheus_error, None), "http_status", "boom"),
+        ("500 from a proxy", raw(500, "text/plain", "oops", None), "http_status", "500"),
+        ("503 with Retry-After", raw(503, "text/plain", "busy", Some(7)), "retry_later", "after 7s"),
+        ("429 with Retry-After", raw(429, "application/json", "{}", Some(3)), "retry_later", "429"),
+        ("an HTML page", raw(200, "text/html", "<html></html>", None), "content_type", "text/html"),
+        ("no content type", raw(200, "", "{}", None), "content_type", "not JSON"),
+        ("non-JSON", Answer::Json("alerts: none".into()), "decode", "not a valid alerts response"),
+        ("truncated JSON", Answer::Json(truncated.into()), "decode", "EOF"),
+        ("an alert without labels", Answer::alerts(unlabelled), "decode", "missing field"),
+        ("an error envelope with 200", Answer::Json(error_with_200.into()), "prometheus_error", "nope"),
+        ("a 100 MB body", Answer::Huge { bytes: 100 << 20 }, "too_large", "1048576 bytes"),
+        ("a hung answer", Answer::Slow(Duration::from_secs(3), "{}".into()), "timeout", "500ms"),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_bad_answer_is_a_clear_error_of_its_own_class() {
     let fake = FakePrometheus::start(Answer::NoAlerts).await.unwrap();
     let c = client(&tuning(&fake.url(), &[]));
-    let cases: Vec<(&str, Answer, &str, &str)> = vec![
-        (
-            "500 with a Prometheus error",
-            raw(
-                500,
-                "application/json",
-                r#"{"status":"error","errorType":"internal","error":"boom"}"#,
-                None,
-            ),
-            "http_status",
-            "boom",
-        ),
-        (
-            "500 from a proxy",
-            raw(500, "text/plain", "oops", None),
-            "http_status",
-            "500",
-        ),
-        (
-            "503 with Retry-After",
-            raw(503, "text/plain", "busy", Some(7)),
-            "retry_later",
-            "after 7s",
-        ),
-        (
-            "429 with Retry-After",
-            raw(429, "application/json", "{}", Some(3)),
-            "retry_later",
-            "429",
-        ),
-        (
-            "an HTML page",
-            raw(200, "text/html", "<html></html>", None),
-            "content_type",
-            "text/html",
-        ),
-        (
-            "no content type",
-            raw(200, "", "{}", None),
-            "content_type",
-            "not JSON",
-        ),
-        (
-            "non-JSON",
-            Answer::Json("alerts: none".into()),
-            "decode",
-            "not a valid alerts response",
-        ),
-        (
-            "truncated JSON",
-            Answer::Json(
-                r#"{"status":"success","data":{"alerts":[{"labels":{"alertname":"Metr"#.into(),
-            ),
-            "decode",
-            "EOF",
-        ),
-        (
-            "an alert without labels",
-            Answer::alerts(r#"{"state":"firing","activeAt":"2026-11-27T10:00:00Z","value":"1"}"#),
-            "decode",
-            "missing field",
-        ),
-        (
-            "an error envelope with 200",
-            Answer::Json(r#"{"status":"error","errorType":"bad_data","error":"nope"}"#.into()),
-            "prometheus_error",
-            "nope",
-        ),
-        (
-            "a 100 MB body",
-            Answer::Huge { bytes: 100 << 20 },
-            "too_large",
-            "1048576 bytes",
-        ),
-        (
-            "a hung answer",
-            Answer::Slow(Duration::from_secs(3), "{}".into()),
-            "timeout",
-            "500ms",
-        ),
-    ];
-    for (what, answer, kind, text) in cases {
+    for (what, answer, kind, text) in bad_answers() {
         fake.set(answer);
         let started = Instant::now();
         let error: PollError = c.alerts().await.expect_err(what);

@@ -256,6 +256,20 @@ mod tests {
         expected: Decision,
     }
 
+    fn step(
+        verdict: &Verdict,
+        current: &Condition,
+        version: &'static str,
+        expected: Decision,
+    ) -> Step {
+        Step {
+            verdict: verdict.clone(),
+            current: Some(current.clone()),
+            version,
+            expected,
+        }
+    }
+
     #[test]
     fn at_most_one_write_per_verdict_against_an_eager_writer() {
         let healthy = verdict(Status::True, "FlowHealthy");
@@ -263,70 +277,26 @@ mod tests {
         let theirs_ok = condition("True", "FlowHealthy", "No problems detected");
         let theirs_bad = condition("False", "GatewayAllTelemetryDataDropped", "theirs");
         let ours_ok = condition("True", "FlowHealthy", "ours: FlowHealthy");
-        let yield_first = Decision::Yield {
+        let yields = |first_time| Decision::Yield {
             writer: "telemetry-manager".into(),
-            first_time: true,
-        };
-        let yield_again = Decision::Yield {
-            writer: "telemetry-manager".into(),
-            first_time: false,
+            first_time,
         };
         let steps = [
             // First verdict: written (we cannot know yet who else writes).
-            Step {
-                verdict: healthy.clone(),
-                current: Some(theirs_ok.clone()),
-                version: "10",
-                expected: Decision::Write,
-            },
+            step(&healthy, &theirs_ok, "10", Decision::Write),
             // A cache that has not seen our write (version 11) yet.
-            Step {
-                verdict: healthy.clone(),
-                current: Some(theirs_ok.clone()),
-                version: "10",
-                expected: Decision::Nothing,
-            },
+            step(&healthy, &theirs_ok, "10", Decision::Nothing),
             // Our write seen.
-            Step {
-                verdict: healthy.clone(),
-                current: Some(ours_ok.clone()),
-                version: "11",
-                expected: Decision::Nothing,
-            },
+            step(&healthy, &ours_ok, "11", Decision::Nothing),
             // Only the generation moved (the caller's plan wants a write): ours to update.
-            Step {
-                verdict: healthy.clone(),
-                current: Some(ours_ok.clone()),
-                version: "12",
-                expected: Decision::Write,
-            },
+            step(&healthy, &ours_ok, "12", Decision::Write),
             // The manager rewrote it in its words: we yield, and say so once.
-            Step {
-                verdict: healthy.clone(),
-                current: Some(theirs_ok.clone()),
-                version: "15",
-                expected: yield_first,
-            },
-            Step {
-                verdict: healthy.clone(),
-                current: Some(theirs_ok.clone()),
-                version: "16",
-                expected: yield_again.clone(),
-            },
+            step(&healthy, &theirs_ok, "15", yields(true)),
+            step(&healthy, &theirs_ok, "16", yields(false)),
             // Our verdict changes: one write.
-            Step {
-                verdict: dropped.clone(),
-                current: Some(theirs_ok.clone()),
-                version: "16",
-                expected: Decision::Write,
-            },
+            step(&dropped, &theirs_ok, "16", Decision::Write),
             // Rewritten again: yield, already reported.
-            Step {
-                verdict: dropped.clone(),
-                current: Some(theirs_bad.clone()),
-                version: "20",
-                expected: yield_again,
-            },
+            step(&dropped, &theirs_bad, "20", yields(false)),
         ];
         let mut ledger = Ledger::default();
         let mut next_version = 11;
