@@ -254,8 +254,10 @@ fn credentials_in_settings_are_never_shown() {
     }
 }
 
+/// Each credential mode, complete, alone or with a client certificate and
+/// headers (which go with any mode).
 #[test]
-fn credentials_are_one_complete_mode() {
+fn credentials_of_one_complete_mode_are_taken() {
     let ok: &[&[(&str, &str)]] = &[
         &[("bearerTokenFile", "/t")],
         &[("basicAuthUsername", "u"), ("basicAuthPasswordFile", "/p")],
@@ -284,6 +286,12 @@ fn credentials_are_one_complete_mode() {
         let t = Tuning::defaults().with_overrides(&data(pairs));
         assert!(t.is_ok(), "{pairs:?}: {t:?}");
     }
+}
+
+/// Two modes at once, or one missing a part, is refused, naming the key
+/// to remove or to add.
+#[test]
+fn mixed_or_incomplete_credentials_name_the_key() {
     let refused: &[(&[(&str, &str)], &str)] = &[
         (
             &[

@@ -309,15 +309,7 @@ impl ProbePod {
 /// both policies from there and writes the condition.
 pub async fn kyma_system_install_works_beside_the_manager(w: &mut World) -> Result<()> {
     let t = Instant::now();
-    let labels = |w: &World| -> Result<String> {
-        w.run(&[
-            "get",
-            "namespace",
-            KYMA_SYSTEM,
-            "-o",
-            "jsonpath={.metadata.labels}",
-        ])
-    };
+    let labels = |w: &World| namespace_labels(w, KYMA_SYSTEM);
     let before = labels(w)?;
     w.run(&["delete", "-k", &install::repo("deploy"), "--wait=true"])?;
     w.run(&["apply", "-k", &install::repo("deploy/kyma-system")])?;
@@ -335,26 +327,7 @@ pub async fn kyma_system_install_works_beside_the_manager(w: &mut World) -> Resu
         "kyma-system's labels changed: {before} -> {}",
         labels(w)?
     );
-    let pods = || -> Result<usize> {
-        let json = w.run(&[
-            "-n",
-            KYMA_SYSTEM,
-            "get",
-            "pods",
-            "-l",
-            "app.kubernetes.io/name=alert-poller,pod-template-hash",
-            "-o",
-            "json",
-        ])?;
-        let list: Value = serde_json::from_str(&json)?;
-        Ok(list["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| is_ready(p))
-            .count())
-    };
-    while pods()? < 2 {
+    while ready_controller_pods_in(w, KYMA_SYSTEM)? < 2 {
         ensure!(
             t.elapsed() < PATIENCE,
             "2 Ready pods in {KYMA_SYSTEM} not within {PATIENCE:?}"
@@ -376,4 +349,37 @@ pub async fn kyma_system_install_works_beside_the_manager(w: &mut World) -> Resu
         t.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+/// A namespace's labels, to show an install left them as they were.
+fn namespace_labels(w: &World, namespace: &str) -> Result<String> {
+    w.run(&[
+        "get",
+        "namespace",
+        namespace,
+        "-o",
+        "jsonpath={.metadata.labels}",
+    ])
+}
+
+/// The Ready pods of the controller's Deployment in `namespace` (the
+/// template-hash label leaves out the probe pods of the policy steps).
+fn ready_controller_pods_in(w: &World, namespace: &str) -> Result<usize> {
+    let json = w.run(&[
+        "-n",
+        namespace,
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/name=alert-poller,pod-template-hash",
+        "-o",
+        "json",
+    ])?;
+    let list: Value = serde_json::from_str(&json)?;
+    Ok(list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| is_ready(p))
+        .count())
 }

@@ -239,12 +239,23 @@ pub async fn start() -> Result<World> {
 /// it, the same Prometheus in namespace monitoring, under no policy. Returns
 /// both URLs, by ClusterIP, once both pods are Ready.
 pub fn start_prometheus_pods(kubectl: &Kubectl) -> Result<(String, String)> {
-    let fixtures = repo_root().join("tests/fixtures/kyma");
     // The scrapers' too, now: its default ServiceAccount, which pods need,
     // is there by the time the policy steps run.
     for namespace in [KYMA_SYSTEM, ELSEWHERE, SCRAPERS] {
         kubectl.run(&["create", "namespace", namespace])?;
     }
+    let deployment = start_self_monitor(kubectl)?;
+    start_prometheus_elsewhere(kubectl, &deployment)?;
+    let self_monitor = service_url(kubectl, KYMA_SYSTEM, "telemetry-self-monitor")?;
+    let elsewhere = service_url(kubectl, ELSEWHERE, "prometheus")?;
+    Ok((self_monitor, elsewhere))
+}
+
+/// The self-monitor stand-in's configuration, fixtures and the test's own
+/// policy, applied; returns its Deployment, which the Prometheus elsewhere
+/// copies.
+fn start_self_monitor(kubectl: &Kubectl) -> Result<Value> {
+    let fixtures = repo_root().join("tests/fixtures/kyma");
     let collector = std::net::SocketAddr::from((NODE_IP, COLLECTOR_PORT));
     let setup = Setup::fast(collector);
     let ms = |d: Duration| format!("{}ms", d.as_millis());
@@ -254,14 +265,6 @@ pub fn start_prometheus_pods(kubectl: &Kubectl) -> Result<(String, String)> {
         ms(setup.evaluation_interval),
         rules::collector_jobs(collector)
     );
-    let config_map = |namespace: &str, name: &str, data: Value| {
-        json!({
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": namespace},
-            "data": data,
-        })
-    };
     apply(
         kubectl,
         &config_map(
@@ -275,31 +278,36 @@ pub fn start_prometheus_pods(kubectl: &Kubectl) -> Result<(String, String)> {
         "-f",
         &fixtures.join("self-monitor.yaml").display().to_string(),
     ])?;
-    // The manager's egress policy lets its self-monitor scrape pods of
-    // kyma-system only. Our collector stand-in is no pod: it is this test
-    // process, at the node's address. So the test, not the fixture, opens
-    // exactly that address and port to the self-monitor.
-    apply(
-        kubectl,
-        &json!({
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {"name": "alert-poller-test--self-monitor-scrapes-collector", "namespace": KYMA_SYSTEM},
-            "spec": {
-                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "telemetry-self-monitor"}},
-                "policyTypes": ["Egress"],
-                "egress": [{
-                    "to": [{"ipBlock": {"cidr": format!("{NODE_IP}/32")}}],
-                    "ports": [{"port": COLLECTOR_PORT, "protocol": "TCP"}],
-                }],
-            },
-        }),
-    )?;
+    apply(kubectl, &self_monitor_scrapes_collector())?;
     let pod_yaml = std::fs::read_to_string(fixtures.join("self-monitor-pod.yaml"))?;
     let deployment: Value = serde_norway::from_str(&pod_yaml)?;
     apply(kubectl, &deployment)?;
+    Ok(deployment)
+}
 
-    // The same Prometheus elsewhere, with nothing to evaluate.
+/// The manager's egress policy lets its self-monitor scrape pods of
+/// kyma-system only. Our collector stand-in is no pod: it is this test
+/// process, at the node's address. So the test, not the fixture, opens
+/// exactly that address and port to the self-monitor.
+fn self_monitor_scrapes_collector() -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "alert-poller-test--self-monitor-scrapes-collector", "namespace": KYMA_SYSTEM},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "telemetry-self-monitor"}},
+            "policyTypes": ["Egress"],
+            "egress": [{
+                "to": [{"ipBlock": {"cidr": format!("{NODE_IP}/32")}}],
+                "ports": [{"port": COLLECTOR_PORT, "protocol": "TCP"}],
+            }],
+        },
+    })
+}
+
+/// The same Prometheus in namespace monitoring, with nothing to evaluate,
+/// and its Service.
+fn start_prometheus_elsewhere(kubectl: &Kubectl, deployment: &Value) -> Result<()> {
     apply(
         kubectl,
         &config_map(
@@ -323,33 +331,37 @@ pub fn start_prometheus_pods(kubectl: &Kubectl) -> Result<(String, String)> {
             "metadata": {"name": "prometheus", "namespace": ELSEWHERE},
             "spec": {"selector": labels, "ports": [{"name": "http", "port": 9090, "targetPort": 9090}]},
         }),
-    )?;
+    )
+}
 
-    let mut urls = Vec::new();
-    for (namespace, name) in [
-        (KYMA_SYSTEM, "telemetry-self-monitor"),
-        (ELSEWHERE, "prometheus"),
-    ] {
-        kubectl.wait_for_condition(
-            Some(namespace),
-            &format!("deployment/{name}"),
-            "Available",
-            Duration::from_secs(90),
-        )?;
-        let ip = kubectl.run(&[
-            "-n",
-            namespace,
-            "get",
-            "service",
-            name,
-            "-o",
-            "jsonpath={.spec.clusterIP}",
-        ])?;
-        urls.push(format!("http://{}:9090", ip.trim()));
-    }
-    let elsewhere = urls.pop().expect("two URLs");
-    let self_monitor = urls.pop().expect("two URLs");
-    Ok((self_monitor, elsewhere))
+fn config_map(namespace: &str, name: &str, data: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": data,
+    })
+}
+
+/// A Prometheus's URL by its Service's ClusterIP (no cluster DNS here),
+/// once its Deployment is Available.
+fn service_url(kubectl: &Kubectl, namespace: &str, name: &str) -> Result<String> {
+    kubectl.wait_for_condition(
+        Some(namespace),
+        &format!("deployment/{name}"),
+        "Available",
+        Duration::from_secs(90),
+    )?;
+    let ip = kubectl.run(&[
+        "-n",
+        namespace,
+        "get",
+        "service",
+        name,
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ])?;
+    Ok(format!("http://{}:9090", ip.trim()))
 }
 
 /// `kubectl apply` of one object.

@@ -102,65 +102,27 @@ fn the_union_of_sources_keeps_each_alert_once_firing_if_any_says_so() {
     }
 }
 
+// Unformatted so the cases stay one per line.
+#[rustfmt::skip]
 #[test]
 fn scope_follows_the_matching_rules() {
     let m = Matcher::for_kind(Kind::Metric);
     let labels = |pairs: &[(&str, &str)]| firing(pairs).labels;
+    const NAME: &str = "alertname";
+    const THROTTLING: &str = "MetricGatewayThrottling";
     type Case<'a> = (&'a [(&'a str, &'a str)], Option<Scope<'a>>);
     let cases: &[Case] = &[
-        (
-            &[("alertname", "MetricGatewayThrottling")],
-            Some(Scope::All),
-        ),
-        (
-            &[
-                ("alertname", "MetricGatewayThrottling"),
-                ("pipeline_name", "a"),
-            ],
-            Some(Scope::Pipeline("a")),
-        ),
-        (
-            &[
-                ("alertname", "MetricGatewayThrottling"),
-                ("pipeline_name", "a"),
-                ("pipeline_type", "metricpipeline"),
-            ],
-            Some(Scope::Pipeline("a")),
-        ),
-        (
-            &[
-                ("alertname", "MetricGatewayThrottling"),
-                ("pipeline_name", "a"),
-                ("pipeline_type", "tracepipeline"),
-            ],
-            None,
-        ),
-        (
-            &[
-                ("alertname", "TraceGatewayThrottling"),
-                ("pipeline_name", "a"),
-            ],
-            None,
-        ),
+        (&[(NAME, THROTTLING)], Some(Scope::All)),
+        (&[(NAME, THROTTLING), ("pipeline_name", "a")], Some(Scope::Pipeline("a"))),
+        (&[(NAME, THROTTLING), ("pipeline_name", "a"), ("pipeline_type", "metricpipeline")], Some(Scope::Pipeline("a"))),
+        (&[(NAME, THROTTLING), ("pipeline_name", "a"), ("pipeline_type", "tracepipeline")], None),
+        (&[(NAME, "TraceGatewayThrottling"), ("pipeline_name", "a")], None),
         // Wrong case is another kind, as telemetry-manager compares it.
-        (
-            &[
-                ("alertname", "MetricGatewayThrottling"),
-                ("pipeline_name", "a"),
-                ("pipeline_type", "MetricPipeline"),
-            ],
-            None,
-        ),
+        (&[(NAME, THROTTLING), ("pipeline_name", "a"), ("pipeline_type", "MetricPipeline")], None),
         // Unscoped is decided before pipeline_type is looked at.
-        (
-            &[
-                ("alertname", "MetricGatewayThrottling"),
-                ("pipeline_type", "tracepipeline"),
-            ],
-            Some(Scope::All),
-        ),
-        (&[("alertname", "metricGatewayThrottling")], None),
-        (&[("alertname", "LogAgentAllDataDropped")], None),
+        (&[(NAME, THROTTLING), ("pipeline_type", "tracepipeline")], Some(Scope::All)),
+        (&[(NAME, "metricGatewayThrottling")], None),
+        (&[(NAME, "LogAgentAllDataDropped")], None),
         (&[("pipeline_name", "a")], None),
     ];
     for (pairs, want) in cases {

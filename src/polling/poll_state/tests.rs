@@ -272,12 +272,12 @@ fn staleness_requeues_all_once_per_outage() {
     }
 }
 
-/// A new tuning: a matcher change restarts the diff, a condition-type
-/// change re-queues all, an unchanged one is no event.
+/// A matcher change: the next success is a fresh start, whatever came
+/// between; the same tuning again is no event.
 // Unformatted so the scenarios stay aligned as tables.
 #[rustfmt::skip]
 #[test]
-fn retuning_requeues_only_what_it_changes() {
+fn a_matcher_change_restarts_the_diff() {
     let scenarios: &[Scenario] = &[
             (
                 "a matcher change makes the next poll a fresh start",
@@ -302,6 +302,28 @@ fn retuning_requeues_only_what_it_changes() {
                 ],
             ),
             (
+                "unchanged tuning is no event",
+                &[
+                    (0, Ok(&["MetricA/a"]),      "all    changed    fresh:1  -     -  120"),
+                    (5, retune("Metric", "TelemetryFlowHealthy"),
+                                                 "nobody -          -        -     -  120"),
+                    (6, Ok(&["MetricA/a"]),      "nobody unchanged  fresh:1  +0-0  -  126"),
+                ],
+            ),
+    ];
+    for (name, script) in scenarios {
+        play(name, script);
+    }
+}
+
+/// A new condition type re-queues all at once (stale or not), and a new
+/// `staleAfter` counts from the last success.
+// Unformatted so the scenarios stay aligned as tables.
+#[rustfmt::skip]
+#[test]
+fn a_condition_type_or_stale_after_change_takes_effect_at_once() {
+    let scenarios: &[Scenario] = &[
+            (
                 "a condition-type change re-queues all at once",
                 &[
                     (0, Ok(&["MetricA/a"]),      "all    changed    fresh:1  -     -  120"),
@@ -313,15 +335,6 @@ fn retuning_requeues_only_what_it_changes() {
                     (7, retune("Met", "TelemetryFlowHealthy"),
                                                  "all    -          -        -     -  126"),
                     (8, Ok(&["MetricA/a"]),      "all    changed    fresh:1  -     -  128"),
-                ],
-            ),
-            (
-                "unchanged tuning is no event",
-                &[
-                    (0, Ok(&["MetricA/a"]),      "all    changed    fresh:1  -     -  120"),
-                    (5, retune("Metric", "TelemetryFlowHealthy"),
-                                                 "nobody -          -        -     -  120"),
-                    (6, Ok(&["MetricA/a"]),      "nobody unchanged  fresh:1  +0-0  -  126"),
                 ],
             ),
             (
