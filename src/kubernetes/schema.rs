@@ -315,6 +315,9 @@ mod tests {
     #[test]
     fn version_and_shape_come_from_the_crd() {
         type Case = (serde_json::Value, Option<(&'static str, ListShape)>);
+        let atomic = json!({"type": "array", "x-kubernetes-list-type": "atomic"});
+        let keyed_by_reason = json!({"type": "array",
+            "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["reason"]});
         let cases: Vec<Case> = vec![
             // Ours: both served, map list.
             (
@@ -347,20 +350,11 @@ mod tests {
             ),
             // Explicitly atomic, or a map keyed by something else: atomic.
             (
-                json!([version(
-                    "v1beta1",
-                    true,
-                    json!({"type": "array", "x-kubernetes-list-type": "atomic"})
-                )]),
+                json!([version("v1beta1", true, atomic)]),
                 Some(("v1beta1", ListShape::Atomic)),
             ),
             (
-                json!([version(
-                    "v1beta1",
-                    true,
-                    json!({"type": "array",
-                    "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["reason"]})
-                )]),
+                json!([version("v1beta1", true, keyed_by_reason)]),
                 Some(("v1beta1", ListShape::Atomic)),
             ),
             // Nothing we can use.

@@ -298,6 +298,23 @@ impl SeriesAnswer {
         self.result.as_deref().unwrap_or_default()
     }
 
+    /// The `result` array, each sample written by [`sample_json`], or what
+    /// `wrong` puts in its place.
+    fn result_json(&self, wrong: Option<&Wrong>) -> String {
+        match (wrong, &self.result) {
+            (Some(Wrong::Result(raw)), _) => raw.to_string(),
+            (_, None) => "null".to_string(),
+            (_, Some(samples)) => {
+                let items: Vec<String> = samples
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| sample_json(s, i, samples.len(), wrong))
+                    .collect();
+                format!("[{}]", items.join(","))
+            }
+        }
+    }
+
     /// The answer as Prometheus would write it, or with `wrong` in it.
     pub fn render(&self, wrong: Option<&Wrong>) -> String {
         let n = self.samples().len();
@@ -311,41 +328,7 @@ impl SeriesAnswer {
             ) if n == 0 => Some(&Wrong::Result("{}")),
             w => w,
         };
-        let at = |i: &prop::sample::Index| i.index(n);
-        let result = match (wrong, &self.result) {
-            (Some(Wrong::Result(raw)), _) => raw.to_string(),
-            (_, None) => "null".to_string(),
-            (_, Some(samples)) => {
-                let items: Vec<String> = samples
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| {
-                        let replace = match wrong {
-                            Some(Wrong::Sample(j, raw)) if at(j) == i => return raw.to_string(),
-                            Some(Wrong::AlertName(j, raw)) if at(j) == i => {
-                                Some(("alertname", *raw))
-                            }
-                            Some(Wrong::AlertState(j, raw)) if at(j) == i => {
-                                Some(("alertstate", *raw))
-                            }
-                            _ => None,
-                        };
-                        let metric = match wrong {
-                            Some(Wrong::Metric(j, raw)) if at(j) == i => raw.map(str::to_string),
-                            _ => Some(metric_json(&s.labels, replace)),
-                        };
-                        let mut fields: Vec<(String, String)> = metric
-                            .map(|m| ("metric".to_string(), m))
-                            .into_iter()
-                            .collect();
-                        fields.push(("value".into(), s.value.clone()));
-                        fields.extend(s.extras.iter().cloned());
-                        object(fields, s.order)
-                    })
-                    .collect();
-                format!("[{}]", items.join(","))
-            }
-        };
+        let result = self.result_json(wrong);
         let result_type = match wrong {
             Some(Wrong::ResultType(raw)) => raw.map(str::to_string),
             _ => Some(json_str("vector")),
@@ -447,4 +430,27 @@ impl SeriesAnswer {
         }
         object(envelope, self.order)
     }
+}
+
+/// Sample `i` of `n`, with the fault `wrong` puts in it if it is the
+/// sample the fault picks.
+fn sample_json(s: &SeriesSample, i: usize, n: usize, wrong: Option<&Wrong>) -> String {
+    let at = |j: &prop::sample::Index| j.index(n);
+    let replace = match wrong {
+        Some(Wrong::Sample(j, raw)) if at(j) == i => return raw.to_string(),
+        Some(Wrong::AlertName(j, raw)) if at(j) == i => Some(("alertname", *raw)),
+        Some(Wrong::AlertState(j, raw)) if at(j) == i => Some(("alertstate", *raw)),
+        _ => None,
+    };
+    let metric = match wrong {
+        Some(Wrong::Metric(j, raw)) if at(j) == i => raw.map(str::to_string),
+        _ => Some(metric_json(&s.labels, replace)),
+    };
+    let mut fields: Vec<(String, String)> = metric
+        .map(|m| ("metric".to_string(), m))
+        .into_iter()
+        .collect();
+    fields.push(("value".into(), s.value.clone()));
+    fields.extend(s.extras.iter().cloned());
+    object(fields, s.order)
 }

@@ -174,6 +174,16 @@ pub struct Node {
     dir: TempDir,
 }
 
+/// The node's binaries and the control plane's, built (or found cached)
+/// off the runtime's threads.
+async fn build_both() -> Result<(PathBuf, PathBuf), NodeError> {
+    tokio::task::spawn_blocking(|| -> Result<_, NodeError> {
+        Ok((build()?, controlplane::build()?))
+    })
+    .await
+    .map_err(|e| NodeError::Start(e.to_string()))?
+}
+
 impl Node {
     /// Builds what is missing, starts the cluster and waits until the node
     /// is Ready. `progress` gets one line per step. Needs a multi-threaded
@@ -189,11 +199,7 @@ impl Node {
                 begun.elapsed().as_secs_f64()
             ))
         };
-        let (binaries, controlplane) = tokio::task::spawn_blocking(|| -> Result<_, NodeError> {
-            Ok((build()?, controlplane::build()?))
-        })
-        .await
-        .map_err(|e| NodeError::Start(e.to_string()))??;
+        let (binaries, controlplane) = build_both().await?;
         step("binaries ready");
         let dir = TempDir::new("node")?;
         let logs = dir.path().join("logs");

@@ -55,6 +55,14 @@ struct Injector {
 }
 
 impl Injector {
+    /// No pipeline broken yet; the first break at `at`.
+    fn first_at(at: Duration) -> Injector {
+        Injector {
+            broken: None,
+            changes: 0,
+            next: at,
+        }
+    }
     /// Breaks or mends a pipeline when one is due: in the first half
     /// either, after it only the mend of whatever is still broken.
     fn tick(&mut self, now: Duration, half: Duration, bed: &Bed, every: Duration) {
@@ -97,11 +105,7 @@ pub async fn run(
         .unwrap_or(0.0);
     let mut samples = vec![Sample::take(Duration::ZERO, pid, kubectl)?];
     let prometheus_cpu_before = usage(bed.prometheus.pid().unwrap_or(0)).0;
-    let mut injector = Injector {
-        broken: None,
-        changes: 0,
-        next: Duration::from_secs(5),
-    };
+    let mut injector = Injector::first_at(Duration::from_secs(5));
     let mut next_sample = Duration::from_secs(30);
     let mut half_writes = None;
     while run_start.elapsed() < total {

@@ -28,6 +28,8 @@ fn alert(labels: &[(&str, &str)]) -> Notified {
 
 /// The webhook's routing, as telemetry-manager's handler does it: per
 /// kind, by that kind's matcher, over the pipelines that exist.
+// Unformatted so the cases stay one per line.
+#[rustfmt::skip]
 #[test]
 fn a_notification_requeues_what_its_alerts_concern_per_kind() {
     // p0 metric, p1 trace, p2 log, p3 metric, p4 trace, p5 log.
@@ -40,40 +42,16 @@ fn a_notification_requeues_what_its_alerts_concern_per_kind() {
             .collect()
     };
     let scoped = |name: &str, pipeline: &str, kind: &str| {
-        alert(&[
-            ("alertname", name),
-            ("pipeline_name", pipeline),
-            ("pipeline_type", kind),
-        ])
+        alert(&[("alertname", name), ("pipeline_name", pipeline), ("pipeline_type", kind)])
     };
     for (alerts, want) in [
         (vec![], vec![]),
-        (
-            vec![scoped(
-                "TraceGatewayExporterDroppedData",
-                "p1",
-                "tracepipeline",
-            )],
-            vec!["tracepipeline/p1"],
-        ),
+        (vec![scoped("TraceGatewayExporterDroppedData", "p1", "tracepipeline")], vec!["tracepipeline/p1"]),
         // A name of the wrong kind, or one that no pipeline has: nobody.
-        (
-            vec![scoped(
-                "MetricGatewayExporterDroppedData",
-                "p1",
-                "metricpipeline",
-            )],
-            vec![],
-        ),
-        (
-            vec![scoped("LogGatewayExporterDroppedData", "p9", "logpipeline")],
-            vec![],
-        ),
+        (vec![scoped("MetricGatewayExporterDroppedData", "p1", "metricpipeline")], vec![]),
+        (vec![scoped("LogGatewayExporterDroppedData", "p9", "logpipeline")], vec![]),
         // Unscoped: every pipeline of its own kind only.
-        (
-            vec![alert(&[("alertname", "LogGatewayThrottling")])],
-            vec!["logpipeline/p2", "logpipeline/p5"],
-        ),
+        (vec![alert(&[("alertname", "LogGatewayThrottling")])], vec!["logpipeline/p2", "logpipeline/p5"]),
         // Several alerts in one notification, of different kinds.
         (
             vec![
@@ -84,12 +62,8 @@ fn a_notification_requeues_what_its_alerts_concern_per_kind() {
             vec!["metricpipeline/p3", "logpipeline/p5"],
         ),
     ] {
-        assert_eq!(
-            names(&alerts),
-            want,
-            "{:?}",
-            alerts.iter().map(|a| &a.labels).collect::<Vec<_>>()
-        );
+        let labels: Vec<_> = alerts.iter().map(|a| &a.labels).collect();
+        assert_eq!(names(&alerts), want, "{labels:?}");
     }
 }
 
