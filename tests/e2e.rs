@@ -68,10 +68,32 @@ fn listening_ports(pid: u32) -> Vec<u16> {
 /// pipelines healthy, writing with its own field manager on the status only.
 async fn controller_runs_as_its_service_account(env: &mut Env) -> Result<()> {
     let kubeconfig = env.service_account_kubeconfig()?;
-    // The token is really the ServiceAccount's, and it may not do more than deploy/ grants.
+    token_is_the_service_accounts_and_no_more(env, &kubeconfig.display().to_string())?;
+
+    env.start_controller("alert-poller", &[])?;
+    for name in ["backend", "audit"] {
+        env.until_condition(name, "True", "FlowHealthy").await?;
+    }
+    only_the_metrics_port_listens(env)?;
+    let (status, body) = env
+        .controller()
+        .get("/readyz")
+        .await
+        .context("readyz unreachable")?;
+    ensure!(
+        status == 200,
+        "not ready: {body}\n{}",
+        tail(&env.controller().log(), 20)
+    );
+    the_controller_applies_only_the_status(env)
+}
+
+/// The token is really the ServiceAccount's, and it may not do more than
+/// deploy/ grants: what the controller can do is what deploy/ gives it.
+fn token_is_the_service_accounts_and_no_more(env: &Env, kubeconfig: &str) -> Result<()> {
     let who = env.kubectl(&[
         "--kubeconfig",
-        &kubeconfig.display().to_string(),
+        kubeconfig,
         "auth",
         "whoami",
         "-o",
@@ -83,7 +105,7 @@ async fn controller_runs_as_its_service_account(env: &mut Env) -> Result<()> {
     );
     let denied = env.kubectl(&[
         "--kubeconfig",
-        &kubeconfig.display().to_string(),
+        kubeconfig,
         "auth",
         "can-i",
         "update",
@@ -93,12 +115,12 @@ async fn controller_runs_as_its_service_account(env: &mut Env) -> Result<()> {
         denied.is_err(),
         "the ServiceAccount must not update pipelines: {denied:?}"
     );
+    Ok(())
+}
 
-    env.start_controller("alert-poller", &[])?;
-    for name in ["backend", "audit"] {
-        env.until_condition(name, "True", "FlowHealthy").await?;
-    }
-    // The one port is the metrics port: no webhook, nothing else.
+/// The one port is the metrics port: no webhook, nothing else that a
+/// NetworkPolicy or Service would have to know about.
+fn only_the_metrics_port_listens(env: &Env) -> Result<()> {
     let listening = listening_ports(env.controller().pid());
     let metrics_port: u16 = env
         .controller()
@@ -111,17 +133,12 @@ async fn controller_runs_as_its_service_account(env: &mut Env) -> Result<()> {
         listening == vec![metrics_port],
         "listens on {listening:?}, not only on {metrics_port}"
     );
-    let (status, body) = env
-        .controller()
-        .get("/readyz")
-        .await
-        .context("readyz unreachable")?;
-    ensure!(
-        status == 200,
-        "not ready: {body}\n{}",
-        tail(&env.controller().log(), 20)
-    );
+    Ok(())
+}
 
+/// The controller writes with its own field manager, by server-side apply,
+/// on the status subresource only, and leaves the spec as it was.
+fn the_controller_applies_only_the_status(env: &Env) -> Result<()> {
     let managed = env.kubectl(&[
         "get",
         "metricpipeline",

@@ -284,17 +284,7 @@ async fn sigterm_during_reconciles(env: &mut Env) -> Result<()> {
         stopped.terminate(Duration::from_secs(5)).is_some(),
         "the controller did not stop"
     );
-    let items: Vec<String> = (0..BULK)
-        .map(|i| {
-            format!(
-                r#"{{"apiVersion":"telemetry.kyma-project.io/v1beta1","kind":"MetricPipeline","metadata":{{"name":"bulk-{i}","labels":{{"bulk":"true"}}}},"spec":{{"output":{{"otlp":{{"endpoint":{{"value":"http://backend:4317"}}}}}}}}}}"#
-            )
-        })
-        .collect();
-    let list = format!(
-        r#"{{"apiVersion":"v1","kind":"List","items":[{}]}}"#,
-        items.join(",")
-    );
+    let list = bulk_pipelines(BULK);
     env.kubectl
         .run_with_input(&["apply", "-f", "-"], Some(&list))?;
 
@@ -312,9 +302,7 @@ async fn sigterm_during_reconciles(env: &mut Env) -> Result<()> {
     let took =
         took.with_context(|| format!("still running 5 s after SIGTERM:\n{}", tail(&log, 20)))?;
 
-    let json = env.kubectl(&["get", "metricpipelines", "-o", "json"])?;
-    let list: Value = serde_json::from_str(&json)?;
-    let pipelines = list["items"].as_array().cloned().unwrap_or_default();
+    let pipelines = metric_pipelines(env)?;
     let written = conditions_are_whole(&pipelines)?;
     ensure!(
         written < pipelines.len(),
@@ -328,19 +316,7 @@ async fn sigterm_during_reconciles(env: &mut Env) -> Result<()> {
 
     // The next controller completes what the first one left.
     env.start_controller("faults-after-sigterm", &["--lease-duration", "30s"])?;
-    let started = Instant::now();
-    loop {
-        let json = env.kubectl(&["get", "metricpipelines", "-o", "json"])?;
-        let list: Value = serde_json::from_str(&json)?;
-        let pipelines = list["items"].as_array().cloned().unwrap_or_default();
-        if conditions_are_whole(&pipelines)? == pipelines.len() {
-            break;
-        }
-        if started.elapsed() > PATIENCE {
-            bail!("not every pipeline got a condition after the restart");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    until_every_pipeline_is_written(env).await?;
     env.kubectl(&[
         "delete",
         "metricpipelines",
@@ -349,6 +325,45 @@ async fn sigterm_during_reconciles(env: &mut Env) -> Result<()> {
         "--wait=false",
     ])?;
     Ok(())
+}
+
+/// A List of `count` MetricPipelines labelled `bulk=true`: enough first
+/// reconciles that a SIGTERM lands among their status writes.
+fn bulk_pipelines(count: usize) -> String {
+    let items: Vec<String> = (0..count)
+        .map(|i| {
+            format!(
+                r#"{{"apiVersion":"telemetry.kyma-project.io/v1beta1","kind":"MetricPipeline","metadata":{{"name":"bulk-{i}","labels":{{"bulk":"true"}}}},"spec":{{"output":{{"otlp":{{"endpoint":{{"value":"http://backend:4317"}}}}}}}}}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"apiVersion":"v1","kind":"List","items":[{}]}}"#,
+        items.join(",")
+    )
+}
+
+/// Every MetricPipeline in the cluster, as the API server returns it.
+fn metric_pipelines(env: &Env) -> Result<Vec<Value>> {
+    let json = env.kubectl(&["get", "metricpipelines", "-o", "json"])?;
+    let list: Value = serde_json::from_str(&json)?;
+    Ok(list["items"].as_array().cloned().unwrap_or_default())
+}
+
+/// Waits until every MetricPipeline has a whole condition: what the next
+/// controller must finish after the one stopped midway.
+async fn until_every_pipeline_is_written(env: &Env) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let pipelines = metric_pipelines(env)?;
+        if conditions_are_whole(&pipelines)? == pipelines.len() {
+            return Ok(());
+        }
+        if started.elapsed() > PATIENCE {
+            bail!("not every pipeline got a condition after the restart");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Liveness means progress: with the API server taking requests and never

@@ -311,31 +311,7 @@ async fn trace_and_log_pipelines_on_the_manager_shape(env: &mut Env) -> Result<(
     for kind in [Kind::Trace, Kind::Log] {
         install_crd(&env.kubectl, &crd_shapes::manager_like(kind))?;
     }
-    // Only what our types declare: without `preserve-unknown-fields` the
-    // API server would refuse anything else (the MetricPipeline scenarios
-    // above cover the fields a version cannot hold).
-    let objects = [
-        (
-            Kind::Trace,
-            PipelineKind::Trace,
-            json!({
-                "apiVersion": "telemetry.kyma-project.io/v1beta1",
-                "kind": "TracePipeline",
-                "metadata": {"name": "traces"},
-                "spec": {},
-            }),
-        ),
-        (
-            Kind::Log,
-            PipelineKind::Log,
-            json!({
-                "apiVersion": "telemetry.kyma-project.io/v1beta1",
-                "kind": "LogPipeline",
-                "metadata": {"name": "logs"},
-                "spec": {"input": {"otlp": {}}, "output": {"otlp": {}}},
-            }),
-        ),
-    ];
+    let objects = manager_shaped_objects();
     let theirs = [
         theirs("GatewayHealthy", "True", "GatewayReady"),
         theirs("ConfigurationGenerated", "True", "GatewayConfigured"),
@@ -343,18 +319,7 @@ async fn trace_and_log_pipelines_on_the_manager_shape(env: &mut Env) -> Result<(
     for (kind, bed_kind, object) in &objects {
         let name = object["metadata"]["name"].as_str().unwrap();
         let resource = format!("{}.v1beta1.telemetry.kyma-project.io", kind.plural());
-        let started = Instant::now();
-        // The API server serves a new CRD a moment after it is accepted.
-        while let Err(e) = env
-            .kubectl
-            .run_with_input(&["apply", "-f", "-"], Some(&object.to_string()))
-        {
-            ensure!(
-                started.elapsed() < PATIENCE,
-                "{resource}/{name} cannot be created: {e:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        create_once_served(env, &resource, name, object).await?;
         env.collector.add_pipeline_of(*bed_kind, name);
         let spec = get(env, &resource, name)?["spec"].clone();
         until_shared_of(env, &resource, name, &[], "True", "FlowHealthy").await?;
@@ -381,6 +346,53 @@ async fn trace_and_log_pipelines_on_the_manager_shape(env: &mut Env) -> Result<(
             after["spec"]
         );
         println!("    {resource}/{name}: False and back beside the other writer's conditions");
+    }
+    Ok(())
+}
+
+/// A TracePipeline and an OTLP LogPipeline, each with the kind the
+/// controller knows it by and the kind the collector stand-in counts it as.
+/// Only what our types declare: without `preserve-unknown-fields` the API
+/// server would refuse anything else (the MetricPipeline scenarios above
+/// cover the fields a version cannot hold).
+fn manager_shaped_objects() -> [(Kind, PipelineKind, Value); 2] {
+    [
+        (
+            Kind::Trace,
+            PipelineKind::Trace,
+            json!({
+                "apiVersion": "telemetry.kyma-project.io/v1beta1",
+                "kind": "TracePipeline",
+                "metadata": {"name": "traces"},
+                "spec": {},
+            }),
+        ),
+        (
+            Kind::Log,
+            PipelineKind::Log,
+            json!({
+                "apiVersion": "telemetry.kyma-project.io/v1beta1",
+                "kind": "LogPipeline",
+                "metadata": {"name": "logs"},
+                "spec": {"input": {"otlp": {}}, "output": {"otlp": {}}},
+            }),
+        ),
+    ]
+}
+
+/// Applies `object`, retrying until the API server serves its CRD: it does
+/// so a moment after the CRD is accepted.
+async fn create_once_served(env: &Env, resource: &str, name: &str, object: &Value) -> Result<()> {
+    let started = Instant::now();
+    while let Err(e) = env
+        .kubectl
+        .run_with_input(&["apply", "-f", "-"], Some(&object.to_string()))
+    {
+        ensure!(
+            started.elapsed() < PATIENCE,
+            "{resource}/{name} cannot be created: {e:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Ok(())
 }

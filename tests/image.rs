@@ -5,13 +5,13 @@
 //! The test builds from the debug binary to spare CI a release build; the
 //! packaging is the same for both profiles.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use alert_poller_testbed::TempDir;
 use serde_json::Value;
 
-fn blob(dir: &Path, digest: &str) -> std::path::PathBuf {
+fn blob(dir: &Path, digest: &str) -> PathBuf {
     dir.join("blobs/sha256")
         .join(digest.trim_start_matches("sha256:"))
 }
@@ -20,8 +20,9 @@ fn json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-#[test]
-fn image_holds_the_binary_and_runs_as_non_root() {
+/// Runs scripts/image.sh on the debug binary and returns the OCI archive
+/// it wrote: the path on the last line it prints.
+fn build_image() -> PathBuf {
     let root = env!("CARGO_MANIFEST_DIR");
     let out = Command::new("bash")
         .arg(Path::new(root).join("scripts/image.sh"))
@@ -42,7 +43,26 @@ fn image_holds_the_binary_and_runs_as_non_root() {
             .unwrap(),
     );
     assert!(archive.is_file(), "{} exists", archive.display());
+    archive
+}
 
+/// Every path in the image's layers, one a line, as `tar -t` lists them.
+fn files_in_layers(dir: &Path, manifest: &Value) -> String {
+    let mut files = String::new();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let listing = Command::new("tar")
+            .arg("-tf")
+            .arg(blob(dir, layer["digest"].as_str().unwrap()))
+            .output()
+            .unwrap();
+        files.push_str(&String::from_utf8_lossy(&listing.stdout));
+    }
+    files
+}
+
+#[test]
+fn image_holds_the_binary_and_runs_as_non_root() {
+    let archive = build_image();
     let dir = TempDir::new("image").unwrap();
     let untar = Command::new("tar")
         .arg("-xf")
@@ -75,15 +95,7 @@ fn image_holds_the_binary_and_runs_as_non_root() {
     );
     assert_eq!(config["config"]["Cmd"], serde_json::json!(["run"]));
 
-    let mut files = String::new();
-    for layer in manifest["layers"].as_array().unwrap() {
-        let listing = Command::new("tar")
-            .arg("-tf")
-            .arg(blob(dir.path(), layer["digest"].as_str().unwrap()))
-            .output()
-            .unwrap();
-        files.push_str(&String::from_utf8_lossy(&listing.stdout));
-    }
+    let files = files_in_layers(dir.path(), &manifest);
     for needed in [
         "usr/local/bin/alert-poller",
         "etc/passwd",

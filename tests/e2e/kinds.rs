@@ -25,92 +25,107 @@ pub async fn every_kind_goes_false_with_its_own_reason_and_back(env: &mut Env) -
         env.until_condition_of(resource, name, "True", "FlowHealthy")
             .await?;
     }
-    type Case = (
-        &'static str,
-        &'static str,
-        PipelineKind,
-        Component,
-        Flow,
-        &'static str,
+    for case in FALSE_CASES {
+        goes_false_and_back(env, case).await?;
+    }
+    Ok(())
+}
+
+/// One pipeline's trip to False: its resource and name, the component and
+/// flow that break it, and the reason the controller must give.
+type Case = (
+    &'static str,
+    &'static str,
+    PipelineKind,
+    Component,
+    Flow,
+    &'static str,
+);
+
+/// One pipeline of each kind and log flavour, each broken in the way that
+/// gives a reason of its own kind.
+const FALSE_CASES: [Case; 4] = [
+    (
+        "tracepipeline",
+        "traces",
+        PipelineKind::Trace,
+        Component::Gateway,
+        Flow::SomeDropped,
+        "GatewaySomeTelemetryDataDropped",
+    ),
+    (
+        "logpipeline",
+        "app-logs",
+        PipelineKind::Log,
+        Component::Agent,
+        Flow::AllDropped,
+        "AgentAllTelemetryDataDropped",
+    ),
+    (
+        "logpipeline",
+        "legacy-logs",
+        PipelineKind::Log,
+        Component::FluentBit,
+        Flow::BufferFull,
+        "AgentBufferFillingUp",
+    ),
+    (
+        "metricpipeline",
+        "audit",
+        PipelineKind::Metric,
+        Component::Gateway,
+        Flow::AllDropped,
+        "GatewayAllTelemetryDataDropped",
+    ),
+];
+
+/// Breaks one pipeline's flow and heals it again, then holds the writes the
+/// controller made against what a watch of the object saw and against every
+/// other pipeline's resourceVersion: only this pipeline, only differences.
+async fn goes_false_and_back(env: &mut Env, case: Case) -> Result<()> {
+    let (resource, name, kind, component, flow, reason) = case;
+    let before = env.controller().status_writes().await;
+    let others = versions_of_others(env, resource, name)?;
+    let watch = ConditionWatch::start(env, resource, name)?;
+    env.collector.set_flow_of(kind, component, name, flow);
+    env.until_condition_of(resource, name, "False", reason)
+        .await?;
+    env.collector
+        .set_flow_of(kind, component, name, Flow::Healthy);
+    env.until_condition_of(resource, name, "True", "FlowHealthy")
+        .await?;
+    // Give a stray write the time of a few polls to show up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let writes = env.controller().status_writes().await - before;
+    // What the API server's watch of this one object saw, write by
+    // write. Each changes the condition (the controller writes only a
+    // difference); the first turns it False, the last back to True.
+    // Usually that is all (2 writes), but a poll that reads Prometheus
+    // while it is halfway through evaluating the group may see one
+    // rule's alert already resolved and the next not yet firing, and
+    // write that state too, as telemetry-manager would.
+    let written = watch.stop();
+    ensure!(
+        written.len() as f64 == writes,
+        "{resource}/{name}: {writes} status writes counted, {} seen by the watch: {written:?}",
+        written.len()
     );
-    let cases: [Case; 4] = [
-        (
-            "tracepipeline",
-            "traces",
-            PipelineKind::Trace,
-            Component::Gateway,
-            Flow::SomeDropped,
-            "GatewaySomeTelemetryDataDropped",
-        ),
-        (
-            "logpipeline",
-            "app-logs",
-            PipelineKind::Log,
-            Component::Agent,
-            Flow::AllDropped,
-            "AgentAllTelemetryDataDropped",
-        ),
-        (
-            "logpipeline",
-            "legacy-logs",
-            PipelineKind::Log,
-            Component::FluentBit,
-            Flow::BufferFull,
-            "AgentBufferFillingUp",
-        ),
-        (
-            "metricpipeline",
-            "audit",
-            PipelineKind::Metric,
-            Component::Gateway,
-            Flow::AllDropped,
-            "GatewayAllTelemetryDataDropped",
-        ),
-    ];
-    for (resource, name, kind, component, flow, reason) in cases {
-        let before = env.controller().status_writes().await;
-        let others = versions_of_others(env, resource, name)?;
-        let watch = ConditionWatch::start(env, resource, name)?;
-        env.collector.set_flow_of(kind, component, name, flow);
-        env.until_condition_of(resource, name, "False", reason)
-            .await?;
-        env.collector
-            .set_flow_of(kind, component, name, Flow::Healthy);
-        env.until_condition_of(resource, name, "True", "FlowHealthy")
-            .await?;
-        // Give a stray write the time of a few polls to show up.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let writes = env.controller().status_writes().await - before;
-        // What the API server's watch of this one object saw, write by
-        // write. Each changes the condition (the controller writes only a
-        // difference); the first turns it False, the last back to True.
-        // Usually that is all (2 writes), but a poll that reads Prometheus
-        // while it is halfway through evaluating the group may see one
-        // rule's alert already resolved and the next not yet firing, and
-        // write that state too, as telemetry-manager would.
-        let written = watch.stop();
-        ensure!(
-            written.len() as f64 == writes,
-            "{resource}/{name}: {writes} status writes counted, {} seen by the watch: {written:?}",
-            written.len()
-        );
-        ensure!(
-            written.first().is_some_and(|(s, _)| s == "False")
-                && written
-                    .last()
-                    .is_some_and(|(s, r)| s == "True" && r == "FlowHealthy")
-                && written.windows(2).all(|w| w[0] != w[1]),
-            "{resource}/{name}: the writes were {written:?}"
-        );
-        ensure!(
-            versions_of_others(env, resource, name)? == others,
-            "{resource}/{name}: another pipeline was written"
-        );
-        if written.len() == 2 {
-            println!("    {resource}/{name}: False/{reason} and back, 2 writes in all");
-        } else {
-            println!("    {resource}/{name}: False/{reason} and back, by way of {written:?}");
-        }
+    ensure!(
+        written.first().is_some_and(|(s, _)| s == "False")
+            && written
+                .last()
+                .is_some_and(|(s, r)| s == "True" && r == "FlowHealthy")
+            && written.windows(2).all(|w| w[0] != w[1]),
+        "{resource}/{name}: the writes were {written:?}"
+    );
+    ensure!(
+        versions_of_others(env, resource, name)? == others,
+        "{resource}/{name}: another pipeline was written"
+    );
+    if written.len() == 2 {
+        println!("    {resource}/{name}: False/{reason} and back, 2 writes in all");
+    } else {
+        println!("    {resource}/{name}: False/{reason} and back, by way of {written:?}");
     }
     Ok(())
 }

@@ -23,42 +23,9 @@ pub async fn sigterm_stops_within_five_seconds(env: &mut Env) -> Result<()> {
 /// Two replicas: one leads; when it dies, the other takes over within the
 /// lease duration, starts from a full reconcile and applies the next change.
 pub async fn leader_failover(env: &mut Env) -> Result<()> {
-    let kubeconfig = env.plane.dir().join("alert-poller.kubeconfig");
-    let binary = Path::new(env!("CARGO_BIN_EXE_alert-poller"));
-    let mut replicas = Vec::new();
-    for name in ["replica-a", "replica-b"] {
-        let log = env.plane.dir().join(format!("{name}.log"));
-        replicas.push(ControllerProcess::start_with(
-            binary,
-            &kubeconfig,
-            NAMESPACE,
-            &log,
-            &[
-                "--pod-name",
-                name,
-                "--lease-duration",
-                "4s",
-                "--lease-retry",
-                "500ms",
-            ],
-        )?);
-    }
+    let mut replicas = start_two_replicas(env)?;
     // Exactly one leads.
-    let started = Instant::now();
-    let leader = loop {
-        let mut leaders = Vec::new();
-        for (i, r) in replicas.iter().enumerate() {
-            if r.metric("alert_poller_leader").await == Some(1.0) {
-                leaders.push(i);
-            }
-        }
-        if leaders.len() == 1 {
-            break leaders[0];
-        }
-        ensure!(leaders.len() < 2, "two leaders at once");
-        ensure!(started.elapsed() < PATIENCE, "no leader elected");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let leader = the_one_leader(&replicas).await?;
     let holder = alert_poller_testbed::install::lease_holder(&env.kubectl)?;
     ensure!(
         holder == ["replica-a", "replica-b"][leader],
@@ -99,6 +66,52 @@ pub async fn leader_failover(env: &mut Env) -> Result<()> {
     env.until_condition("backend", "True", "FlowHealthy")
         .await?;
     Ok(())
+}
+
+/// Two replicas of the real binary on the ServiceAccount's kubeconfig, with
+/// a lease short enough that a failover fits in the test's patience.
+fn start_two_replicas(env: &Env) -> Result<Vec<ControllerProcess>> {
+    let kubeconfig = env.plane.dir().join("alert-poller.kubeconfig");
+    let binary = Path::new(env!("CARGO_BIN_EXE_alert-poller"));
+    let mut replicas = Vec::new();
+    for name in ["replica-a", "replica-b"] {
+        let log = env.plane.dir().join(format!("{name}.log"));
+        replicas.push(ControllerProcess::start_with(
+            binary,
+            &kubeconfig,
+            NAMESPACE,
+            &log,
+            &[
+                "--pod-name",
+                name,
+                "--lease-duration",
+                "4s",
+                "--lease-retry",
+                "500ms",
+            ],
+        )?);
+    }
+    Ok(replicas)
+}
+
+/// The index of the replica that leads, once exactly one does; two leaders
+/// at any moment, or none within the patience, fail the test.
+async fn the_one_leader(replicas: &[ControllerProcess]) -> Result<usize> {
+    let started = Instant::now();
+    loop {
+        let mut leaders = Vec::new();
+        for (i, r) in replicas.iter().enumerate() {
+            if r.metric("alert_poller_leader").await == Some(1.0) {
+                leaders.push(i);
+            }
+        }
+        if leaders.len() == 1 {
+            return Ok(leaders[0]);
+        }
+        ensure!(leaders.len() < 2, "two leaders at once");
+        ensure!(started.elapsed() < PATIENCE, "no leader elected");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A standby that cannot reach the API server is not ready: it could not take

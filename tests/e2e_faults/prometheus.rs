@@ -36,6 +36,38 @@ pub async fn prometheus_killed_longer_than_stale_after(env: &mut Env) -> Result<
     // Down for twice staleAfter in all.
     tokio::time::sleep((STALE_AFTER * 2).saturating_sub(killed.elapsed())).await;
     env.still_running()?;
+    the_outage_wrote_once_per_pipeline_and_retried_steadily(env, writes_before, unknown_after)
+        .await?;
+
+    env.prometheus.restart().await?;
+    let back = Instant::now();
+    env.until_condition("audit", "True", "FlowHealthy").await?;
+    let healthy_after = back.elapsed();
+    ensure!(
+        healthy_after <= ERROR_MAX + SLACK,
+        "audit healthy again only {healthy_after:?} after Prometheus returned"
+    );
+    env.until_condition("backend", "False", "GatewayAllTelemetryDataDropped")
+        .await?;
+    println!(
+        "    healthy {:.1}s after Prometheus returned; the outage's alert applied after {:.1}s",
+        healthy_after.as_secs_f64(),
+        back.elapsed().as_secs_f64()
+    );
+    env.collector
+        .set_flow(Component::Gateway, "backend", Flow::Healthy);
+    env.until_all("True", "FlowHealthy").await?;
+    Ok(())
+}
+
+/// During the outage each pipeline was written once (Unknown), not once per
+/// failed poll, and the failed polls came no further apart than
+/// `errorMaxInterval`.
+async fn the_outage_wrote_once_per_pipeline_and_retried_steadily(
+    env: &Env,
+    writes_before: f64,
+    unknown_after: Duration,
+) -> Result<()> {
     let writes = env.status_writes().await - writes_before;
     // Every pipeline of every kind (the samples include trace and log ones)
     // turns Unknown once.
@@ -65,25 +97,6 @@ pub async fn prometheus_killed_longer_than_stale_after(env: &mut Env) -> Result<
         failures.len(),
         gap.as_secs_f64()
     );
-
-    env.prometheus.restart().await?;
-    let back = Instant::now();
-    env.until_condition("audit", "True", "FlowHealthy").await?;
-    let healthy_after = back.elapsed();
-    ensure!(
-        healthy_after <= ERROR_MAX + SLACK,
-        "audit healthy again only {healthy_after:?} after Prometheus returned"
-    );
-    env.until_condition("backend", "False", "GatewayAllTelemetryDataDropped")
-        .await?;
-    println!(
-        "    healthy {:.1}s after Prometheus returned; the outage's alert applied after {:.1}s",
-        healthy_after.as_secs_f64(),
-        back.elapsed().as_secs_f64()
-    );
-    env.collector
-        .set_flow(Component::Gateway, "backend", Flow::Healthy);
-    env.until_all("True", "FlowHealthy").await?;
     Ok(())
 }
 
@@ -162,39 +175,8 @@ pub async fn garbage_from_prometheus(env: &mut Env) -> Result<()> {
         r#"{{"prometheusUrl":"{}","maxResponseBytes":"{CAP_MIB}Mi"}}"#,
         fake.url()
     ))?;
-    let raw = |status: u16, content_type: &'static str, body: &str, retry_after| Answer::Raw {
-        status,
-        content_type,
-        body: body.as_bytes().to_vec(),
-        retry_after,
-    };
-    let answers = [
-        (
-            "http_status",
-            raw(500, "text/plain", "internal error", None),
-        ),
-        ("retry_later", raw(503, "text/plain", "overloaded", Some(1))),
-        (
-            "decode",
-            raw(200, "application/json", "not json at all", None),
-        ),
-        (
-            "decode",
-            raw(
-                200,
-                "application/json",
-                r#"{"status":"success","data":{"ale"#,
-                None,
-            ),
-        ),
-        (
-            "content_type",
-            raw(200, "text/html", "<html>login</html>", None),
-        ),
-        ("too_large", Answer::Huge { bytes: 100 << 20 }),
-    ];
     let rss_before = env.peak_rss_mib();
-    for (kind, answer) in answers {
+    for (kind, answer) in garbage_answers() {
         fake.set(answer);
         let before = env.failed_polls(kind).await;
         env.until_metric_at_least(
@@ -230,4 +212,41 @@ pub async fn garbage_from_prometheus(env: &mut Env) -> Result<()> {
     ))?;
     env.until_all("True", "FlowHealthy").await?;
     Ok(())
+}
+
+/// The kinds of garbage, one after the other, each with the error class its
+/// failed poll must be counted under: error statuses, a body that is not
+/// JSON or is cut short, the wrong content type, and one past the cap.
+fn garbage_answers() -> [(&'static str, Answer); 6] {
+    let raw = |status: u16, content_type: &'static str, body: &str, retry_after| Answer::Raw {
+        status,
+        content_type,
+        body: body.as_bytes().to_vec(),
+        retry_after,
+    };
+    [
+        (
+            "http_status",
+            raw(500, "text/plain", "internal error", None),
+        ),
+        ("retry_later", raw(503, "text/plain", "overloaded", Some(1))),
+        (
+            "decode",
+            raw(200, "application/json", "not json at all", None),
+        ),
+        (
+            "decode",
+            raw(
+                200,
+                "application/json",
+                r#"{"status":"success","data":{"ale"#,
+                None,
+            ),
+        ),
+        (
+            "content_type",
+            raw(200, "text/html", "<html>login</html>", None),
+        ),
+        ("too_large", Answer::Huge { bytes: 100 << 20 }),
+    ]
 }

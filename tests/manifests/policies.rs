@@ -3,6 +3,7 @@
 //! through both sides' policies.
 
 use alert_poller::config::Tuning;
+use alert_poller_testbed::netpol::{Connection, Pod, allows};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -61,28 +62,12 @@ pub fn self_monitor_objects() -> Vec<Value> {
 /// the same with a real enforcing engine.
 #[test]
 pub fn deploy_reaches_the_self_monitor_through_both_sides_policies() {
-    use alert_poller_testbed::netpol::{Connection, Pod, allows};
     let objects = rendered();
     let monitor = self_monitor_objects();
-    let mut policies: Vec<Value> = kind(&objects, "NetworkPolicy")
-        .into_iter()
-        .map(|p| {
-            let mut p = p.clone();
-            p["metadata"]["namespace"] = "alert-poller".into();
-            p
-        })
-        .collect();
-    policies.extend(kind(&monitor, "NetworkPolicy").into_iter().cloned());
+    let policies = both_sides_policies(&objects, &monitor);
     let ours = Pod::from_deployment(kind(&objects, "Deployment")[0], "alert-poller");
     let service = kind(&monitor, "Service")[0];
-    let labels = [
-        ("app.kubernetes.io/name", "telemetry-self-monitor"),
-        ("app.kubernetes.io/component", "monitor"),
-        ("app.kubernetes.io/part-of", "telemetry"),
-        ("app.kubernetes.io/managed-by", "telemetry-manager"),
-        ("kyma-project.io/module", "telemetry"),
-    ];
-    let self_monitor = Pod::new("kyma-system", &labels);
+    let self_monitor = self_monitor_pod();
     assert!(
         alert_poller_testbed::netpol::selector_matches(
             &serde_json::json!({"matchLabels": service["spec"]["selector"]}),
@@ -91,25 +76,14 @@ pub fn deploy_reaches_the_self_monitor_through_both_sides_policies() {
         "the stand-in's Service selects the self-monitor's pods"
     );
     let port = service["spec"]["ports"][0]["targetPort"].as_i64().unwrap();
-    let url = Tuning::defaults()
-        .with_overrides(&configmap_data(&objects))
-        .unwrap()
-        .prometheus_url
-        .to_string();
-    assert_eq!(
-        url, "http://telemetry-self-monitor.kyma-system:9090/",
-        "the shipped URL names the manager's Service"
-    );
+    the_shipped_url_names_the_managers_service(&objects);
     let tcp = |from, to, port| Connection {
         from,
         to,
         port,
         protocol: "TCP",
     };
-    let mut unlabelled = ours.clone();
-    unlabelled
-        .labels
-        .remove("networking.kyma-project.io/metrics-scraping");
+    let unlabelled = without_the_scraping_label(&ours);
     let neighbour = Pod::new("kyma-system", &[("app.kubernetes.io/name", "manager")]);
     let elsewhere = Pod::new("monitoring", &[("app.kubernetes.io/name", "prometheus")]);
     // (what, connection, allowed)
@@ -143,6 +117,58 @@ pub fn deploy_reaches_the_self_monitor_through_both_sides_policies() {
     for (what, c, allowed) in cases {
         assert_eq!(allows(&policies, c), allowed, "{what}");
     }
+}
+
+/// Every NetworkPolicy on the way, ours placed in our namespace beside the
+/// self-monitor's: a connection must pass both sides.
+fn both_sides_policies(objects: &[Value], monitor: &[Value]) -> Vec<Value> {
+    let mut policies: Vec<Value> = kind(objects, "NetworkPolicy")
+        .into_iter()
+        .map(|p| {
+            let mut p = p.clone();
+            p["metadata"]["namespace"] = "alert-poller".into();
+            p
+        })
+        .collect();
+    policies.extend(kind(monitor, "NetworkPolicy").into_iter().cloned());
+    policies
+}
+
+/// The self-monitor's pod as telemetry-manager labels it, which its
+/// Service selects and its policy admits scrapes to.
+fn self_monitor_pod() -> Pod {
+    let labels = [
+        ("app.kubernetes.io/name", "telemetry-self-monitor"),
+        ("app.kubernetes.io/component", "monitor"),
+        ("app.kubernetes.io/part-of", "telemetry"),
+        ("app.kubernetes.io/managed-by", "telemetry-manager"),
+        ("kyma-project.io/module", "telemetry"),
+    ];
+    Pod::new("kyma-system", &labels)
+}
+
+/// `pod` without the label the self-monitor's policy admits scrapers by:
+/// the one difference between a pod it lets in and one it keeps out.
+fn without_the_scraping_label(pod: &Pod) -> Pod {
+    let mut unlabelled = pod.clone();
+    unlabelled
+        .labels
+        .remove("networking.kyma-project.io/metrics-scraping");
+    unlabelled
+}
+
+/// The Prometheus URL deploy/ ships names the manager's self-monitor
+/// Service, so the policies checked here are the ones on the way.
+fn the_shipped_url_names_the_managers_service(objects: &[Value]) {
+    let url = Tuning::defaults()
+        .with_overrides(&configmap_data(objects))
+        .unwrap()
+        .prometheus_url
+        .to_string();
+    assert_eq!(
+        url, "http://telemetry-self-monitor.kyma-system:9090/",
+        "the shipped URL names the manager's Service"
+    );
 }
 
 /// Beside telemetry-manager: everything in kyma-system, the bindings'
