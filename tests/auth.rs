@@ -7,6 +7,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alert_poller_testbed::TempDir;
@@ -161,20 +162,21 @@ async fn basic_auth_is_sent_from_files_and_a_new_password_picked_up() {
     assert!(sees_the_alert(&poller));
 }
 
-/// The token is fetched with the client's credentials and the scopes,
-/// renewed before it expires, fetched anew at once when the secret file
-/// changes, and replaced within the same poll when Prometheus refuses it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oauth2_tokens_are_fetched_renewed_and_replaced() {
-    let prometheus = prometheus().await;
-    let dir = TempDir::new("auth-oauth2").unwrap();
-    let secret = dir.path().join("client-secret");
-    write(&secret, "first-secret\n");
-    let accepted = Default::default();
+/// Tokens a gate takes, shared with the token server that grants them, so
+/// that a test can revoke them all at once.
+type Accepted = Arc<Mutex<Vec<String>>>;
+
+/// A gate before `prometheus` that takes only granted tokens, and the
+/// token server granting them, 2 s long, to `alert-poller` with
+/// `first-secret`: short enough to see renewals within seconds.
+async fn oauth2_gate_and_token_server(
+    prometheus: &Prometheus,
+) -> (AuthGate, TokenServer, Accepted) {
+    let accepted: Accepted = Default::default();
     let gate = AuthGate::start(
         &prometheus.url(),
         "",
-        Require::Bearer(std::sync::Arc::clone(&accepted)),
+        Require::Bearer(Arc::clone(&accepted)),
     )
     .await
     .unwrap();
@@ -186,6 +188,19 @@ async fn oauth2_tokens_are_fetched_renewed_and_replaced() {
     )
     .await
     .unwrap();
+    (gate, idp, accepted)
+}
+
+/// The token is fetched with the client's credentials and the scopes,
+/// renewed before it expires, fetched anew at once when the secret file
+/// changes, and replaced within the same poll when Prometheus refuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth2_tokens_are_fetched_renewed_and_replaced() {
+    let prometheus = prometheus().await;
+    let dir = TempDir::new("auth-oauth2").unwrap();
+    let secret = dir.path().join("client-secret");
+    write(&secret, "first-secret\n");
+    let (gate, idp, accepted) = oauth2_gate_and_token_server(&prometheus).await;
     let poller = poller(
         &gate.url(),
         &[
@@ -292,6 +307,91 @@ fn check(url: &str, extra: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// One gate per credential mode, each letting through only the right
+/// credential, so that every mode meets both an acceptance and a refusal.
+struct GatePerMode {
+    bearer: AuthGate,
+    basic: AuthGate,
+    oauth2: AuthGate,
+    header: AuthGate,
+}
+
+impl GatePerMode {
+    /// The gates before `prometheus`, each taking the first of its leak
+    /// credentials; the OAuth2 one takes the tokens in `accepted`.
+    async fn start(prometheus: &Prometheus, accepted: Accepted) -> GatePerMode {
+        let bearer = AuthGate::start(&prometheus.url(), "", Require::bearer("leak-token-1"))
+            .await
+            .unwrap();
+        let basic = AuthGate::start(
+            &prometheus.url(),
+            "",
+            Require::Basic {
+                user: "poller".into(),
+                password: "leak-password-1".into(),
+            },
+        )
+        .await
+        .unwrap();
+        let oauth2 = AuthGate::start(&prometheus.url(), "", Require::Bearer(accepted))
+            .await
+            .unwrap();
+        let header = AuthGate::start(
+            &prometheus.url(),
+            "",
+            Require::Tenant("leak-tenant-1".into()),
+        )
+        .await
+        .unwrap();
+        GatePerMode {
+            bearer,
+            basic,
+            oauth2,
+            header,
+        }
+    }
+
+    /// Each gate with the `check` arguments that pass it: bearer, basic,
+    /// OAuth2 and header, in that order, as the test picks them by place.
+    /// The credentials are read from the files `token`, `password` and
+    /// `secret`; the OAuth2 token is fetched at `idp_url`.
+    fn runs<'a>(
+        &'a self,
+        token: &'a str,
+        password: &'a str,
+        secret: &'a str,
+        idp_url: &'a str,
+    ) -> Vec<(&'a AuthGate, Vec<&'a str>)> {
+        vec![
+            (&self.bearer, vec!["--bearer-token-file", token]),
+            (
+                &self.basic,
+                vec![
+                    "--basic-auth-username",
+                    "poller",
+                    "--basic-auth-password-file",
+                    password,
+                ],
+            ),
+            (
+                &self.oauth2,
+                vec![
+                    "--oauth2-token-url",
+                    idp_url,
+                    "--oauth2-client-id",
+                    "poller",
+                    "--oauth2-client-secret-file",
+                    secret,
+                ],
+            ),
+            (
+                &self.header,
+                vec!["--header", "X-Scope-OrgID: leak-tenant-1"],
+            ),
+        ]
+    }
+}
+
 /// The real binary, logging everything it can, with right and wrong
 /// credentials of every mode: no secret in anything it prints.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,66 +406,18 @@ async fn no_secret_ever_shows_in_the_output() {
     let token = file("token", "leak-token-1");
     let password = file("password", "leak-password-1");
     let secret = file("secret", "leak-secret-1");
-    let accepted = Default::default();
+    let accepted: Accepted = Default::default();
     let idp = TokenServer::start(
         "poller",
         "leak-secret-1",
         Duration::from_secs(60),
-        std::sync::Arc::clone(&accepted),
+        Arc::clone(&accepted),
     )
     .await
     .unwrap();
-    let bearer_gate = AuthGate::start(&prometheus.url(), "", Require::bearer("leak-token-1"))
-        .await
-        .unwrap();
-    let basic_gate = AuthGate::start(
-        &prometheus.url(),
-        "",
-        Require::Basic {
-            user: "poller".into(),
-            password: "leak-password-1".into(),
-        },
-    )
-    .await
-    .unwrap();
-    let oauth2_gate = AuthGate::start(&prometheus.url(), "", Require::Bearer(accepted))
-        .await
-        .unwrap();
+    let gates = GatePerMode::start(&prometheus, accepted).await;
     let idp_url = idp.url();
-    let header_gate = AuthGate::start(
-        &prometheus.url(),
-        "",
-        Require::Tenant("leak-tenant-1".into()),
-    )
-    .await
-    .unwrap();
-    let runs: Vec<(&AuthGate, Vec<&str>)> = vec![
-        (&bearer_gate, vec!["--bearer-token-file", &token]),
-        (
-            &basic_gate,
-            vec![
-                "--basic-auth-username",
-                "poller",
-                "--basic-auth-password-file",
-                &password,
-            ],
-        ),
-        (
-            &oauth2_gate,
-            vec![
-                "--oauth2-token-url",
-                &idp_url,
-                "--oauth2-client-id",
-                "poller",
-                "--oauth2-client-secret-file",
-                &secret,
-            ],
-        ),
-        (
-            &header_gate,
-            vec!["--header", "X-Scope-OrgID: leak-tenant-1"],
-        ),
-    ];
+    let runs = gates.runs(&token, &password, &secret, &idp_url);
     for (gate, args) in &runs {
         let out = check(&gate.url(), args);
         assert!(
@@ -379,13 +431,13 @@ async fn no_secret_ever_shows_in_the_output() {
     for name in ["token", "password", "secret"] {
         rotate(&dir.path().join(name), &format!("leak-{name}-2"));
     }
-    bearer_gate.require(Require::bearer("something-else"));
+    gates.bearer.require(Require::bearer("something-else"));
     for (gate, args) in &runs[..3] {
         let out = check(&gate.url(), args);
         assert!(!out.status.success(), "{args:?} must fail");
         assert_no_secret(&out, args);
     }
-    let out = check(&oauth2_gate.url(), &runs[2].1);
+    let out = check(&gates.oauth2.url(), &runs[2].1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_client"));
 }
 

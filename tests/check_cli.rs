@@ -45,8 +45,9 @@ fn assert_one_line_error(out: &Output, url_part: &str, cause: &str) {
     assert!(out.stdout.is_empty(), "nothing on stdout");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn check_prints_the_condition_each_pipeline_would_get() {
+/// A collector with pipelines `a` and `b`, scraped by a Prometheus whose
+/// rules have short windows, so that a drop fires within seconds.
+async fn bed() -> (Collector, Prometheus) {
     let collector = Collector::start(&["a", "b"]).await.unwrap();
     let prometheus = Prometheus::start(&Setup {
         rules: rules::fast(
@@ -59,14 +60,15 @@ async fn check_prints_the_condition_each_pipeline_would_get() {
     })
     .await
     .unwrap();
-    collector.set_flow(Component::Gateway, "a", Flow::AllDropped);
+    (collector, prometheus)
+}
 
+/// The JSON reports of `a` and `b` from the first `check` that sees `a`
+/// dropping data: the alert takes a few evaluations to fire.
+async fn reports_once_a_drops(url: &str) -> Vec<Value> {
     let started = Instant::now();
-    let reports = loop {
-        let out = check(
-            &prometheus.url(),
-            &["--pipeline", "a", "--pipeline", "b", "-o", "json"],
-        );
+    loop {
+        let out = check(url, &["--pipeline", "a", "--pipeline", "b", "-o", "json"]);
         assert!(
             out.status.success(),
             "{}",
@@ -81,7 +83,15 @@ async fn check_prints_the_condition_each_pipeline_would_get() {
             "a never dropped: {reports:?}"
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_prints_the_condition_each_pipeline_would_get() {
+    let (collector, prometheus) = bed().await;
+    collector.set_flow(Component::Gateway, "a", Flow::AllDropped);
+
+    let reports = reports_once_a_drops(&prometheus.url()).await;
     assert_eq!(reports.len(), 2);
     assert_eq!(reports[0]["pipeline"], "a");
     assert_eq!(reports[0]["status"], "False");

@@ -145,6 +145,21 @@ async fn the_bearer_token_is_sent_and_never_shown() {
     assert!(error.to_string().contains(&path));
 }
 
+/// What 2.5 s of failure asked of `fake`: polls, a handful, and the rule
+/// timing the default source also reads, once, not again at every failed
+/// poll (that would double the requests to a Prometheus in trouble).
+fn assert_polls_and_one_rule_timing_read(fake: &FakePrometheus) {
+    let seen = fake.seen();
+    let polls = seen.iter().filter(|s| s.path == "/api/v1/query").count();
+    let timing_reads = seen.iter().filter(|s| s.path == "/api/v1/rules").count();
+    assert_eq!(polls + timing_reads, seen.len(), "only these two are asked");
+    assert!(
+        (4..=20).contains(&polls),
+        "{polls} polls in 2.5 s of failure"
+    );
+    assert_eq!(timing_reads, 1, "rule timing reads while failing");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_prometheus_is_backed_off_and_pipelines_turn_unknown() {
     let fake = FakePrometheus::start(raw(500, "text/plain", "down", None))
@@ -174,18 +189,7 @@ async fn a_failing_prometheus_is_backed_off_and_pipelines_turn_unknown() {
         "a delay of {longest}s is above errorMaxInterval"
     );
     assert!(longest >= 0.2, "the backoff grew: {longest}s");
-    // The default source also reads the rule timing: once, not again at
-    // every failed poll (that would double the requests to a Prometheus in
-    // trouble).
-    let seen = fake.seen();
-    let polls = seen.iter().filter(|s| s.path == "/api/v1/query").count();
-    let timing_reads = seen.iter().filter(|s| s.path == "/api/v1/rules").count();
-    assert_eq!(polls + timing_reads, seen.len(), "only these two are asked");
-    assert!(
-        (4..=20).contains(&polls),
-        "{polls} polls in 2.5 s of failure"
-    );
-    assert_eq!(timing_reads, 1, "rule timing reads while failing");
+    assert_polls_and_one_rule_timing_read(&fake);
     assert!(
         matches!(
             view.borrow().knowledge(),

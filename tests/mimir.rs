@@ -65,15 +65,16 @@ fn poller_of(mimir: &Mimir, tenant: &str, source: &str) -> StandalonePoller {
     ]))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_poller_judges_what_mimirs_ruler_evaluates_for_its_tenant() {
-    let started = Instant::now();
+/// Mimir with the shipped rules (sped up) for `team-a`, and a Prometheus
+/// that scrapes a collector with pipelines `a` and `b` and remote-writes to
+/// Mimir for that tenant. The Prometheus evaluates nothing itself, so every
+/// alert the pollers see comes from Mimir's ruler.
+async fn bed() -> (Mimir, Collector, Prometheus) {
     let mimir = Mimir::start()
         .await
         .unwrap_or_else(|e| panic!("Mimir starts: {e}"));
     let collector = Collector::start(&["a", "b"]).await.unwrap();
     let fast = Setup::fast(collector.addr());
-    // Scrapes the collector, evaluates nothing itself.
     let prometheus = Prometheus::start(&Setup {
         rules: "groups: []\n".into(),
         ..fast.clone()
@@ -87,6 +88,40 @@ async fn the_poller_judges_what_mimirs_ruler_evaluates_for_its_tenant() {
         .set_rules("team-a", "telemetry", &fast.rules)
         .await
         .unwrap_or_else(|e| panic!("{e}\nMimir's log:\n{}", mimir.log()));
+    (mimir, collector, prometheus)
+}
+
+/// Without the tenant header Mimir answers 401, and `check` says so in
+/// one line; with it, `check` sees what the pollers see: `a` broken.
+fn assert_check_needs_the_tenant(mimir: &Mimir) {
+    let check = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_alert-poller"))
+            .args(["check", "--pipeline", "a", "--prometheus-url"])
+            .arg(mimir.prometheus_url())
+            .args(extra)
+            .output()
+            .expect("the binary runs")
+    };
+    let out = check(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{:?}: {stderr}", out.status);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("401"), "names the status: {stderr}");
+    eprintln!("check without a tenant: {}", stderr.trim_end());
+    let out = check(&["--header", "X-Scope-OrgID: team-a", "-o", "json"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(BROKEN.1), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_judges_what_mimirs_ruler_evaluates_for_its_tenant() {
+    let started = Instant::now();
+    let (mimir, collector, _prometheus) = bed().await;
     let ready = started.elapsed();
 
     let by_alerts = poller_of(&mimir, "team-a", "alerts");
@@ -115,30 +150,7 @@ async fn the_poller_judges_what_mimirs_ruler_evaluates_for_its_tenant() {
     assert!(is(&other.verdict("a"), HEALTHY), "{:?}", other.verdict("a"));
     assert!(is(&by_alerts.verdict("a"), BROKEN), "team-a still broken");
 
-    // Without the tenant header Mimir answers 401, and `check` says so in
-    // one line; with it, `check` sees what the pollers see.
-    let check = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_alert-poller"))
-            .args(["check", "--pipeline", "a", "--prometheus-url"])
-            .arg(mimir.prometheus_url())
-            .args(extra)
-            .output()
-            .expect("the binary runs")
-    };
-    let out = check(&[]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{:?}: {stderr}", out.status);
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.contains("401"), "names the status: {stderr}");
-    eprintln!("check without a tenant: {}", stderr.trim_end());
-    let out = check(&["--header", "X-Scope-OrgID: team-a", "-o", "json"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains(BROKEN.1), "{stdout}");
+    assert_check_needs_the_tenant(&mimir);
 
     eprintln!(
         "Mimir ready with rules after {ready:?}; healthy {healthy:?}, broken {broken:?}, mended {mended:?}; done after {:?}",

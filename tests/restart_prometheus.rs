@@ -11,6 +11,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use alert_poller::config::Tuning;
 use alert_poller::domain::alerts::{AlertState, Matcher, Snapshot};
 use alert_poller::domain::health::{self, PipelineFacts, Status};
 use alert_poller::domain::kind::Kind;
@@ -31,9 +32,9 @@ struct Seen {
     settling_views: usize,
 }
 
-/// Restarts Prometheus after `down` of downtime while `firing`'s alert
-/// fires, its rules holding `hold` as their `for`.
-async fn restart_while_firing(source: &str, hold: Duration, down: Duration) {
+/// A collector with a `firing` and a `healthy` pipeline, scraped by a
+/// Prometheus whose rules hold `hold` as their `for`.
+async fn bed(hold: Duration) -> (Collector, Prometheus) {
     let collector = Collector::start(&["firing", "healthy"])
         .await
         .expect("collector starts");
@@ -46,12 +47,15 @@ async fn restart_while_firing(source: &str, hold: Duration, down: Duration) {
         rules: rules::fast(20 * SECOND, hold, SECOND),
         ..Setup::fast(collector.addr())
     };
-    let mut prometheus = Prometheus::start(&setup).await.expect("prometheus starts");
-    let url = prometheus.url();
-    // Unlocked, ten polls a second: some land in every gap after the
-    // restart, whatever its phase.
-    let settings = [
-        ("prometheusUrl", url.as_str()),
+    let prometheus = Prometheus::start(&setup).await.expect("prometheus starts");
+    (collector, prometheus)
+}
+
+/// Unlocked, ten polls a second: some land in every gap after the
+/// restart, whatever its phase. The poller and the control share it.
+fn polling_every_gap(url: &str, source: &str) -> Tuning {
+    tuning(&[
+        ("prometheusUrl", url),
         ("alertSource", source),
         ("phaseLock", "false"),
         ("minInterval", "100ms"),
@@ -60,31 +64,18 @@ async fn restart_while_firing(source: &str, hold: Duration, down: Duration) {
         ("requestTimeout", "1s"),
         ("connectTimeout", "500ms"),
         ("errorMaxInterval", "1s"),
-    ];
-    let poller = StandalonePoller::start(tuning(&settings));
-    collector.set_flow(Component::Gateway, "firing", Flow::AllDropped);
-    until_judged(
-        &[("poller", &poller)],
-        &[
-            ("firing", Status::False, "GatewayAllTelemetryDataDropped"),
-            ("healthy", Status::True, "FlowHealthy"),
-        ],
-        PATIENCE,
-    )
-    .await
-    .unwrap();
+    ])
+}
 
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let recorder = tokio::spawn(record(poller.view.clone(), seen.clone()));
-    let client = PrometheusClient::new(ClientSettings::first(&tuning(&settings))).unwrap();
-    let bound = series_max_age(&client.rule_timings(&["Metric"]).await.unwrap().0);
-
-    let restarted = Instant::now();
-    prometheus.kill().await;
-    tokio::time::sleep(down).await;
-    prometheus.restart().await.expect("prometheus restarts");
-    let up = restarted.elapsed();
-    // The control: the naive reading, until the alert fires in it again.
+/// The control: the naive reading after the restart, until the alert fires
+/// in it again. Returns for how long it was missing or pending, the window
+/// in which a naive reader would have written a false "healthy".
+async fn missing_from_the_naive_reading(
+    client: &PrometheusClient,
+    bound: Option<Duration>,
+    restarted: Instant,
+    hold: Duration,
+) -> Duration {
     let mut missing = Duration::ZERO;
     let mut last = Instant::now();
     loop {
@@ -103,6 +94,54 @@ async fn restart_while_firing(source: &str, hold: Duration, down: Duration) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    missing
+}
+
+/// The point of the test: through the restart, the poller's view never
+/// judged either pipeline wrong. `case` names the run in the messages.
+fn assert_never_misjudged(seen: &Seen, case: &str) {
+    assert!(
+        seen.firing_healthy.is_empty(),
+        "{case}: the firing pipeline was judged healthy: {:?}",
+        seen.firing_healthy
+    );
+    assert!(
+        seen.healthy_unhealthy.is_empty(),
+        "{case}: the healthy pipeline was judged unhealthy: {:?}",
+        seen.healthy_unhealthy
+    );
+}
+
+/// Restarts Prometheus after `down` of downtime while `firing`'s alert
+/// fires, its rules holding `hold` as their `for`.
+async fn restart_while_firing(source: &str, hold: Duration, down: Duration) {
+    let (collector, mut prometheus) = bed(hold).await;
+    let url = prometheus.url();
+    let poller = StandalonePoller::start(polling_every_gap(&url, source));
+    collector.set_flow(Component::Gateway, "firing", Flow::AllDropped);
+    until_judged(
+        &[("poller", &poller)],
+        &[
+            ("firing", Status::False, "GatewayAllTelemetryDataDropped"),
+            ("healthy", Status::True, "FlowHealthy"),
+        ],
+        PATIENCE,
+    )
+    .await
+    .unwrap();
+
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let recorder = tokio::spawn(record(poller.view.clone(), seen.clone()));
+    let client =
+        PrometheusClient::new(ClientSettings::first(&polling_every_gap(&url, source))).unwrap();
+    let bound = series_max_age(&client.rule_timings(&["Metric"]).await.unwrap().0);
+
+    let restarted = Instant::now();
+    prometheus.kill().await;
+    tokio::time::sleep(down).await;
+    prometheus.restart().await.expect("prometheus restarts");
+    let up = restarted.elapsed();
+    let missing = missing_from_the_naive_reading(&client, bound, restarted, hold).await;
     // Settling (two intervals and slack) is over by now; give the poller
     // a few more evaluations past it.
     tokio::time::sleep(4 * SECOND).await;
@@ -114,16 +153,7 @@ async fn restart_while_firing(source: &str, hold: Duration, down: Duration) {
         missing.as_secs_f64(),
         seen.settling_views
     );
-    assert!(
-        seen.firing_healthy.is_empty(),
-        "{source}, for {hold:?}, down {down:?}: the firing pipeline was judged healthy: {:?}",
-        seen.firing_healthy
-    );
-    assert!(
-        seen.healthy_unhealthy.is_empty(),
-        "{source}, for {hold:?}, down {down:?}: the healthy pipeline was judged unhealthy: {:?}",
-        seen.healthy_unhealthy
-    );
+    assert_never_misjudged(&seen, &format!("{source}, for {hold:?}, down {down:?}"));
     // Not stuck: a real resolve after the restart is seen.
     collector.set_flow(Component::Gateway, "firing", Flow::Healthy);
     until_judged(

@@ -90,41 +90,24 @@ impl Case {
     }
 }
 
+/// A case for every shipped rule: the flow to break, and the alerts that
+/// break must raise.
+// Unformatted so the cases stay one per line.
+#[rustfmt::skip]
 fn cases() -> Vec<Case> {
     use Component::{Agent, FluentBit, Gateway};
     use Flow::{AllDropped, BufferFull, NoLogsDelivered, SomeDropped};
     use PipelineKind::{Log, Metric, Trace};
-    let flow = |s, c, f, firing| Case {
-        broken: Break::Flow(s, c, f),
-        firing,
-    };
-    let throttling = |s, firing| Case {
-        broken: Break::Throttling(s),
-        firing,
-    };
+    let flow = |s, c, f, firing| Case { broken: Break::Flow(s, c, f), firing };
+    let throttling = |s, firing| Case { broken: Break::Throttling(s), firing };
     vec![
-        flow(
-            Metric,
-            Gateway,
-            AllDropped,
-            &["MetricGatewayAllDataDropped"],
-        ),
-        flow(
-            Metric,
-            Gateway,
-            SomeDropped,
-            &["MetricGatewaySomeDataDropped"],
-        ),
+        flow(Metric, Gateway, AllDropped, &["MetricGatewayAllDataDropped"]),
+        flow(Metric, Gateway, SomeDropped, &["MetricGatewaySomeDataDropped"]),
         throttling(Metric, &["MetricGatewayThrottling"]),
         flow(Metric, Agent, AllDropped, &["MetricAgentAllDataDropped"]),
         flow(Metric, Agent, SomeDropped, &["MetricAgentSomeDataDropped"]),
         flow(Trace, Gateway, AllDropped, &["TraceGatewayAllDataDropped"]),
-        flow(
-            Trace,
-            Gateway,
-            SomeDropped,
-            &["TraceGatewaySomeDataDropped"],
-        ),
+        flow(Trace, Gateway, SomeDropped, &["TraceGatewaySomeDataDropped"]),
         throttling(Trace, &["TraceGatewayThrottling"]),
         flow(Log, Gateway, AllDropped, &["LogGatewayAllDataDropped"]),
         flow(Log, Gateway, SomeDropped, &["LogGatewaySomeDataDropped"]),
@@ -133,25 +116,10 @@ fn cases() -> Vec<Case> {
         flow(Log, Agent, SomeDropped, &["LogAgentSomeDataDropped"]),
         // Fluent Bit reads on while it drops everything, so nothing is
         // delivered either, as with a real one.
-        flow(
-            Log,
-            FluentBit,
-            AllDropped,
-            &["LogFluentBitAllDataDropped", "LogFluentBitNoLogsDelivered"],
-        ),
-        flow(
-            Log,
-            FluentBit,
-            SomeDropped,
-            &["LogFluentBitSomeDataDropped"],
-        ),
+        flow(Log, FluentBit, AllDropped, &["LogFluentBitAllDataDropped", "LogFluentBitNoLogsDelivered"]),
+        flow(Log, FluentBit, SomeDropped, &["LogFluentBitSomeDataDropped"]),
         flow(Log, FluentBit, BufferFull, &["LogFluentBitBufferInUse"]),
-        flow(
-            Log,
-            FluentBit,
-            NoLogsDelivered,
-            &["LogFluentBitNoLogsDelivered"],
-        ),
+        flow(Log, FluentBit, NoLogsDelivered, &["LogFluentBitNoLogsDelivered"]),
     ]
 }
 
@@ -265,16 +233,9 @@ fn firing(alerts: &[(Labels, String)]) -> BTreeSet<Labels> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_rule_fires_for_its_own_flow_and_kind_only() {
-    let started = Instant::now();
-    let cases = cases();
-    let covered: BTreeSet<String> = cases
-        .iter()
-        .flat_map(|c| c.firing.iter().map(|n| n.to_string()))
-        .collect();
-    assert_eq!(covered, shipped_rule_names(), "a case for every rule");
-
+/// The shared Prometheus of all cases, over a collector with a `shared` and
+/// a `bystander` pipeline of every kind, and its API.
+async fn bed() -> (Collector, Prometheus, Api) {
     let collector = Collector::start(&[]).await.expect("collector starts");
     for kind in PipelineKind::ALL {
         collector.add_pipeline_of(kind, PIPELINE);
@@ -289,9 +250,12 @@ async fn every_rule_fires_for_its_own_flow_and_kind_only() {
         client: reqwest::Client::new(),
         url: prometheus.url(),
     };
+    (collector, prometheus, api)
+}
 
-    // Every job is scraped, and the relabeling names pipelines from the
-    // exporters and Fluent Bit's plugins, never from a technical plugin.
+/// Waits until all five jobs are up and Fluent Bit's three inputs are
+/// scraped, so that the relabeling can be checked on everything.
+async fn until_every_job_is_scraped(api: &Api) {
     let begun = Instant::now();
     loop {
         let up = api.series("up == 1").await;
@@ -302,6 +266,12 @@ async fn every_rule_fires_for_its_own_flow_and_kind_only() {
         assert!(begun.elapsed() < PATIENCE, "scrapes: up {up:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The relabeling names pipelines from the exporters and Fluent Bit's
+/// plugins, never from a technical plugin: the rules scope their alerts by
+/// these labels.
+async fn assert_pipelines_named_by_relabeling(api: &Api) {
     for s in api.series(r#"{__name__=~"fluentbit_.+"}"#).await {
         assert_eq!(s["service"], "telemetry-fluent-bit-metrics", "{s:?}");
         if s["name"] == "tail.0" {
@@ -333,37 +303,59 @@ async fn every_rule_fires_for_its_own_flow_and_kind_only() {
             );
         }
     }
-    // All healthy: a few evaluations over full windows raise nothing, the
-    // reading `tail.0` input included.
+}
+
+/// All healthy: a few evaluations over full windows raise nothing, the
+/// reading `tail.0` input included. Otherwise a case could not tell its own
+/// alerts from ones that were there before.
+async fn assert_quiet_while_healthy(api: &Api) {
     tokio::time::sleep(Duration::from_secs(4)).await;
     for _ in 0..3 {
         let alerts = api.alerts().await;
         assert!(alerts.is_empty(), "healthy, yet {alerts:?}");
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// One case: its flow broken until exactly its alerts fire, then mended
+/// until none is left, with every alert seen in between its own.
+async fn break_and_mend(case: &Case, collector: &Collector, prometheus: &Prometheus, api: &Api) {
+    let what = format!("{:?}", case.broken);
+    let mut seen = BTreeSet::new();
+    case.apply(collector, true);
+    let want = case.want();
+    let fired = until(api, prometheus, &mut seen, &what, |a| firing(a) == want).await;
+    case.apply(collector, false);
+    let cleared = until(api, prometheus, &mut seen, &format!("{what} mended"), |a| {
+        a.is_empty()
+    })
+    .await;
+    let strays: Vec<&Labels> = seen.iter().filter(|l| !case.admits(l)).collect();
+    assert!(
+        strays.is_empty(),
+        "{what} raised alerts beyond its kind and pipeline: {strays:?}"
+    );
+    eprintln!("{what}: fired in {fired:.1?}, cleared in {cleared:.1?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rule_fires_for_its_own_flow_and_kind_only() {
+    let started = Instant::now();
+    let cases = cases();
+    let covered: BTreeSet<String> = cases
+        .iter()
+        .flat_map(|c| c.firing.iter().map(|n| n.to_string()))
+        .collect();
+    assert_eq!(covered, shipped_rule_names(), "a case for every rule");
+
+    let (collector, prometheus, api) = bed().await;
+    until_every_job_is_scraped(&api).await;
+    assert_pipelines_named_by_relabeling(&api).await;
+    assert_quiet_while_healthy(&api).await;
     eprintln!("set up in {:.1?}", started.elapsed());
 
     for case in &cases {
-        let what = format!("{:?}", case.broken);
-        let mut seen = BTreeSet::new();
-        case.apply(&collector, true);
-        let want = case.want();
-        let fired = until(&api, &prometheus, &mut seen, &what, |a| firing(a) == want).await;
-        case.apply(&collector, false);
-        let cleared = until(
-            &api,
-            &prometheus,
-            &mut seen,
-            &format!("{what} mended"),
-            |a| a.is_empty(),
-        )
-        .await;
-        let strays: Vec<&Labels> = seen.iter().filter(|l| !case.admits(l)).collect();
-        assert!(
-            strays.is_empty(),
-            "{what} raised alerts beyond its kind and pipeline: {strays:?}"
-        );
-        eprintln!("{what}: fired in {fired:.1?}, cleared in {cleared:.1?}");
+        break_and_mend(case, &collector, &prometheus, &api).await;
     }
     eprintln!("all {} cases in {:.1?}", cases.len(), started.elapsed());
 }

@@ -35,6 +35,21 @@ fn requests(poller: &StandalonePoller, prometheus: &Prometheus, result: &str) ->
         .get()
 }
 
+/// A poller with `a` and `b` as its sources, quick to notice a dead one
+/// and stale 3 s after both are gone, so each step takes seconds.
+fn poller_of_the_pair(a: &Prometheus, b: &Prometheus) -> StandalonePoller {
+    let urls = format!("{},{}", a.url(), b.url());
+    StandalonePoller::start(tuning(&[
+        ("prometheusUrl", &urls),
+        ("minInterval", "200ms"),
+        ("maxInterval", "500ms"),
+        ("errorMaxInterval", "500ms"),
+        ("requestTimeout", "1s"),
+        ("connectTimeout", "500ms"),
+        ("staleAfter", "3s"),
+    ]))
+}
+
 /// Replica `a` sees pipeline `a` dropping data; replica `b` sees that and
 /// pipeline `b` dropping some. Killing either leaves the poller fresh on the
 /// other's answer; only when both are gone do pipelines turn Unknown.
@@ -52,16 +67,7 @@ async fn a_pair_survives_either_replica_and_counts_what_only_one_sees() {
     let mut b = Prometheus::start(&Setup::fast(seen_by_b.addr()))
         .await
         .unwrap();
-    let urls = format!("{},{}", a.url(), b.url());
-    let poller = StandalonePoller::start(tuning(&[
-        ("prometheusUrl", &urls),
-        ("minInterval", "200ms"),
-        ("maxInterval", "500ms"),
-        ("errorMaxInterval", "500ms"),
-        ("requestTimeout", "1s"),
-        ("connectTimeout", "500ms"),
-        ("staleAfter", "3s"),
-    ]));
+    let poller = poller_of_the_pair(&a, &b);
     let both_unhealthy = [
         ("a", Status::False, "GatewayAllTelemetryDataDropped"),
         ("b", Status::False, "GatewaySomeTelemetryDataDropped"),

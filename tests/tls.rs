@@ -6,6 +6,7 @@
 //! like an empty Prometheus) with certificates made by openssl.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 use std::time::{Duration, Instant};
@@ -177,28 +178,28 @@ fn tls_is_verified_unless_explicitly_disabled() {
 const CLIENT_EXT: &str =
     "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_certificate_is_presented_and_a_rotated_one_picked_up() {
-    let dir = TempDir::new("mtls").unwrap();
-    let clients_ca = make_ca(&dir, "clients-ca");
-    let (_server, port, ca) = https_server(&dir, Some(&clients_ca));
-    let url = format!("https://127.0.0.1:{port}");
-    let (good_cert, good_key) = issue(&dir, "clients-ca", "poller", CLIENT_EXT);
-    make_ca(&dir, "stranger-ca");
-    let (bad_cert, bad_key) = issue(&dir, "stranger-ca", "stranger", CLIENT_EXT);
-
+/// `check` with a client certificate: no answer without one, an answer
+/// with `good_cert` and `good_key`, and with `bad_key` instead a one-line
+/// error saying the two do not belong together.
+fn assert_check_presents_the_pair(
+    url: &str,
+    ca: &str,
+    good_cert: &str,
+    good_key: &str,
+    bad_key: &str,
+) {
     let with_pair = |cert: &str, key: &str| {
         check(
-            &url,
-            &["--ca-file", &ca, "--cert-file", cert, "--key-file", key],
+            url,
+            &["--ca-file", ca, "--cert-file", cert, "--key-file", key],
         )
     };
-    let without = check(&url, &["--ca-file", &ca]);
+    let without = check(url, &["--ca-file", ca]);
     assert!(!without.status.success(), "no certificate, no answer");
-    let with = with_pair(&good_cert, &good_key);
+    let with = with_pair(good_cert, good_key);
     let stderr = String::from_utf8_lossy(&with.stderr);
     assert!(with.status.success(), "{stderr}");
-    let unpaired = with_pair(&good_cert, &bad_key);
+    let unpaired = with_pair(good_cert, bad_key);
     let stderr = String::from_utf8_lossy(&unpaired.stderr);
     assert!(
         !unpaired.status.success() && stderr.lines().count() == 1,
@@ -208,6 +209,32 @@ async fn a_client_certificate_is_presented_and_a_rotated_one_picked_up() {
         stderr.contains("KeyMismatch") || stderr.contains("not consistent"),
         "{stderr}"
     );
+}
+
+/// A poller presenting the certificate and key at `cert` and `key`, as
+/// mounted from a Secret, polling often so that a rotation shows soon.
+fn poller_with_mounted_pair(url: &str, ca: &str, cert: &Path, key: &Path) -> StandalonePoller {
+    StandalonePoller::start(tuning(&[
+        ("prometheusUrl", url),
+        ("caFile", ca),
+        ("certFile", cert.to_str().unwrap()),
+        ("keyFile", key.to_str().unwrap()),
+        ("minInterval", "200ms"),
+        ("maxInterval", "200ms"),
+        ("errorMaxInterval", "300ms"),
+    ]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_is_presented_and_a_rotated_one_picked_up() {
+    let dir = TempDir::new("mtls").unwrap();
+    let clients_ca = make_ca(&dir, "clients-ca");
+    let (_server, port, ca) = https_server(&dir, Some(&clients_ca));
+    let url = format!("https://127.0.0.1:{port}");
+    let (good_cert, good_key) = issue(&dir, "clients-ca", "poller", CLIENT_EXT);
+    make_ca(&dir, "stranger-ca");
+    let (bad_cert, bad_key) = issue(&dir, "stranger-ca", "stranger", CLIENT_EXT);
+    assert_check_presents_the_pair(&url, &ca, &good_cert, &good_key, &bad_key);
 
     // The running poller starts with a certificate the server does not
     // trust, then the Secret is rotated to a good one: the next poll uses it.
@@ -217,15 +244,7 @@ async fn a_client_certificate_is_presented_and_a_rotated_one_picked_up() {
     );
     std::fs::copy(&bad_cert, &cert).unwrap();
     std::fs::copy(&bad_key, &key).unwrap();
-    let poller = StandalonePoller::start(tuning(&[
-        ("prometheusUrl", url.as_str()),
-        ("caFile", ca.as_str()),
-        ("certFile", cert.to_str().unwrap()),
-        ("keyFile", key.to_str().unwrap()),
-        ("minInterval", "200ms"),
-        ("maxInterval", "200ms"),
-        ("errorMaxInterval", "300ms"),
-    ]));
+    let poller = poller_with_mounted_pair(&url, &ca, &cert, &key);
     let failed = |p: &StandalonePoller| p.polls("transport") + p.polls("connect");
     let started = Instant::now();
     while failed(&poller) < 2 {

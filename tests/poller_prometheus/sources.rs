@@ -2,9 +2,10 @@
 //! through a fire and a resolve, and a resolved alert does not linger in the
 //! series after Prometheus restarts.
 
-use alert_poller::domain::alerts::Snapshot;
+use alert_poller::domain::alerts::{ActiveAlert, AlertState, Matcher, Snapshot};
 use alert_poller::domain::health::{self, LogSpec, PipelineFacts, Status};
 use alert_poller::domain::kind::Kind;
+use alert_poller::prometheus::{ClientSettings, PrometheusClient, series_max_age};
 use alert_poller_testbed::collector::{Collector, Component, Flow, PipelineKind};
 use alert_poller_testbed::poller::tuning;
 use alert_poller_testbed::prometheus::{Prometheus, Setup};
@@ -80,6 +81,38 @@ fn judge(series: &Snapshot, mended: bool, firing: &mut [bool; 3], resolved: &mut
     }
 }
 
+/// A client of the Prometheus at `url` reading alerts from `source`, as the
+/// poller would, to compare the sources answer by answer.
+fn client_of(url: &str, source: &str) -> PrometheusClient {
+    PrometheusClient::new(ClientSettings::first(&tuning(&[
+        ("prometheusUrl", url),
+        ("alertSource", source),
+    ])))
+    .expect("client builds")
+}
+
+/// The filtering is real: other teams' alerts are there in
+/// `/api/v1/alerts`, and the query's answer, which leaves them out, is far
+/// smaller (`query_bytes` against `alerts_bytes`).
+async fn assert_the_query_leaves_the_noise_out(
+    alerts: &PrometheusClient,
+    query_bytes: usize,
+    alerts_bytes: usize,
+) {
+    let everything = alerts.alerts().await.expect("alerts answer");
+    assert!(
+        everything
+            .alerts
+            .iter()
+            .any(|a| a.labels.get("alertname") == Some("NoiseAlert")),
+        "the unrelated alerts are there to be filtered"
+    );
+    assert!(
+        query_bytes * 2 < alerts_bytes,
+        "the query answer ({query_bytes} B) should be far smaller than /api/v1/alerts ({alerts_bytes} B)"
+    );
+}
+
 /// The two alert sources, asked back to back through a fire and a resolve
 /// of alerts of every kind, with other teams' alerts firing beside them:
 /// the `ALERTS` query gives the very alerts `/api/v1/alerts` gives (same
@@ -92,19 +125,9 @@ fn judge(series: &Snapshot, mended: bool, firing: &mut [bool; 3], resolved: &mut
 /// on Prometheus 3.12); those rounds are not compared.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 pub async fn both_alert_sources_agree_through_a_fire_and_a_resolve() {
-    use alert_poller::domain::alerts::Matcher;
-    use alert_poller::prometheus::{ClientSettings, PrometheusClient};
-
     let (collector, prometheus) = one_pipeline_per_kind_and_noise().await;
     let url = prometheus.url();
-    let client = |source: &str| {
-        PrometheusClient::new(ClientSettings::first(&tuning(&[
-            ("prometheusUrl", url.as_str()),
-            ("alertSource", source),
-        ])))
-        .expect("client builds")
-    };
-    let (alerts, query) = (client("alerts"), client("query"));
+    let (alerts, query) = (client_of(&url, "alerts"), client_of(&url, "query"));
     let matchers = Matcher::all();
     let snapshot = |answer: Vec<_>| Snapshot::from_alerts(answer, &matchers);
 
@@ -149,21 +172,20 @@ pub async fn both_alert_sources_agree_through_a_fire_and_a_resolve() {
         judge(&series, mended, &mut seen_firing, &mut seen_resolved);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let everything = alerts.alerts().await.expect("alerts answer");
-    assert!(
-        everything
-            .alerts
-            .iter()
-            .any(|a| a.labels.get("alertname") == Some("NoiseAlert")),
-        "the unrelated alerts are there to be filtered"
-    );
-    assert!(
-        query_bytes * 2 < alerts_bytes,
-        "the query answer ({query_bytes} B) should be far smaller than /api/v1/alerts ({alerts_bytes} B)"
-    );
+    assert_the_query_leaves_the_noise_out(&alerts, query_bytes, alerts_bytes).await;
     println!(
         "    {compared} bracketed comparisons; answers {query_bytes} B (query) vs {alerts_bytes} B (alerts)"
     );
+}
+
+/// Whether pipeline `a` has a firing metric alert among `alerts`: what
+/// the poller would judge from them.
+fn fires_for_a(alerts: Vec<ActiveAlert>) -> bool {
+    let snapshot = Snapshot::from_alerts(
+        alerts.into_iter().filter(|a| a.state == AlertState::Firing),
+        &Matcher::all(),
+    );
+    snapshot.rules_for(Kind::Metric, "a").next().is_some()
 }
 
 /// An alert that stops firing while Prometheus is down gets no stale
@@ -173,27 +195,11 @@ pub async fn both_alert_sources_agree_through_a_fire_and_a_resolve() {
 /// the unbounded query (the control) still shows it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 pub async fn a_resolved_alert_does_not_linger_in_the_series_after_a_restart() {
-    use alert_poller::domain::alerts::{AlertState, Matcher, Snapshot};
-    use alert_poller::prometheus::{ClientSettings, PrometheusClient, series_max_age};
-
     let collector = Collector::start(&["a"]).await.expect("collector starts");
     let mut prometheus = Prometheus::start(&Setup::fast(collector.addr()))
         .await
         .expect("prometheus starts");
-    let url = prometheus.url();
-    let client = PrometheusClient::new(ClientSettings::first(&tuning(&[
-        ("prometheusUrl", url.as_str()),
-        ("alertSource", "query"),
-    ])))
-    .expect("client builds");
-    let matchers = Matcher::all();
-    let fires_for_a = |alerts: Vec<alert_poller::domain::alerts::ActiveAlert>| {
-        let snapshot = Snapshot::from_alerts(
-            alerts.into_iter().filter(|a| a.state == AlertState::Firing),
-            &matchers,
-        );
-        snapshot.rules_for(Kind::Metric, "a").next().is_some()
-    };
+    let client = client_of(&prometheus.url(), "query");
     collector.set_flow(Component::Gateway, "a", Flow::AllDropped);
     until("a fires", || async {
         client
