@@ -5,6 +5,8 @@
 mod docs;
 #[path = "manifests/policies.rs"]
 mod policies;
+#[path = "manifests/style.rs"]
+mod style;
 
 use std::collections::BTreeMap;
 use std::path::Path;
