@@ -71,49 +71,39 @@ impl Node {
     /// demo have that one built already) and imports it under the name
     /// deploy/'s `alert-poller:<version>` normalizes to.
     pub fn import_project_image(&self) -> Result<(), NodeError> {
-        let root = crate::repo_root();
-        let out = Command::new("bash")
-            .arg(root.join("scripts/image.sh"))
-            .env("ALERT_POLLER_PROFILE", "debug")
-            .current_dir(root)
-            .stdin(Stdio::null())
-            .output()?;
-        if !out.status.success() {
-            return Err(NodeError::Start(format!(
-                "scripts/image.sh failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )));
-        }
-        let archive = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim()
-            .to_owned();
-        self.import_image(&root.join(archive), &project_image())
+        let archive = build_archive("scripts/image.sh", &[("ALERT_POLLER_PROFILE", "debug")])?;
+        self.import_image(&archive, &project_image())
     }
 
     /// Builds the image of Debian's Prometheus (tests/node/prometheus-image.sh)
     /// and imports it as [`TEST_PROMETHEUS_IMAGE`].
     pub fn import_test_prometheus_image(&self) -> Result<(), NodeError> {
-        let root = crate::repo_root();
-        let out = Command::new("bash")
-            .arg(root.join("tests/node/prometheus-image.sh"))
-            .current_dir(root)
-            .stdin(Stdio::null())
-            .output()?;
-        if !out.status.success() {
-            return Err(NodeError::Start(format!(
-                "tests/node/prometheus-image.sh failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )));
-        }
-        let archive = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim()
-            .to_owned();
-        self.import_image(&root.join(archive), TEST_PROMETHEUS_IMAGE)
+        let archive = build_archive("tests/node/prometheus-image.sh", &[])?;
+        self.import_image(&archive, TEST_PROMETHEUS_IMAGE)
     }
+}
+
+/// Runs an image script of the repository (`script`, relative to its root,
+/// with `env`) and returns the archive it names on its last line of output.
+fn build_archive(script: &str, env: &[(&str, &str)]) -> Result<PathBuf, NodeError> {
+    let root = crate::repo_root();
+    let out = Command::new("bash")
+        .arg(root.join(script))
+        .envs(env.iter().copied())
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        return Err(NodeError::Start(format!(
+            "{script} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let archive = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    Ok(root.join(archive))
 }

@@ -11,7 +11,9 @@ use std::fmt::Write as _;
 use crate::outcome::Outcome;
 use crate::report::reactions::reactions;
 
-/// A median and the range around it, in ms.
+/// A median and the range around it, in ms. Differences can be negative
+/// and an even count takes the midpoint, which `figures::percentile`
+/// (nearest rank, unsigned) does not give.
 #[derive(Debug, PartialEq)]
 pub struct Spread {
     pub median: f64,
@@ -48,8 +50,8 @@ pub struct Edge {
     pub gap: Spread,
 }
 
-/// Fires and resolves of one scenario; `None` where neither design saw a
-/// change of that edge.
+/// Fires and resolves of one scenario; `None` where no change of that edge
+/// was seen by both designs.
 pub fn paired(o: &Outcome) -> [Option<Edge>; 2] {
     let mut latencies: BTreeMap<(&'static str, String, u64), [Option<i64>; 2]> = BTreeMap::new();
     for r in reactions(o) {
