@@ -190,11 +190,7 @@ async fn a_drop_alert_turns_exactly_that_pipeline_false_and_back(env: &mut Env) 
     // the False write, or both writes may fall in the same second and the
     // check below could not tell a moved time from a kept one.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    env.collector
-        .set_flow(Component::Gateway, "backend", Flow::Healthy);
-    let healthy = env
-        .until_condition("backend", "True", "FlowHealthy")
-        .await?;
+    let healthy = env.mend_backend().await?;
     ensure!(
         healthy["lastTransitionTime"] != failed["lastTransitionTime"],
         "the transition time moved with the status"
@@ -286,10 +282,7 @@ async fn check_all_judges_every_pipeline_of_the_cluster(env: &mut Env) -> Result
         "{text}"
     );
     println!("    check --all:\n{text}");
-    env.collector
-        .set_flow(Component::Gateway, "backend", Flow::Healthy);
-    env.until_condition("backend", "True", "FlowHealthy")
-        .await?;
+    env.mend_backend().await?;
     Ok(())
 }
 

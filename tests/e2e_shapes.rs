@@ -180,13 +180,7 @@ async fn a_v1alpha1_status_write_loses_v1beta1_fields(env: &mut Env) -> Result<(
 async fn flip(env: &Env, rounds: usize) -> Result<f64> {
     let before = env.controller().status_writes().await;
     for _ in 0..rounds {
-        env.collector
-            .set_flow(Component::Gateway, "backend", Flow::AllDropped);
-        env.until_condition("backend", "False", "GatewayAllTelemetryDataDropped")
-            .await?;
-        env.collector
-            .set_flow(Component::Gateway, "backend", Flow::Healthy);
-        env.until_condition("backend", "True", "FlowHealthy")
+        env.break_and_mend_backend(Flow::AllDropped, "GatewayAllTelemetryDataDropped")
             .await?;
     }
     Ok(env.controller().status_writes().await - before)

@@ -2,7 +2,7 @@
 //! standby, and a standby cut off from the API server.
 
 use crate::env::{Env, NAMESPACE, PATIENCE};
-use alert_poller_testbed::collector::{Component, Flow};
+use alert_poller_testbed::collector::Flow;
 use alert_poller_testbed::controller::ControllerProcess;
 use anyhow::{Context as _, Result, ensure};
 use std::path::Path;
@@ -57,13 +57,7 @@ pub async fn leader_failover(env: &mut Env) -> Result<()> {
         killed_at.elapsed().as_secs_f64()
     );
     env.controller = Some(replicas.remove(standby));
-    env.collector
-        .set_flow(Component::Gateway, "backend", Flow::SomeDropped);
-    env.until_condition("backend", "False", "GatewaySomeTelemetryDataDropped")
-        .await?;
-    env.collector
-        .set_flow(Component::Gateway, "backend", Flow::Healthy);
-    env.until_condition("backend", "True", "FlowHealthy")
+    env.break_and_mend_backend(Flow::SomeDropped, "GatewaySomeTelemetryDataDropped")
         .await?;
     Ok(())
 }

@@ -107,6 +107,23 @@ pub async fn until_shared_of(
     }
 }
 
+/// The other writer's conditions stay as they are while ours goes True,
+/// then False with `reason` when the gateway's flow turns `flow`, then True
+/// again.
+async fn shared_through_a_break(
+    env: &Env,
+    their_conditions: &[Value],
+    flow: Flow,
+    reason: &str,
+) -> Result<()> {
+    until_shared(env, "backend", their_conditions, "True", "FlowHealthy").await?;
+    env.collector.set_flow(Component::Gateway, "backend", flow);
+    until_shared(env, "backend", their_conditions, "False", reason).await?;
+    env.collector
+        .set_flow(Component::Gateway, "backend", Flow::Healthy);
+    until_shared(env, "backend", their_conditions, "True", "FlowHealthy").await
+}
+
 pub async fn conditions_are_shared(env: &Env) -> Result<()> {
     // Through update: they write the whole list (ours kept), then we write ours.
     let update = [
@@ -114,20 +131,13 @@ pub async fn conditions_are_shared(env: &Env) -> Result<()> {
         theirs("ConfigurationGenerated", "True", "GatewayConfigured"),
     ];
     their_update(env, "backend", &update)?;
-    until_shared(env, "backend", &update, "True", "FlowHealthy").await?;
-    env.collector
-        .set_flow(Component::Gateway, "backend", Flow::SomeDropped);
-    until_shared(
+    shared_through_a_break(
         env,
-        "backend",
         &update,
-        "False",
+        Flow::SomeDropped,
         "GatewaySomeTelemetryDataDropped",
     )
     .await?;
-    env.collector
-        .set_flow(Component::Gateway, "backend", Flow::Healthy);
-    until_shared(env, "backend", &update, "True", "FlowHealthy").await?;
 
     // Through apply: their forced apply of their entries; ours is kept (map)
     // or taken and written back at once (atomic), theirs untouched either way.
@@ -136,20 +146,13 @@ pub async fn conditions_are_shared(env: &Env) -> Result<()> {
         theirs("ConfigurationGenerated", "True", "GatewayConfigured"),
     ];
     their_apply(env, "backend", &apply)?;
-    until_shared(env, "backend", &apply, "True", "FlowHealthy").await?;
-    env.collector
-        .set_flow(Component::Gateway, "backend", Flow::AllDropped);
-    until_shared(
+    shared_through_a_break(
         env,
-        "backend",
         &apply,
-        "False",
+        Flow::AllDropped,
         "GatewayAllTelemetryDataDropped",
     )
     .await?;
-    env.collector
-        .set_flow(Component::Gateway, "backend", Flow::Healthy);
-    until_shared(env, "backend", &apply, "True", "FlowHealthy").await?;
     // Their next apply, forced or not, is not refused by anything of ours on
     // a map list; on an atomic list a forced one is the only kind that
     // can share it with any other writer.

@@ -88,12 +88,7 @@ pub async fn refused_status_writes_fire_status_writes_failing(bed: &mut Bed) -> 
     bed.env
         .until_condition("backend", "False", "GatewayAllTelemetryDataDropped")
         .await?;
-    bed.env
-        .collector
-        .set_flow(Component::Gateway, "backend", Flow::Healthy);
-    bed.env
-        .until_condition("backend", "True", "FlowHealthy")
-        .await?;
+    bed.env.mend_backend().await?;
     Ok(())
 }
 
@@ -154,12 +149,7 @@ pub async fn a_restarted_prometheus_fires_settling(bed: &mut Bed) -> Result<()> 
     bed.env.prometheus.set_rules(&rules(second)).await?;
     bed.env.patch_config(r#"{"alertSource":"query"}"#)?;
     fired?;
-    bed.env
-        .collector
-        .set_flow(Component::Gateway, "backend", Flow::Healthy);
-    bed.env
-        .until_condition("backend", "True", "FlowHealthy")
-        .await?;
+    bed.env.mend_backend().await?;
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::world::*;
-use alert_poller_testbed::collector::{Component, Flow};
+use alert_poller_testbed::collector::Flow;
 use alert_poller_testbed::exposition;
 use alert_poller_testbed::install::{self, NAMESPACE};
 use alert_poller_testbed::node;
@@ -49,13 +49,8 @@ pub async fn deploy_polls_the_self_monitor_through_both_policies(w: &mut World) 
         ))
     };
     let before = successes(w)?;
-    w.collector
-        .set_flow(Component::Gateway, "backend", Flow::AllDropped);
-    w.until_condition("backend", "False", "GatewayAllTelemetryDataDropped")
+    w.break_and_mend_backend(Flow::AllDropped, "GatewayAllTelemetryDataDropped")
         .await?;
-    w.collector
-        .set_flow(Component::Gateway, "backend", Flow::Healthy);
-    w.until_condition("backend", "True", "FlowHealthy").await?;
     let after = successes(w)?;
     ensure!(
         after > before,
@@ -327,7 +322,13 @@ pub async fn kyma_system_install_works_beside_the_manager(w: &mut World) -> Resu
         "kyma-system's labels changed: {before} -> {}",
         labels(w)?
     );
-    while ready_controller_pods_in(w, KYMA_SYSTEM)? < 2 {
+    while w
+        .pods_in(KYMA_SYSTEM)?
+        .iter()
+        .filter(|p| is_ready(p))
+        .count()
+        < 2
+    {
         ensure!(
             t.elapsed() < PATIENCE,
             "2 Ready pods in {KYMA_SYSTEM} not within {PATIENCE:?}"
@@ -335,13 +336,8 @@ pub async fn kyma_system_install_works_beside_the_manager(w: &mut World) -> Resu
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let ready = t.elapsed();
-    w.collector
-        .set_flow(Component::Gateway, "backend", Flow::SomeDropped);
-    w.until_condition("backend", "False", "GatewaySomeTelemetryDataDropped")
+    w.break_and_mend_backend(Flow::SomeDropped, "GatewaySomeTelemetryDataDropped")
         .await?;
-    w.collector
-        .set_flow(Component::Gateway, "backend", Flow::Healthy);
-    w.until_condition("backend", "True", "FlowHealthy").await?;
     let holder = install::lease_holder_in(w.kubectl(), KYMA_SYSTEM)?;
     w.report.push(format!(
         "deploy/kyma-system/: 2 pods Ready in {KYMA_SYSTEM} {:.1}s after apply (its labels untouched); the leader {holder} wrote an alert's change and its resolve through both policies, {:.1}s in all",
@@ -360,26 +356,4 @@ fn namespace_labels(w: &World, namespace: &str) -> Result<String> {
         "-o",
         "jsonpath={.metadata.labels}",
     ])
-}
-
-/// The Ready pods of the controller's Deployment in `namespace` (the
-/// template-hash label leaves out the probe pods of the policy steps).
-fn ready_controller_pods_in(w: &World, namespace: &str) -> Result<usize> {
-    let json = w.run(&[
-        "-n",
-        namespace,
-        "get",
-        "pods",
-        "-l",
-        "app.kubernetes.io/name=alert-poller,pod-template-hash",
-        "-o",
-        "json",
-    ])?;
-    let list: Value = serde_json::from_str(&json)?;
-    Ok(list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| is_ready(p))
-        .count())
 }

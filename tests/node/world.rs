@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use alert_poller_testbed::collector::Collector;
+use alert_poller_testbed::collector::{Collector, Component, Flow};
 use alert_poller_testbed::controlplane::Kubectl;
 use alert_poller_testbed::install::{self, NAMESPACE};
 use alert_poller_testbed::node::{NODE_IP, Node};
@@ -52,9 +52,14 @@ impl World {
     /// deploy/'s pods (the Deployment's: a probe pod of the policy steps
     /// carries the app label too).
     pub fn pods(&self) -> Result<Vec<Value>> {
+        self.pods_in(NAMESPACE)
+    }
+
+    /// The controller's Deployment's pods in `namespace`.
+    pub fn pods_in(&self, namespace: &str) -> Result<Vec<Value>> {
         let json = self.run(&[
             "-n",
-            NAMESPACE,
+            namespace,
             "get",
             "pods",
             "-l",
@@ -155,6 +160,19 @@ impl World {
             .as_array()
             .and_then(|cs| cs.iter().find(|c| c["type"] == CONDITION))
             .cloned())
+    }
+
+    /// One alert raised and resolved: `backend`'s gateway flow turned
+    /// `flow` until its condition is False with `reason`, then mended until
+    /// it is True again.
+    pub async fn break_and_mend_backend(&self, flow: Flow, reason: &str) -> Result<()> {
+        self.collector.set_flow(Component::Gateway, "backend", flow);
+        self.until_condition("backend", "False", reason).await?;
+        self.collector
+            .set_flow(Component::Gateway, "backend", Flow::Healthy);
+        self.until_condition("backend", "True", "FlowHealthy")
+            .await?;
+        Ok(())
     }
 
     pub async fn until_condition(&self, name: &str, status: &str, reason: &str) -> Result<Value> {

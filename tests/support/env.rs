@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use alert_poller_testbed::collector::{Collector, PipelineKind};
+use alert_poller_testbed::collector::{Collector, Component, Flow, PipelineKind};
 use alert_poller_testbed::controller::ControllerProcess;
 use alert_poller_testbed::controlplane::{ControlPlane, Kubectl};
 use alert_poller_testbed::prometheus::{Prometheus, Setup};
@@ -106,6 +106,23 @@ impl Env {
             .as_array()
             .and_then(|cs| cs.iter().find(|c| c["type"] == CONDITION))
             .cloned())
+    }
+
+    /// One alert raised and resolved: `backend`'s gateway flow turned
+    /// `flow` until its condition is False with `reason`, then mended until
+    /// it is True again.
+    pub async fn break_and_mend_backend(&self, flow: Flow, reason: &str) -> Result<()> {
+        self.collector.set_flow(Component::Gateway, "backend", flow);
+        self.until_condition("backend", "False", reason).await?;
+        self.mend_backend().await?;
+        Ok(())
+    }
+
+    /// `backend`'s gateway mended, and its condition once it is True again.
+    pub async fn mend_backend(&self) -> Result<Value> {
+        self.collector
+            .set_flow(Component::Gateway, "backend", Flow::Healthy);
+        self.until_condition("backend", "True", "FlowHealthy").await
     }
 
     pub async fn until_condition(&self, name: &str, status: &str, reason: &str) -> Result<Value> {
